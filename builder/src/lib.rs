@@ -1,0 +1,2 @@
+//! Dockerfile parsing and image builds with a layer cache keyed by content hashes.
+#![forbid(unsafe_code)]

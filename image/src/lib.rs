@@ -1,0 +1,2 @@
+//! Image references, digests, the OCI and Docker manifest model, the content store and layer snapshots.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Containers, pods, networks, volumes and the node daemon built on the image store and the runtime.
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! A runc-compatible OCI runtime as a library: create, start, kill, delete and exec containers from OCI bundles.
