@@ -1,2 +1,4 @@
 //! Image references, digests, the OCI and Docker manifest model, the content store and layer snapshots.
 #![forbid(unsafe_code)]
+
+pub mod digest;
