@@ -2,4 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod digest;
+pub mod manifest;
 pub mod reference;
+pub mod store;
