@@ -1,0 +1,520 @@
+//! Shell-style word expansion as BuildKit's `shell/lex.go` does it for Dockerfile
+//! instructions: `$v`, `${v}`, `${v:-w}`, `${v:+w}`, `${v-w}`, `${v+w}`, `${v:?w}`,
+//! `${v#p}`, `${v##p}`, `${v%p}`, `${v%%p}`, `${v/p/r}`, `${v//p/r}`, quotes and escapes.
+//! Unset variables expand to nothing; no command substitution or arithmetic.
+
+use std::collections::BTreeMap;
+
+/// Variables visible to an expansion (build args and environment, already merged).
+pub type Vars = BTreeMap<String, String>;
+
+/// Why a word could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// `${v` without its closing brace.
+    #[error("syntax error: missing '}}' in variable substitution")]
+    MissingBrace,
+    /// `${}`, `${:x}`, `${{x}`.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    /// `${v!x}` and other operators BuildKit does not have, and `${v:#x}`.
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// An opening quote without its closing one.
+    #[error("unexpected end of statement while looking for matching {0}")]
+    Unterminated(&'static str),
+    /// `${v?msg}` with `v` unset, or `${v:?msg}` with `v` unset or empty.
+    #[error("{name}: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// The message given, or the default one.
+        message: String,
+    },
+}
+
+/// Expands words with the Dockerfile's escape character.
+#[derive(Debug, Clone, Copy)]
+pub struct Expander {
+    escape: char,
+}
+
+impl Expander {
+    /// An expander for a Dockerfile whose escape character is `escape`.
+    pub fn new(escape: char) -> Self {
+        Self { escape }
+    }
+
+    /// Expands one word (BuildKit `ProcessWord`): quotes are removed, whitespace kept.
+    pub fn word(&self, text: &str, vars: &Vars) -> Result<String, ExpandError> {
+        let mut scan = Scan {
+            chars: text.chars().collect(),
+            pos: 0,
+            escape: self.escape,
+            vars,
+        };
+        scan.until(None, false)
+    }
+}
+
+struct Scan<'v> {
+    chars: Vec<char>,
+    pos: usize,
+    escape: char,
+    vars: &'v Vars,
+}
+
+fn is_special_param(c: char) -> bool {
+    matches!(c, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0')
+}
+
+impl Scan<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    /// Reads up to `stop` (consumed) or the end; with `raw_escapes` the escape character
+    /// is kept (patterns need it to tell `\*` from `*`).
+    fn until(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<String, ExpandError> {
+        let mut out = String::new();
+        while let Some(ch) = self.peek() {
+            if Some(ch) == stop {
+                self.pos += 1;
+                return Ok(out);
+            }
+            match ch {
+                '\'' => out.push_str(&self.single_quoted()?),
+                '"' => out.push_str(&self.double_quoted()?),
+                '$' => out.push_str(&self.dollar()?),
+                _ => {
+                    self.pos += 1;
+                    if ch == self.escape {
+                        if raw_escapes {
+                            out.push(ch);
+                        }
+                        match self.next() {
+                            None => break,
+                            Some(c) => out.push(c),
+                        }
+                    } else {
+                        out.push(ch);
+                    }
+                }
+            }
+        }
+        match stop {
+            Some('}') => Err(ExpandError::MissingBrace),
+            Some(_) => Err(ExpandError::MissingBrace),
+            None => Ok(out),
+        }
+    }
+
+    fn single_quoted(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            match self.next() {
+                None => return Err(ExpandError::Unterminated("single-quote")),
+                Some('\'') => return Ok(out),
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    fn double_quoted(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(ExpandError::Unterminated("double-quote")),
+                Some('"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some('$') => out.push_str(&self.dollar()?),
+                Some(ch) => {
+                    self.pos += 1;
+                    if ch == self.escape {
+                        match self.peek() {
+                            // A trailing escape is dropped.
+                            None => continue,
+                            Some(c) if c == '"' || c == '$' || c == self.escape => {
+                                self.pos += 1;
+                                out.push(c);
+                                continue;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    out.push(ch);
+                }
+            }
+        }
+    }
+
+    /// A variable name: letters, digits, `_`; or a run of digits; or one special parameter.
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        match self.peek() {
+            Some(c) if c.is_ascii_digit() => {
+                while let Some(c) = self.peek().filter(char::is_ascii_digit) {
+                    self.pos += 1;
+                    name.push(c);
+                }
+                return name;
+            }
+            Some(c) if is_special_param(c) => {
+                self.pos += 1;
+                name.push(c);
+                return name;
+            }
+            _ => {}
+        }
+        while let Some(c) = self.peek().filter(|c| c.is_alphanumeric() || *c == '_') {
+            self.pos += 1;
+            name.push(c);
+        }
+        name
+    }
+
+    fn dollar(&mut self) -> Result<String, ExpandError> {
+        self.pos += 1;
+        if self.peek() != Some('{') {
+            let name = self.name();
+            if name.is_empty() {
+                return Ok("$".into());
+            }
+            return Ok(self.vars.get(&name).cloned().unwrap_or_default());
+        }
+        self.pos += 1;
+        match self.peek() {
+            None => return Err(ExpandError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(ExpandError::BadSubstitution),
+            _ => {}
+        }
+        let name = self.name();
+        let value = self.vars.get(&name).cloned();
+        let mut op = match self.next() {
+            None => return Err(ExpandError::MissingBrace),
+            Some('}') => return Ok(value.unwrap_or_default()),
+            Some(c) => c,
+        };
+        let mut null_is_unset = false;
+        let mut shown = op.to_string();
+        if op == ':' {
+            null_is_unset = true;
+            op = self.next().ok_or(ExpandError::MissingBrace)?;
+            shown.push(op);
+        }
+        match op {
+            '-' | '+' | '?' => {
+                let word = self.until(Some('}'), false)?;
+                let unset = match &value {
+                    None => true,
+                    Some(v) => null_is_unset && v.is_empty(),
+                };
+                Ok(match op {
+                    '-' if unset => word,
+                    '-' => value.unwrap_or_default(),
+                    '+' if unset => String::new(),
+                    '+' => word,
+                    _ if unset => {
+                        let message = if !word.is_empty() {
+                            word
+                        } else if value.is_none() {
+                            "is not allowed to be unset".into()
+                        } else {
+                            "is not allowed to be empty".into()
+                        };
+                        return Err(ExpandError::Required { name, message });
+                    }
+                    _ => value.unwrap_or_default(),
+                })
+            }
+            '#' | '%' if !null_is_unset => {
+                let mut pattern = self.until(Some('}'), true)?;
+                let longest = pattern.starts_with(op);
+                if longest {
+                    pattern.remove(0);
+                }
+                let value: Vec<char> = value.unwrap_or_default().chars().collect();
+                let pattern: Vec<char> = pattern.chars().collect();
+                Ok(if op == '#' {
+                    trim_prefix(&pattern, &value, longest, self.escape)
+                } else {
+                    trim_suffix(&pattern, &value, longest, self.escape)
+                })
+            }
+            '/' if !null_is_unset => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.pos += 1;
+                }
+                let pattern: Vec<char> = self.until(Some('/'), true)?.chars().collect();
+                let replacement = self.until(Some('}'), true)?;
+                let value: Vec<char> = value.unwrap_or_default().chars().collect();
+                Ok(replace(&pattern, &value, &replacement, all, self.escape))
+            }
+            _ => Err(ExpandError::UnsupportedModifier(shown)),
+        }
+    }
+}
+
+/// Shell pattern match of the whole of `s`: `*`, `?`, `[...]` (with `!`/`^` and ranges)
+/// and `escape` to quote the next character.
+fn glob(p: &[char], s: &[char], escape: char) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some('*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..], escape)),
+        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..], escape),
+        Some('[') => match s.first() {
+            None => false,
+            Some(&c) => match class(&p[1..], c) {
+                Some((true, used)) => glob(&p[1 + used..], &s[1..], escape),
+                Some((false, _)) => false,
+                // No closing bracket: a literal `[`.
+                None => c == '[' && glob(&p[1..], &s[1..], escape),
+            },
+        },
+        Some(&c) if c == escape && p.len() > 1 => {
+            s.first() == Some(&p[1]) && glob(&p[2..], &s[1..], escape)
+        }
+        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], escape),
+    }
+}
+
+/// Matches `c` against a bracket class starting after `[`; returns (matched, chars used
+/// including the closing `]`), or `None` when the class is not closed.
+fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 0;
+    let negate = matches!(p.first(), Some('!' | '^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() {
+        if p[i] == ']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        let lo = p[i];
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            let hi = p[i + 2];
+            if lo <= c && c <= hi {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if c == lo {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+fn trim_prefix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
+    let ends: Box<dyn Iterator<Item = usize>> = if longest {
+        Box::new((0..=v.len()).rev())
+    } else {
+        Box::new(0..=v.len())
+    };
+    for end in ends {
+        if glob(p, &v[..end], escape) {
+            return v[end..].iter().collect();
+        }
+    }
+    v.iter().collect()
+}
+
+fn trim_suffix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
+    let starts: Box<dyn Iterator<Item = usize>> = if longest {
+        Box::new(0..=v.len())
+    } else {
+        Box::new((0..=v.len()).rev())
+    };
+    for start in starts {
+        if glob(p, &v[start..], escape) {
+            return v[..start].iter().collect();
+        }
+    }
+    v.iter().collect()
+}
+
+/// Replaces the first (or every) leftmost-longest match of `p` in `v`.
+fn replace(p: &[char], v: &[char], with: &str, all: bool, escape: char) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    let mut replaced = false;
+    while i <= v.len() {
+        let found = if replaced && !all {
+            None
+        } else {
+            (i..=v.len()).rev().find(|&end| glob(p, &v[i..end], escape))
+        };
+        match found {
+            Some(end) => {
+                out.push_str(with);
+                replaced = true;
+                if end == i {
+                    if let Some(c) = v.get(i) {
+                        out.push(*c);
+                    }
+                    i += 1;
+                } else {
+                    i = end;
+                }
+            }
+            None => {
+                if let Some(c) = v.get(i) {
+                    out.push(*c);
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        [
+            ("PWD", "/home"),
+            ("SHELL", "bash"),
+            ("KOREAN", "한국어"),
+            ("EMPTY", ""),
+            ("path", "a/b/c.tar.gz"),
+            ("sp", "a b"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn x(text: &str) -> String {
+        Expander::new('\\').word(text, &vars()).unwrap()
+    }
+
+    fn e(text: &str) -> ExpandError {
+        Expander::new('\\').word(text, &vars()).unwrap_err()
+    }
+
+    // Cases modelled on BuildKit's envVarTest: each is (input, expected).
+    #[test]
+    fn plain_variables_and_quoting() {
+        let cases = [
+            ("hello", "hello"),
+            ("he'll'o", "hello"),
+            ("he'llo", ""),
+            (r"he\'llo", "he'llo"),
+            ("'hello world'", "hello world"),
+            (r#""hello \"world\"""#, r#"hello "world""#),
+            (r#""a\nb""#, r"a\nb"),
+            ("$PWD", "/home"),
+            ("${PWD}", "/home"),
+            ("${PWD}x", "/homex"),
+            ("$PWDx", ""),
+            (r"\$PWD", "$PWD"),
+            (r#""$PWD""#, "/home"),
+            ("'$PWD'", "$PWD"),
+            (r#""\$PWD""#, "$PWD"),
+            ("$", "$"),
+            ("a$", "a$"),
+            ("$/x", "$/x"),
+            ("$KOREAN", "한국어"),
+            ("${KOREAN}!", "한국어!"),
+            ("$UNSET", ""),
+            ("$1x", "x"),
+            ("a b  c", "a b  c"),
+            (r"foo\", "foo"),
+        ];
+        for (input, want) in cases {
+            if want.is_empty() && input == "he'llo" {
+                assert!(Expander::new('\\').word(input, &vars()).is_err());
+                continue;
+            }
+            assert_eq!(x(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_alternatives() {
+        let cases = [
+            ("${UNSET:-def}", "def"),
+            ("${EMPTY:-def}", "def"),
+            ("${EMPTY-def}", ""),
+            ("${UNSET-def}", "def"),
+            ("${PWD:-def}", "/home"),
+            ("${PWD:+alt}", "alt"),
+            ("${EMPTY:+alt}", ""),
+            ("${EMPTY+alt}", "alt"),
+            ("${UNSET+alt}", ""),
+            ("${UNSET:-${SHELL}}", "bash"),
+            ("${UNSET:-'a b'}", "a b"),
+            (r#"${UNSET:-"$PWD x"}"#, "/home x"),
+            ("${PWD:?oops}", "/home"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(x(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn pattern_operators() {
+        let cases = [
+            ("${path#*/}", "b/c.tar.gz"),
+            ("${path##*/}", "c.tar.gz"),
+            ("${path%.*}", "a/b/c.tar"),
+            ("${path%%.*}", "a/b/c"),
+            ("${path#x}", "a/b/c.tar.gz"),
+            ("${path/\\//_}", "a_b/c.tar.gz"),
+            ("${path//\\//_}", "a_b_c.tar.gz"),
+            ("${path//[ab]/X}", "X/X/c.tXr.gz"),
+            ("${path/?/Z}", "Z/b/c.tar.gz"),
+            ("${UNSET#x}", ""),
+            ("${SHELL/sh/}", "ba"),
+            ("${SHELL#\\*}", "bash"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(x(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(e("${PWD"), ExpandError::MissingBrace);
+        assert_eq!(e("${PWD:-x"), ExpandError::MissingBrace);
+        assert_eq!(e("${}"), ExpandError::BadSubstitution);
+        assert_eq!(e("${:x}"), ExpandError::BadSubstitution);
+        assert_eq!(e("${PWD!x}"), ExpandError::UnsupportedModifier("!".into()));
+        assert_eq!(e("${PWD:#x}"), ExpandError::UnsupportedModifier(":#".into()));
+        assert_eq!(e("\"abc"), ExpandError::Unterminated("double-quote"));
+        assert_eq!(
+            e("${UNSET?}").to_string(),
+            "UNSET: is not allowed to be unset"
+        );
+        assert_eq!(
+            e("${EMPTY:?must be set}").to_string(),
+            "EMPTY: must be set"
+        );
+    }
+
+    #[test]
+    fn backtick_escape() {
+        let ex = Expander::new('`');
+        assert_eq!(ex.word(r"c:\dir `$PWD", &vars()).unwrap(), r"c:\dir $PWD");
+    }
+}
