@@ -138,3 +138,5 @@ impl Default for TestRoot {
         Self::new()
     }
 }
+
+pub mod registry_fixtures;
