@@ -1,2 +1,4 @@
 //! Containers, pods, networks, volumes and the node daemon built on the image store and the runtime.
 #![forbid(unsafe_code)]
+
+pub mod network;

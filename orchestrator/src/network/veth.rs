@@ -1,0 +1,142 @@
+//! The veth pair joining a container's network namespace to the bridge: `bv<short-id>` on the
+//! host, plugged into the bridge, and `eth0` inside, with the container's address and a
+//! default route via the gateway.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use sha2::{Digest, Sha256};
+
+use super::netlink::{self, is_errno, link_index, NetlinkError};
+
+/// The interface name inside the container.
+pub const CONTAINER_IFNAME: &str = "eth0";
+
+/// The host-side veth name for a container: `bv` and the first 12 hex digits of its id
+/// (or of the id's SHA-256 when the id is not hex), within the kernel's 15-byte limit.
+pub fn host_name(container_id: &str) -> String {
+    let hex_id = container_id.len() >= 12
+        && container_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex_id {
+        format!("bv{}", &container_id[..12])
+    } else {
+        let digest = hex::encode(Sha256::digest(container_id.as_bytes()));
+        format!("bv{}", &digest[..12])
+    }
+}
+
+/// Creates the pair with its container end directly inside `netns` (so no name clash with
+/// host interfaces is possible), plugs the host end into bridge `bridge_index`, then sets up
+/// `lo`, `eth0`, its address and the default route inside the namespace. On failure the pair
+/// is deleted again.
+pub(crate) fn create(
+    host: &str,
+    bridge_index: u32,
+    netns: &Path,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), NetlinkError> {
+    let ns_file = std::fs::File::open(netns).map_err(|source| NetlinkError::OpenNetns {
+        path: netns.to_path_buf(),
+        source,
+    })?;
+    let host_owned = host.to_string();
+    netlink::run(None, move |handle| async move {
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(CONTAINER_IFNAME)
+            .setns_by_fd(ns_file.as_raw_fd())
+            .build();
+        let message = LinkVeth::new(&host_owned, CONTAINER_IFNAME)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge_index)
+            .up()
+            .build();
+        handle
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!("create veth {host_owned}")))?;
+        drop(ns_file);
+        Ok(())
+    })?;
+    let configured = netlink::run(Some(netns), move |handle| async move {
+        for name in ["lo", CONTAINER_IFNAME] {
+            let index = link_index(&handle, name)
+                .await?
+                .ok_or_else(|| NetlinkError::LinkNotFound(name.to_string()))?;
+            if name == CONTAINER_IFNAME {
+                handle
+                    .address()
+                    .add(index, IpAddr::V4(ip), prefix)
+                    .execute()
+                    .await
+                    .map_err(NetlinkError::request(format!(
+                        "add address {ip}/{prefix} to {CONTAINER_IFNAME}"
+                    )))?;
+            }
+            handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).up().build())
+                .execute()
+                .await
+                .map_err(NetlinkError::request(format!("set {name} up")))?;
+        }
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .build();
+        handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(NetlinkError::request(format!(
+                "add default route via {gateway}"
+            )))?;
+        Ok(())
+    });
+    if let Err(e) = configured {
+        if let Err(cleanup) = delete_link(host) {
+            tracing::warn!(veth = host, error = %cleanup, "cannot remove half-configured veth");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Deletes the host link `name` (for a veth, both ends go); returns whether it existed.
+pub(crate) fn delete_link(name: &str) -> Result<bool, NetlinkError> {
+    let name = name.to_string();
+    netlink::run(None, move |handle| async move {
+        let Some(index) = link_index(&handle, &name).await? else {
+            return Ok(false);
+        };
+        match handle.link().del(index).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
+            Err(e) => Err(NetlinkError::request(format!("delete link {name}"))(e)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_fit_ifnamsiz_and_use_the_short_id() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(host_name(id), "bv0123456789ab");
+        let named = host_name("my-pod");
+        assert_eq!(named.len(), 14);
+        assert!(named.starts_with("bv"));
+        assert_ne!(named, host_name("my-pod2"));
+        assert_eq!(named, host_name("my-pod"));
+    }
+}
