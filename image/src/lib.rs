@@ -5,3 +5,5 @@ pub mod digest;
 pub mod manifest;
 pub mod reference;
 pub mod store;
+pub mod archive;
+pub mod import;
