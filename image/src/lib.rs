@@ -1,9 +1,10 @@
 //! Image references, digests, the OCI and Docker manifest model, the content store and layer snapshots.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod digest;
+pub mod import;
 pub mod manifest;
 pub mod reference;
 pub mod store;
-pub mod archive;
-pub mod import;
+pub mod snapshot;

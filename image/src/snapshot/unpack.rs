@@ -1,0 +1,462 @@
+//! Applying one layer tar to an empty snapshot directory.
+//!
+//! Modelled on containerd's `pkg/archive/tar.go`: each entry's parent is
+//! resolved inside the root (see [`super::safe_path`]), whatever the layer
+//! itself put at the entry's path is replaced unless both are directories,
+//! hard links must point at something this layer already holds, and
+//! directory modes and times are set last so later entries can still be
+//! written into them. Whiteouts are stored in overlay form when privileged
+//! (see [`super::whiteout`]).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use tar::EntryType;
+
+use super::safe_path::{self, PathError};
+use super::whiteout;
+
+/// What the unpacker may do beyond writing plain files, decided by privilege.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackOptions {
+    /// Give entries the uid and gid from the tar (needs `CAP_CHOWN`).
+    pub preserve_ownership: bool,
+    /// Make device nodes, overlay-form whiteouts and `trusted.*` xattrs (needs
+    /// `CAP_MKNOD` and `CAP_SYS_ADMIN`). Without it device nodes are skipped
+    /// and whiteouts are kept as `.wh.` marker files.
+    pub privileged: bool,
+}
+
+impl UnpackOptions {
+    /// Options for the calling process: everything when running as root
+    /// (effective uid 0), plain files and modes otherwise.
+    pub fn for_current_user() -> UnpackOptions {
+        let root = nix::unistd::geteuid().is_root();
+        UnpackOptions {
+            preserve_ownership: root,
+            privileged: root,
+        }
+    }
+}
+
+/// Why a layer could not be unpacked; every variant about an entry names it.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// The tar stream itself could not be read (truncated, corrupt, bad header).
+    #[error("reading layer tar: {0}")]
+    Read(#[source] io::Error),
+    /// The entry's path cannot be placed inside the snapshot.
+    #[error("layer entry {entry:?}: {source}")]
+    Path {
+        /// The entry name as written in the tar.
+        entry: String,
+        /// What is wrong with the path.
+        #[source]
+        source: PathError,
+    },
+    /// A hard link's target cannot be found inside the snapshot.
+    #[error("layer entry {entry:?}: hard link target {target:?}: {source}")]
+    LinkTarget {
+        /// The entry name.
+        entry: String,
+        /// The link target as written in the tar.
+        target: String,
+        /// Why the target is unusable.
+        #[source]
+        source: PathError,
+    },
+    /// A hard link points at a directory.
+    #[error("layer entry {entry:?}: hard link target {target:?} is a directory")]
+    LinkToDirectory {
+        /// The entry name.
+        entry: String,
+        /// The link target as written in the tar.
+        target: String,
+    },
+    /// A link entry carries no target.
+    #[error("layer entry {0:?}: link without a target")]
+    MissingLinkName(String),
+    /// A whiteout names `.`, `..` or nothing.
+    #[error("layer entry {0:?}: whiteout names no deletable file")]
+    BadWhiteout(String),
+    /// A non-directory entry names the snapshot root.
+    #[error("layer entry {0:?}: only a directory may stand for the layer root")]
+    RootNotDirectory(String),
+    /// The entry type is not one a layer may hold.
+    #[error("layer entry {entry:?}: unsupported tar entry type {kind:?}")]
+    UnsupportedType {
+        /// The entry name.
+        entry: String,
+        /// The raw type byte.
+        kind: char,
+    },
+    /// Writing the entry to disk failed.
+    #[error("layer entry {entry:?}: {action} {path}: {source}")]
+    Io {
+        /// The entry name.
+        entry: String,
+        /// What was being done ("create", "chown", ...).
+        action: &'static str,
+        /// The host path acted on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Metadata of one entry taken from its header and PAX records.
+struct Attrs {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// A directory whose mode and times are applied after all entries.
+struct PendingDir {
+    path: PathBuf,
+    mode: u32,
+    mtime: i64,
+}
+
+/// Unpacks the tar stream `reader` into the existing, empty directory `root`.
+/// Stops at the tar end marker; the caller drains what follows.
+pub fn unpack_tar<R: Read>(
+    reader: R,
+    root: &Path,
+    options: &UnpackOptions,
+) -> Result<(), UnpackError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut dirs: Vec<PendingDir> = Vec::new();
+    let mut count = 0u64;
+    for entry in archive.entries().map_err(UnpackError::Read)? {
+        let mut entry = entry.map_err(UnpackError::Read)?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        Unpacker {
+            root,
+            options,
+            entry: &name,
+        }
+        .apply(&mut entry, &mut dirs)?;
+        count += 1;
+    }
+    // Deepest first, so setting a parent's mtime is not undone by its child.
+    dirs.sort_by(|a, b| b.path.cmp(&a.path));
+    for dir in &dirs {
+        let fail = |action, source| UnpackError::Io {
+            entry: dir.path.to_string_lossy().into_owned(),
+            action,
+            path: dir.path.clone(),
+            source,
+        };
+        fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode))
+            .map_err(|e| fail("chmod", e))?;
+        let t = FileTime::from_unix_time(dir.mtime, 0);
+        filetime::set_symlink_file_times(&dir.path, t, t).map_err(|e| fail("set times on", e))?;
+    }
+    tracing::debug!(entries = count, root = %root.display(), "layer unpacked");
+    Ok(())
+}
+
+/// Applies entries of one layer; `entry` is the current entry's name for errors.
+struct Unpacker<'a> {
+    root: &'a Path,
+    options: &'a UnpackOptions,
+    entry: &'a str,
+}
+
+impl Unpacker<'_> {
+    fn io(&self, action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> UnpackError {
+        let entry = self.entry.to_string();
+        let path = path.to_path_buf();
+        move |source| UnpackError::Io {
+            entry,
+            action,
+            path,
+            source,
+        }
+    }
+
+    fn path_err(&self) -> impl FnOnce(PathError) -> UnpackError {
+        let entry = self.entry.to_string();
+        move |source| UnpackError::Path { entry, source }
+    }
+
+    fn apply<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        dirs: &mut Vec<PendingDir>,
+    ) -> Result<(), UnpackError> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let components =
+            safe_path::entry_components(&entry.path_bytes()).map_err(self.path_err())?;
+        let attrs = self.attrs(entry)?;
+        let Some(last) = components.last() else {
+            // "./": the layer's root directory itself.
+            if kind != EntryType::Directory {
+                return Err(UnpackError::RootNotDirectory(self.entry.to_string()));
+            }
+            self.set_owner_and_xattrs(self.root, &attrs)?;
+            dirs.push(PendingDir {
+                path: self.root.to_path_buf(),
+                mode: attrs.mode,
+                mtime: attrs.mtime,
+            });
+            return Ok(());
+        };
+        let last_bytes = last.as_bytes();
+        let parent =
+            safe_path::resolve_parent(self.root, &components, true).map_err(self.path_err())?;
+
+        if last_bytes == whiteout::OPAQUE.as_bytes() {
+            return self.opaque(&parent);
+        }
+        if last_bytes.starts_with(whiteout::META_PREFIX.as_bytes()) {
+            tracing::debug!(entry = self.entry, "skipping aufs metadata entry");
+            return Ok(());
+        }
+        if let Some(target) = last_bytes.strip_prefix(whiteout::PREFIX.as_bytes()) {
+            return self.whiteout(&parent, last, target);
+        }
+
+        let path = parent.join(last);
+        let existing = path.symlink_metadata().ok();
+        let keep_dir =
+            kind == EntryType::Directory && existing.as_ref().is_some_and(|m| m.is_dir());
+        if let Some(meta) = existing.filter(|_| !keep_dir) {
+            self.remove(&path, meta.is_dir())?;
+        }
+
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+                    .open(&path)
+                    .map_err(self.io("create", &path))?;
+                io::copy(entry, &mut file).map_err(self.io("write", &path))?;
+            }
+            EntryType::Directory => {
+                if !keep_dir {
+                    fs::create_dir(&path).map_err(self.io("mkdir", &path))?;
+                }
+                // Keep it writable until every entry is in; the real mode comes last.
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+                    .map_err(self.io("chmod", &path))?;
+                self.set_owner_and_xattrs(&path, &attrs)?;
+                dirs.push(PendingDir {
+                    path,
+                    mode: attrs.mode,
+                    mtime: attrs.mtime,
+                });
+                return Ok(());
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| UnpackError::MissingLinkName(self.entry.to_string()))?;
+                // A symlink may point anywhere: it is only ever followed inside the root.
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+                    .map_err(self.io("symlink", &path))?;
+            }
+            EntryType::Link => return self.hard_link(entry, &path),
+            EntryType::Char | EntryType::Block => {
+                if !self.options.privileged {
+                    tracing::warn!(entry = self.entry, "skipping device node: not privileged");
+                    return Ok(());
+                }
+                let major = entry.header().device_major().ok().flatten().unwrap_or(0);
+                let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
+                let flag = if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                mknod(
+                    &path,
+                    flag,
+                    Mode::from_bits_truncate(0o600),
+                    makedev(major.into(), minor.into()),
+                )
+                .map_err(|e| self.io("mknod", &path)(e.into()))?;
+            }
+            EntryType::Fifo => {
+                nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+                    .map_err(|e| self.io("mkfifo", &path)(e.into()))?;
+            }
+            other => {
+                return Err(UnpackError::UnsupportedType {
+                    entry: self.entry.to_string(),
+                    kind: char::from(other.as_byte()),
+                })
+            }
+        }
+        self.set_owner_and_xattrs(&path, &attrs)?;
+        if kind != EntryType::Symlink {
+            fs::set_permissions(&path, fs::Permissions::from_mode(attrs.mode))
+                .map_err(self.io("chmod", &path))?;
+        }
+        let t = FileTime::from_unix_time(attrs.mtime, 0);
+        filetime::set_symlink_file_times(&path, t, t).map_err(self.io("set times on", &path))?;
+        Ok(())
+    }
+
+    /// Reads mode, owner, mtime and xattrs, letting PAX records override the header.
+    fn attrs<R: Read>(&self, entry: &mut tar::Entry<'_, R>) -> Result<Attrs, UnpackError> {
+        let header = entry.header();
+        let bad = |e: io::Error| {
+            UnpackError::Read(io::Error::new(
+                e.kind(),
+                format!("entry {:?}: {e}", self.entry),
+            ))
+        };
+        let mut attrs = Attrs {
+            mode: header.mode().map_err(bad)? & 0o7777,
+            uid: header.uid().map_err(bad)?,
+            gid: header.gid().map_err(bad)?,
+            mtime: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(0),
+            xattrs: Vec::new(),
+        };
+        if let Some(pax) = entry.pax_extensions().map_err(bad)? {
+            for ext in pax {
+                let ext = ext.map_err(bad)?;
+                let Ok(key) = ext.key() else { continue };
+                let value = ext.value_bytes();
+                let number = || {
+                    std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| v.split('.').next())
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                match key {
+                    "uid" => attrs.uid = number().map_or(attrs.uid, |v| v as u64),
+                    "gid" => attrs.gid = number().map_or(attrs.gid, |v| v as u64),
+                    "mtime" => attrs.mtime = number().unwrap_or(attrs.mtime),
+                    _ => {
+                        if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                            attrs.xattrs.push((name.to_string(), value.to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(attrs)
+    }
+
+    fn set_owner_and_xattrs(&self, path: &Path, attrs: &Attrs) -> Result<(), UnpackError> {
+        if self.options.preserve_ownership {
+            let id = |v: u64| u32::try_from(v).ok();
+            std::os::unix::fs::lchown(path, id(attrs.uid), id(attrs.gid))
+                .map_err(self.io("chown", path))?;
+        }
+        for (name, value) in &attrs.xattrs {
+            if name.starts_with(whiteout::OVERLAY_XATTR_PREFIX) {
+                tracing::warn!(entry = self.entry, xattr = %name, "dropping overlayfs xattr from layer");
+                continue;
+            }
+            if !self.options.privileged
+                && (name.starts_with("trusted.") || name.starts_with("security."))
+            {
+                tracing::debug!(entry = self.entry, xattr = %name, "skipping privileged xattr");
+                continue;
+            }
+            match xattr::set(path, name, value) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOTSUP) => {
+                    tracing::warn!(entry = self.entry, xattr = %name, "filesystem does not support xattr");
+                }
+                Err(e) => return Err(self.io("set xattr on", path)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path, is_dir: bool) -> Result<(), UnpackError> {
+        if is_dir {
+            super::remove_tree(path).map_err(self.io("remove", path))
+        } else {
+            fs::remove_file(path).map_err(self.io("remove", path))
+        }
+    }
+
+    /// `.wh..wh..opq`: everything below `dir` in lower layers is hidden.
+    fn opaque(&self, dir: &Path) -> Result<(), UnpackError> {
+        if self.options.privileged {
+            whiteout::make_overlay_opaque(dir).map_err(self.io("mark opaque", dir))
+        } else {
+            let marker = dir.join(whiteout::OPAQUE);
+            fs::write(&marker, b"").map_err(self.io("create", &marker))
+        }
+    }
+
+    /// `.wh.NAME`: NAME in lower layers is deleted.
+    fn whiteout(
+        &self,
+        parent: &Path,
+        entry_name: &std::ffi::OsStr,
+        target: &[u8],
+    ) -> Result<(), UnpackError> {
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
+            return Err(UnpackError::BadWhiteout(self.entry.to_string()));
+        }
+        let path = parent.join(std::ffi::OsStr::from_bytes(target));
+        if let Ok(meta) = path.symlink_metadata() {
+            self.remove(&path, meta.is_dir())?;
+        }
+        if self.options.privileged {
+            whiteout::make_overlay_whiteout(&path).map_err(self.io("mknod whiteout", &path))
+        } else {
+            let marker = parent.join(entry_name);
+            if let Ok(meta) = marker.symlink_metadata() {
+                self.remove(&marker, meta.is_dir())?;
+            }
+            fs::write(&marker, b"").map_err(self.io("create", &marker))
+        }
+    }
+
+    fn hard_link<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        path: &Path,
+    ) -> Result<(), UnpackError> {
+        let target_bytes = entry
+            .link_name_bytes()
+            .ok_or_else(|| UnpackError::MissingLinkName(self.entry.to_string()))?;
+        let target_name = String::from_utf8_lossy(&target_bytes).into_owned();
+        let link_err = |source| UnpackError::LinkTarget {
+            entry: self.entry.to_string(),
+            target: target_name.clone(),
+            source,
+        };
+        let components = safe_path::entry_components(&target_bytes).map_err(link_err)?;
+        let target = safe_path::resolve_existing(self.root, &components).map_err(link_err)?;
+        let meta = target
+            .symlink_metadata()
+            .map_err(self.io("stat", &target))?;
+        if meta.is_dir() {
+            return Err(UnpackError::LinkToDirectory {
+                entry: self.entry.to_string(),
+                target: target_name,
+            });
+        }
+        fs::hard_link(&target, path).map_err(self.io("link", path))
+    }
+}
