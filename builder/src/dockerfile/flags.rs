@@ -127,7 +127,7 @@ pub(crate) fn validate(
             let suggestion = spec
                 .iter()
                 .map(|(n, _)| *n)
-                .find(|n| super::parser::edit_distance(n, &flag.name) <= 2);
+                .find(|n| super::parser::is_close(n, &flag.name));
             return Err((
                 ParseErrorKind::UnknownFlag {
                     flag: flag.name,

@@ -33,19 +33,36 @@ const KEYWORDS: [&str; 18] = [
     "MAINTAINER",
 ];
 
-/// Levenshtein distance, for "did you mean" suggestions.
+/// Edit distance counting an adjacent swap as one edit (optimal string alignment),
+/// case-insensitive, for "did you mean" suggestions.
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(!ca.eq_ignore_ascii_case(cb));
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// Whether `typed` is close enough to `known` to suggest it: one edit for short words,
+/// two for longer ones.
+pub(crate) fn is_close(known: &str, typed: &str) -> bool {
+    let limit = if typed.chars().count() <= 4 { 1 } else { 2 };
+    edit_distance(known, typed) <= limit
 }
 
 /// Parses a Dockerfile. `path` is the name errors are reported under.
@@ -151,6 +168,7 @@ fn duration_ns(flag: &'static str, value: &str) -> Result<u64, ParseErrorKind> {
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
+            "" => return Err(bad("missing unit (use ns, us, ms, s, m or h)")),
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
             "ms" => 1e6,
@@ -198,7 +216,7 @@ impl<'l> LineParser<'l, '_> {
             let suggestion = KEYWORDS
                 .iter()
                 .copied()
-                .find(|k| upper.len() > 2 && edit_distance(k, &upper) <= 2);
+                .find(|k| upper.len() > 2 && is_close(k, &upper));
             return self.err(
                 ParseErrorKind::UnknownInstruction {
                     name: upper,
