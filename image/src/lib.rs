@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod reference;
 pub mod store;
 pub mod snapshot;
+pub mod gc;
