@@ -2,3 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod dockerfile;
+pub mod context;
+mod glob;

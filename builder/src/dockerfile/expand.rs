@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::glob::glob;
+
 /// Variables visible to an expansion (build args and environment, already merged).
 pub type Vars = BTreeMap<String, String>;
 
@@ -266,61 +268,6 @@ impl Scan<'_> {
             _ => Err(ExpandError::UnsupportedModifier(shown)),
         }
     }
-}
-
-/// Shell pattern match of the whole of `s`: `*`, `?`, `[...]` (with `!`/`^` and ranges)
-/// and `escape` to quote the next character.
-fn glob(p: &[char], s: &[char], escape: char) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..], escape)),
-        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..], escape),
-        Some('[') => match s.first() {
-            None => false,
-            Some(&c) => match class(&p[1..], c) {
-                Some((true, used)) => glob(&p[1 + used..], &s[1..], escape),
-                Some((false, _)) => false,
-                // No closing bracket: a literal `[`.
-                None => c == '[' && glob(&p[1..], &s[1..], escape),
-            },
-        },
-        Some(&c) if c == escape && p.len() > 1 => {
-            s.first() == Some(&p[1]) && glob(&p[2..], &s[1..], escape)
-        }
-        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], escape),
-    }
-}
-
-/// Matches `c` against a bracket class starting after `[`; returns (matched, chars used
-/// including the closing `]`), or `None` when the class is not closed.
-fn class(p: &[char], c: char) -> Option<(bool, usize)> {
-    let mut i = 0;
-    let negate = matches!(p.first(), Some('!' | '^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < p.len() {
-        if p[i] == ']' && !first {
-            return Some((matched != negate, i + 1));
-        }
-        first = false;
-        let lo = p[i];
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            let hi = p[i + 2];
-            if lo <= c && c <= hi {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if c == lo {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-    None
 }
 
 fn trim_prefix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
