@@ -526,3 +526,6 @@ fn make_dirs_writable(path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

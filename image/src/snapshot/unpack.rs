@@ -328,11 +328,18 @@ impl Unpacker<'_> {
                 format!("entry {:?}: {e}", self.entry),
             ))
         };
+        // As Go's archive/tar does, an all-blank numeric field reads as 0.
+        let raw = header.as_old();
+        let field = |bytes: &[u8], parsed: io::Result<u64>| match parsed {
+            Err(_) if bytes.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+            other => other.map_err(bad),
+        };
         let mut attrs = Attrs {
-            mode: header.mode().map_err(bad)? & 0o7777,
-            uid: header.uid().map_err(bad)?,
-            gid: header.gid().map_err(bad)?,
-            mtime: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(0),
+            mode: u32::try_from(field(&raw.mode, header.mode().map(u64::from))?).unwrap_or(0)
+                & 0o7777,
+            uid: field(&raw.uid, header.uid())?,
+            gid: field(&raw.gid, header.gid())?,
+            mtime: i64::try_from(field(&raw.mtime, header.mtime())?).unwrap_or(0),
             xattrs: Vec::new(),
         };
         if let Some(pax) = entry.pax_extensions().map_err(bad)? {
