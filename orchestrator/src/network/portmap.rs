@@ -159,6 +159,8 @@ impl Ruleset {
     /// this host, via the output hook) goes through the `forwards` chain; connections from
     /// 127.0.0.0/8 and hairpin connections are masqueraded on the bridge so replies come back
     /// through the host; containers' own outgoing traffic is masqueraded when it leaves.
+    /// The output hook's priority is spelled -100 (= dstnat): nft 1.0.6 (bookworm) accepts the
+    /// name only on prerouting.
     pub fn base(&self) -> String {
         let Ruleset {
             table,
@@ -174,7 +176,7 @@ impl Ruleset {
              \t\tfib daddr type local jump {FORWARDS} comment \"{tag}\"\n\
              \t}}\n\
              \tchain output {{\n\
-             \t\ttype nat hook output priority dstnat; policy accept;\n\
+             \t\ttype nat hook output priority -100; policy accept;\n\
              \t\tfib daddr type local jump {FORWARDS} comment \"{tag}\"\n\
              \t}}\n\
              \tchain postrouting {{\n\
@@ -420,7 +422,7 @@ mod tests {
         let base = ruleset().base();
         assert!(base.starts_with("table ip berth {"));
         assert!(base.contains("type nat hook prerouting priority dstnat;"));
-        assert!(base.contains("type nat hook output priority dstnat;"));
+        assert!(base.contains("type nat hook output priority -100;"));
         assert!(base.contains("fib daddr type local jump forwards comment \"net=berth0\""));
         assert!(base.contains(
             "oifname \"berth0\" ip saddr 127.0.0.0/8 ct status dnat masquerade comment \"net=berth0 localhost\""

@@ -1,0 +1,435 @@
+//! Root tests of berth's network layer (berth-orchestrator's `network` module) against the real
+//! kernel: bridge, veths, addresses, nftables port forwarding.
+//!
+//! Each test owns its bridge (`btn<N>`), subnet (`10.88.<100+N>.0/24`), nft table
+//! (`berth_test<N>`), state dir and namespaces (under its own temp dir), so the tests run in
+//! parallel; a `Fixture` removes all of them on drop, even when the test fails. The host's
+//! `net.ipv4.ip_forward` is left alone (`with_ip_forward(false)`): every connection here starts
+//! on this host, which needs no forwarding.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_orchestrator::network::{
+    netns, Attachment, Network, NetworkConfig, NetworkError, PortMapError, PortMapping, Protocol,
+};
+use berth_tests::{require_command, require_root, run_ok, TestRoot};
+
+/// A TCP and UDP server answering `<tag> <peer-address> <request>`, so a test sees which
+/// namespace answered and what source address the connection arrived from.
+const ECHO_SERVER: &str = r#"
+import socket, sys, threading
+tag, port = sys.argv[1].encode(), int(sys.argv[2])
+def udp():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("0.0.0.0", port))
+    while True:
+        data, peer = u.recvfrom(4096)
+        u.sendto(tag + b" " + peer[0].encode() + b" " + data, peer)
+threading.Thread(target=udp, daemon=True).start()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port))
+s.listen(64)
+while True:
+    c, peer = s.accept()
+    data = c.recv(4096)
+    c.sendall(tag + b" " + peer[0].encode() + b" " + data)
+    c.close()
+"#;
+
+const SERVER_PORT: u16 = 7000;
+
+struct Fixture {
+    network: Network,
+    root: TestRoot,
+    namespaces: Vec<PathBuf>,
+    children: Vec<Child>,
+}
+
+impl Fixture {
+    fn new(n: u8) -> Self {
+        require_root();
+        require_command("nft", "nftables");
+        require_command("nsenter", "util-linux");
+        require_command("python3", "python3");
+        require_command("busybox", "busybox-static");
+        let root = TestRoot::new();
+        let config = NetworkConfig::new(
+            &format!("btn{n}"),
+            format!("10.88.{}.0/24", 100 + u16::from(n))
+                .parse()
+                .unwrap(),
+            &format!("berth_test{n}"),
+            &root.path("network"),
+        )
+        .unwrap()
+        .with_ip_forward(false);
+        let network = Network::new(config);
+        // Leftovers of an earlier run that was killed before its own cleanup.
+        network.teardown().unwrap();
+        Fixture {
+            network,
+            root,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    fn netns(&mut self, name: &str) -> PathBuf {
+        let path = netns::create(&self.root.path("netns"), name).unwrap();
+        self.namespaces.push(path.clone());
+        path
+    }
+
+    /// Starts the echo server in `ns` and waits until it answers on the container address.
+    fn serve(&mut self, ns: &Path, tag: &str, ip: Ipv4Addr) {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["python3", "-c", ECHO_SERVER, tag, &SERVER_PORT.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start echo server");
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(SocketAddrV4::new(ip, SERVER_PORT)).is_err() {
+            assert!(Instant::now() < deadline, "echo server {tag} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn bridge(&self) -> &str {
+        self.network.config().bridge()
+    }
+
+    fn gateway(&self) -> Ipv4Addr {
+        self.network.config().subnet().gateway()
+    }
+
+    /// The comments of every rule in the test's nft table.
+    fn rule_comments(&self) -> Vec<String> {
+        let out = run_ok(Command::new("nft").args([
+            "-j",
+            "list",
+            "table",
+            "ip",
+            self.network.config().table(),
+        ]));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|item| item["rule"]["comment"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn rules_of(&self, id: &str) -> usize {
+        let tag = format!("ctr={id} ");
+        self.rule_comments()
+            .iter()
+            .filter(|c| c.starts_with(&tag))
+            .count()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Err(e) = self.network.teardown() {
+            eprintln!("network teardown: {e}");
+        }
+        for ns in &self.namespaces {
+            if let Err(e) = netns::remove(ns) {
+                eprintln!("netns cleanup: {e}");
+            }
+        }
+    }
+}
+
+fn publish(host_port: u16, protocol: Protocol) -> PortMapping {
+    PortMapping {
+        host_ip: None,
+        host_port,
+        container_port: SERVER_PORT,
+        protocol,
+    }
+}
+
+fn tcp_request(addr: SocketAddrV4, msg: &str) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(msg.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .unwrap_or_else(|e| panic!("read from {addr}: {e}"));
+    reply
+}
+
+fn udp_request(addr: SocketAddrV4, msg: &str) -> String {
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    for _ in 0..10 {
+        sock.send_to(msg.as_bytes(), addr).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+    }
+    panic!("no UDP reply from {addr}");
+}
+
+fn in_netns(ns: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(args)
+        .output()
+        .expect("run nsenter")
+}
+
+fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+fn host_port(a: &Attachment, protocol: Protocol) -> u16 {
+    a.ports
+        .iter()
+        .find(|p| p.protocol == protocol)
+        .map(|p| p.host_port)
+        .unwrap()
+}
+
+#[test]
+fn attached_namespaces_get_addresses_and_reach_gateway_and_each_other() {
+    let mut f = Fixture::new(1);
+    let (ns_a, ns_b) = (f.netns("a"), f.netns("b"));
+    let a = f.network.attach("n1-a", &ns_a, &[]).unwrap();
+    let b = f.network.attach("n1-b", &ns_b, &[]).unwrap();
+
+    let subnet = f.network.config().subnet();
+    assert!(subnet.contains(a.ip) && subnet.contains(b.ip));
+    assert_ne!(a.ip, b.ip);
+    assert_eq!(a.gateway, f.gateway());
+
+    let addr = run_ok(Command::new("nsenter").args([
+        &format!("--net={}", ns_a.display()),
+        "busybox",
+        "ip",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&addr.stdout).contains(&format!("{}/24", a.ip)),
+        "eth0 in a lacks {}",
+        a.ip
+    );
+    let master = std::fs::read_link(format!("/sys/class/net/{}/master", a.veth)).unwrap();
+    assert!(master.ends_with(f.bridge()), "{} not in bridge", a.veth);
+
+    let gw = f.gateway().to_string();
+    let ping_gw = in_netns(&ns_a, &["busybox", "ping", "-c", "1", "-W", "3", &gw]);
+    assert!(ping_gw.status.success(), "a cannot ping the gateway {gw}");
+    let ping_b = in_netns(
+        &ns_a,
+        &["busybox", "ping", "-c", "1", "-W", "3", &b.ip.to_string()],
+    );
+    assert!(ping_b.status.success(), "a cannot ping b at {}", b.ip);
+    assert_eq!(f.network.attachment("n1-a").unwrap(), Some(a));
+}
+
+#[test]
+fn forwards_tcp_and_udp_from_localhost_and_the_bridge_address() {
+    let mut f = Fixture::new(2);
+    let ns = f.netns("web");
+    let a = f
+        .network
+        .attach(
+            "n2-web",
+            &ns,
+            &[publish(0, Protocol::Tcp), publish(0, Protocol::Udp)],
+        )
+        .unwrap();
+    f.serve(&ns, "web", a.ip);
+    let (tcp_port, udp_port) = (host_port(&a, Protocol::Tcp), host_port(&a, Protocol::Udp));
+    assert!(tcp_port != 0 && udp_port != 0, "host ports were not picked");
+
+    // From 127.0.0.1: DNAT in the output hook, then masquerade to the gateway address.
+    let reply = tcp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, tcp_port), "hello");
+    assert_eq!(reply, format!("web {} hello", f.gateway()));
+    // From the host's own address on the bridge: no masquerade needed.
+    let reply = tcp_request(SocketAddrV4::new(f.gateway(), tcp_port), "via-gw");
+    assert_eq!(reply, format!("web {} via-gw", f.gateway()));
+    // UDP, both ways.
+    let reply = udp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, udp_port), "dgram");
+    assert_eq!(reply, format!("web {} dgram", f.gateway()));
+    let reply = udp_request(SocketAddrV4::new(f.gateway(), udp_port), "dgram2");
+    assert_eq!(reply, format!("web {} dgram2", f.gateway()));
+    assert_eq!(f.rules_of("n2-web"), 2);
+}
+
+#[test]
+fn two_pods_share_a_container_port_on_different_host_ports() {
+    let mut f = Fixture::new(3);
+    let (ns_a, ns_b) = (f.netns("pod-a"), f.netns("pod-b"));
+    let a = f
+        .network
+        .attach("n3-pod-a", &ns_a, &[publish(0, Protocol::Tcp)])
+        .unwrap();
+    let b = f
+        .network
+        .attach("n3-pod-b", &ns_b, &[publish(0, Protocol::Tcp)])
+        .unwrap();
+    f.serve(&ns_a, "pod-a", a.ip);
+    f.serve(&ns_b, "pod-b", b.ip);
+    let (pa, pb) = (host_port(&a, Protocol::Tcp), host_port(&b, Protocol::Tcp));
+    assert_ne!(pa, pb);
+    let ra = tcp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pa), "x");
+    let rb = tcp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, pb), "x");
+    assert!(ra.starts_with("pod-a "), "{ra}");
+    assert!(rb.starts_with("pod-b "), "{rb}");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error_and_leaves_nothing_behind() {
+    let mut f = Fixture::new(4);
+    let (ns_a, ns_b, ns_c) = (f.netns("a"), f.netns("b"), f.netns("c"));
+
+    // Taken by a socket listening on the host.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = listener.local_addr().unwrap().port();
+    let err = f
+        .network
+        .attach("n4-a", &ns_a, &[publish(busy, Protocol::Tcp)])
+        .unwrap_err();
+    assert!(
+        matches!(err, NetworkError::PortMap(PortMapError::InUse { port, .. }) if port == busy),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("already in use on this host"),
+        "{err}"
+    );
+    assert_eq!(f.network.attachment("n4-a").unwrap(), None);
+    assert!(!link_exists(&berth_orchestrator::network::veth_name(
+        "n4-a"
+    )));
+    let eth0 = in_netns(&ns_a, &["busybox", "ip", "link", "show", "eth0"]);
+    assert!(!eth0.status.success(), "eth0 was left in the namespace");
+
+    // Taken by another container's mapping; the same port over UDP is still free.
+    let b = f
+        .network
+        .attach("n4-b", &ns_b, &[publish(0, Protocol::Tcp)])
+        .unwrap();
+    let port = host_port(&b, Protocol::Tcp);
+    let err = f
+        .network
+        .attach(
+            "n4-c",
+            &ns_c,
+            &[publish(port, Protocol::Udp), publish(port, Protocol::Tcp)],
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("tcp/0.0.0.0:{port} is already forwarded to n4-b")),
+        "{err}"
+    );
+    assert_eq!(f.rules_of("n4-c"), 0);
+    assert_eq!(f.rules_of("n4-b"), 1);
+    assert!(!link_exists(&berth_orchestrator::network::veth_name(
+        "n4-c"
+    )));
+    assert_eq!(f.network.attachment("n4-c").unwrap(), None);
+    // The address c would have had is free: the next attach gets a fresh one, not b's.
+    let c = f.network.attach("n4-c", &ns_c, &[]).unwrap();
+    assert_ne!(c.ip, b.ip);
+    drop(listener);
+}
+
+#[test]
+fn detach_removes_exactly_its_rules_and_veth_and_forwarding_outlives_the_handle() {
+    let mut f = Fixture::new(5);
+    let (ns_a, ns_b) = (f.netns("a"), f.netns("b"));
+    let a = f
+        .network
+        .attach(
+            "n5-a",
+            &ns_a,
+            &[publish(0, Protocol::Tcp), publish(0, Protocol::Udp)],
+        )
+        .unwrap();
+    let b = f
+        .network
+        .attach("n5-b", &ns_b, &[publish(0, Protocol::Tcp)])
+        .unwrap();
+    f.serve(&ns_b, "b", b.ip);
+    let before = f.rule_comments();
+    assert_eq!(f.rules_of("n5-a"), 2);
+
+    // A new handle on the same network (as after a monitor or daemon restart) sees the
+    // state the first one left and forwarding never depended on a process.
+    let restarted = Network::new(f.network.config().clone());
+    assert_eq!(restarted.attachment("n5-a").unwrap(), Some(a.clone()));
+    assert!(restarted.detach("n5-a").unwrap());
+    assert!(
+        !restarted.detach("n5-a").unwrap(),
+        "second detach found something"
+    );
+
+    assert!(!link_exists(&a.veth), "veth {} still there", a.veth);
+    assert!(link_exists(&b.veth));
+    assert_eq!(f.rules_of("n5-a"), 0);
+    let after = f.rule_comments();
+    assert_eq!(
+        after,
+        before
+            .into_iter()
+            .filter(|c| !c.starts_with("ctr=n5-a "))
+            .collect::<Vec<_>>(),
+        "detach touched rules that were not its own"
+    );
+    let reply = tcp_request(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, host_port(&b, Protocol::Tcp)),
+        "still",
+    );
+    assert!(reply.starts_with("b "), "{reply}");
+    assert_eq!(f.network.attachment("n5-a").unwrap(), None);
+}
+
+#[test]
+fn concurrent_attaches_never_share_an_address() {
+    let mut f = Fixture::new(6);
+    let namespaces: Vec<PathBuf> = (0..8).map(|i| f.netns(&format!("c{i}"))).collect();
+    let config = f.network.config().clone();
+    let workers: Vec<_> = namespaces
+        .into_iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            // Separate handles, as separate berth processes would have.
+            let network = Network::new(config.clone());
+            std::thread::spawn(move || network.attach(&format!("n6-c{i}"), &ns, &[]))
+        })
+        .collect();
+    let mut ips: Vec<Ipv4Addr> = workers
+        .into_iter()
+        .map(|w| w.join().unwrap().unwrap().ip)
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 8, "an address was handed out twice: {ips:?}");
+}
