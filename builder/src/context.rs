@@ -432,7 +432,11 @@ mod tests {
     #[test]
     fn walker_lists_included_entries() {
         let dir = tree();
-        fs::write(dir.path().join(".dockerignore"), "target\n.git\ndocs\n!docs/keep.md\n").unwrap();
+        fs::write(
+            dir.path().join(".dockerignore"),
+            "target\n.git\ndocs\n!docs/keep.md\n",
+        )
+        .unwrap();
         let ctx = Context::open(dir.path(), None).unwrap();
         assert_eq!(
             ctx.files().unwrap(),

@@ -34,7 +34,11 @@ fn dockerfile_corpus() {
     assert!(cases.len() >= 20, "corpus has only {} cases", cases.len());
     let mut failures = Vec::new();
     for dir in &cases {
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let (got, file) = outcome(dir);
         if bless {
             for stale in ["expected.json", "expected-error.txt"] {
@@ -45,9 +49,17 @@ fn dockerfile_corpus() {
         }
         match fs::read_to_string(dir.join(file)) {
             Ok(want) if want == got => {}
-            Ok(want) => failures.push(format!("{name}: {file} differs\n--- want\n{want}--- got\n{got}")),
+            Ok(want) => failures.push(format!(
+                "{name}: {file} differs\n--- want\n{want}--- got\n{got}"
+            )),
             Err(_) => failures.push(format!("{name}: no {file}; got\n{got}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -71,7 +71,9 @@ pub enum ParseErrorKind {
     #[error("FROM requires either one or three arguments: FROM <image> [AS <name>]")]
     FromArguments,
     /// A stage name that does not match `[a-z][a-z0-9-_.]*`.
-    #[error("invalid name for build stage: {0:?}, name can't start with a number or contain symbols")]
+    #[error(
+        "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
+    )]
     InvalidStageName(String),
     /// A JSON array with a non-string element.
     #[error("when using JSON array syntax, arrays must be comprised of strings only")]
@@ -173,7 +175,7 @@ pub enum ParseErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// Where the error is.
-    pub at: SourceRef,
+    pub at: Box<SourceRef>,
     /// What the error is.
     pub kind: ParseErrorKind,
 }
@@ -201,7 +203,10 @@ mod tests {
     fn snippet_puts_caret_under_column_keeping_tabs() {
         let at = SourceRef {
             path: "Dockerfile".into(),
-            span: Span { line: 12, column: 3 },
+            span: Span {
+                line: 12,
+                column: 3,
+            },
             text: "\tX bad".into(),
         };
         assert_eq!(

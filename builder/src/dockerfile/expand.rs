@@ -447,16 +447,16 @@ mod tests {
         assert_eq!(e("${}"), ExpandError::BadSubstitution);
         assert_eq!(e("${:x}"), ExpandError::BadSubstitution);
         assert_eq!(e("${PWD!x}"), ExpandError::UnsupportedModifier("!".into()));
-        assert_eq!(e("${PWD:#x}"), ExpandError::UnsupportedModifier(":#".into()));
+        assert_eq!(
+            e("${PWD:#x}"),
+            ExpandError::UnsupportedModifier(":#".into())
+        );
         assert_eq!(e("\"abc"), ExpandError::Unterminated("double-quote"));
         assert_eq!(
             e("${UNSET?}").to_string(),
             "UNSET: is not allowed to be unset"
         );
-        assert_eq!(
-            e("${EMPTY:?must be set}").to_string(),
-            "EMPTY: must be set"
-        );
+        assert_eq!(e("${EMPTY:?must be set}").to_string(), "EMPTY: must be set");
     }
 
     #[test]

@@ -198,7 +198,13 @@ mod tests {
         let (raw, _) = extract("--form=x a");
         assert!(matches!(
             validate("COPY", raw, &spec),
-            Err((ParseErrorKind::UnknownFlag { suggestion: Some("from"), .. }, 0))
+            Err((
+                ParseErrorKind::UnknownFlag {
+                    suggestion: Some("from"),
+                    ..
+                },
+                0
+            ))
         ));
         let (raw, _) = extract("--from a");
         assert!(matches!(

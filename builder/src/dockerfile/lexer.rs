@@ -239,7 +239,10 @@ impl<'a> Lines<'a> {
             content.push_str(if chomp { candidate } else { raw });
             content.push('\n');
         }
-        Err((ParseErrorKind::UnterminatedHeredoc(terminator.to_string()), at))
+        Err((
+            ParseErrorKind::UnterminatedHeredoc(terminator.to_string()),
+            at,
+        ))
     }
 }
 
@@ -260,12 +263,10 @@ mod tests {
 
     #[test]
     fn directives_stop_at_first_other_line() {
-        let l = Lines::new("# syntax=docker/dockerfile:1\n# ESCAPE = `\nFROM a\n# escape=\\\n").unwrap();
+        let l = Lines::new("# syntax=docker/dockerfile:1\n# ESCAPE = `\nFROM a\n# escape=\\\n")
+            .unwrap();
         assert_eq!(l.directives.escape, '`');
-        assert_eq!(
-            l.directives.syntax.as_deref(),
-            Some("docker/dockerfile:1")
-        );
+        assert_eq!(l.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
         let l = Lines::new("# comment\n# escape=`\nFROM a\n").unwrap();
         assert_eq!(l.directives.escape, '\\');
     }

@@ -156,9 +156,13 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(parse("type=cache", AT).unwrap_err().contains("requires a target"));
+        assert!(parse("type=cache", AT)
+            .unwrap_err()
+            .contains("requires a target"));
         assert!(parse("type=nfs,target=/a", AT).unwrap_err().contains("nfs"));
-        assert!(parse("target=/a,colour=red", AT).unwrap_err().contains("colour"));
+        assert!(parse("target=/a,colour=red", AT)
+            .unwrap_err()
+            .contains("colour"));
         assert!(parse("type=cache,target=/a,mode=9", AT).is_err());
         assert!(parse("type=cache,target=/a,mode=$M", AT).is_ok());
     }

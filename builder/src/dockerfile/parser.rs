@@ -48,7 +48,9 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -72,7 +74,7 @@ pub fn parse(path: &str, text: &str) -> Result<Dockerfile, ParseError> {
         lines: Lines::source_text_lines(text),
     };
     let fail = |(kind, span): LexError| ParseError {
-        at: source_ref(&source, span),
+        at: Box::new(source_ref(&source, span)),
         kind,
     };
     let mut lines = Lines::new(text).map_err(fail)?;
@@ -243,11 +245,7 @@ impl<'l> LineParser<'l, '_> {
         })
     }
 
-    fn flags(
-        &self,
-        p: &mut Parts<'_>,
-        spec: &[(&'static str, Kind)],
-    ) -> Result<Flags, LexError> {
+    fn flags(&self, p: &mut Parts<'_>, spec: &[(&'static str, Kind)]) -> Result<Flags, LexError> {
         flags::validate(p.keyword, std::mem::take(&mut p.flags), spec)
             .map_err(|(kind, off)| (kind, self.at(off)))
     }
@@ -307,7 +305,8 @@ impl<'l> LineParser<'l, '_> {
                 for m in f.many("mount") {
                     let at = self.at(m.offset);
                     mounts.push(
-                        mount::parse(&m.value, at).map_err(|e| (ParseErrorKind::BadMount(e), at))?,
+                        mount::parse(&m.value, at)
+                            .map_err(|e| (ParseErrorKind::BadMount(e), at))?,
                     );
                 }
                 let network = match f.single("network") {
@@ -500,7 +499,12 @@ impl<'l> LineParser<'l, '_> {
         })
     }
 
-    fn onbuild(&mut self, span: Span, args: &str, args_off: usize) -> Result<Instruction, LexError> {
+    fn onbuild(
+        &mut self,
+        span: Span,
+        args: &str,
+        args_off: usize,
+    ) -> Result<Instruction, LexError> {
         if args.is_empty() {
             return Err((ParseErrorKind::AtLeastOneArgument("ONBUILD"), span));
         }
@@ -512,7 +516,9 @@ impl<'l> LineParser<'l, '_> {
         match first.as_str() {
             "ONBUILD" => return self.err(ParseErrorKind::OnbuildChain, args_off),
             "FROM" => return self.err(ParseErrorKind::OnbuildTrigger("FROM"), args_off),
-            "MAINTAINER" => return self.err(ParseErrorKind::OnbuildTrigger("MAINTAINER"), args_off),
+            "MAINTAINER" => {
+                return self.err(ParseErrorKind::OnbuildTrigger("MAINTAINER"), args_off)
+            }
             _ => {}
         }
         let trigger = self.instruction(args_off, false)?;
@@ -563,10 +569,12 @@ impl<'l> LineParser<'l, '_> {
                 };
                 let retries = match f.single("retries") {
                     None => 0,
-                    Some(v) => v
-                        .value
-                        .parse::<u32>()
-                        .map_err(|_| (ParseErrorKind::BadRetries(v.value.clone()), self.at(v.offset)))?,
+                    Some(v) => v.value.parse::<u32>().map_err(|_| {
+                        (
+                            ParseErrorKind::BadRetries(v.value.clone()),
+                            self.at(v.offset),
+                        )
+                    })?,
                 };
                 Ok(Instruction::Healthcheck {
                     span,
@@ -774,7 +782,8 @@ mod tests {
             error("FROM a\n  CPOY x y\n"),
             "Dockerfile:2:3: unknown instruction: CPOY (did you mean COPY?)\n  |\n2 |   CPOY x y\n  |   ^"
         );
-        assert!(error("FROM a\nCOPY --form=b x y\n").starts_with("Dockerfile:2:6: unknown flag: --form"));
+        assert!(error("FROM a\nCOPY --form=b x y\n")
+            .starts_with("Dockerfile:2:6: unknown flag: --form"));
         assert!(error("ENV a=b\n").contains("no build stage"));
         assert!(error("FROM a\nRUN <<EOF\nx\n").contains("unterminated heredoc"));
     }

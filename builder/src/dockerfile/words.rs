@@ -248,9 +248,15 @@ mod tests {
     #[test]
     fn heredoc_markers() {
         let m = heredoc_marker("<<EOF").unwrap();
-        assert_eq!((m.name.as_str(), m.expand, m.chomp, m.fd), ("EOF", true, false, None));
+        assert_eq!(
+            (m.name.as_str(), m.expand, m.chomp, m.fd),
+            ("EOF", true, false, None)
+        );
         let m = heredoc_marker("3<<-'END'").unwrap();
-        assert_eq!((m.name.as_str(), m.expand, m.chomp, m.fd), ("END", false, true, Some(3)));
+        assert_eq!(
+            (m.name.as_str(), m.expand, m.chomp, m.fd),
+            ("END", false, true, Some(3))
+        );
         let m = heredoc_marker(r#"<<E"O"F"#).unwrap();
         assert_eq!((m.name.as_str(), m.expand), ("EOF", false));
         assert_eq!(heredoc_marker("<<"), None);

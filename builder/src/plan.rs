@@ -1,0 +1,911 @@
+//! The build plan: stages, the dependency graph between them (FROM an earlier stage,
+//! `COPY --from`, `RUN --mount from=`), pruning to what `--target` needs, and ARG scoping
+//! and variable expansion per step as BuildKit's dispatcher does it.
+//!
+//! Scoping: ARGs before the first FROM (with `--build-arg` overrides and the automatic
+//! platform args) are visible only in FROM lines unless a stage redeclares them with a bare
+//! `ARG NAME`; an ARG inside a stage is visible from its declaration to the stage's end;
+//! ENV (including the base image's) wins over an ARG of the same name. Proxy args
+//! (`HTTP_PROXY` and friends) given with `--build-arg` reach RUN without a declaration but
+//! stay out of cache keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::context::clean_segments;
+use crate::dockerfile::{
+    source_ref, ArgDecl, CopyArgs, Dockerfile, ExpandError, Expander, Instruction, KeyValue,
+    RunMount, Source, SourceRef, Span, Spanned, Vars,
+};
+
+/// Build args that need no ARG declaration to reach RUN steps, and are left out of keys.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// What went wrong while planning a build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanErrorKind {
+    /// A Dockerfile without any FROM.
+    #[error("the Dockerfile has no build stage: add a FROM instruction")]
+    NoStages,
+    /// `--target` naming no stage.
+    #[error("target stage {0:?} could not be found")]
+    TargetNotFound(String),
+    /// `--from` naming a stage that is not defined before this one.
+    #[error("undefined stage {name:?}: {reason}")]
+    UndefinedStage {
+        /// The reference as written after expansion.
+        name: String,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// A stage referring to itself.
+    #[error("circular dependency: stage {0:?} refers to itself")]
+    CircularStage(String),
+    /// A word whose expansion failed.
+    #[error("cannot expand {what}: {source}")]
+    Expand {
+        /// What was being expanded ("COPY source", "ENV value", ...).
+        what: &'static str,
+        /// The expansion error.
+        source: ExpandError,
+    },
+    /// FROM whose image expands to nothing.
+    #[error("base image name {0:?} expands to an empty string")]
+    EmptyBaseName(String),
+    /// A context source that climbs out of the context.
+    #[error("{instruction} source {path:?} is outside the build context")]
+    SourceOutsideContext {
+        /// COPY or ADD.
+        instruction: &'static str,
+        /// The source after expansion.
+        path: String,
+    },
+}
+
+/// A planning error with the Dockerfile position it concerns, when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// Where, if the error concerns a line.
+    pub at: Option<Box<SourceRef>>,
+    /// What.
+    pub kind: PlanErrorKind,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.at {
+            Some(at) => at.render(f, &self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Inputs of a plan besides the Dockerfile.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// `--target`: the stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--build-arg NAME=value`.
+    pub build_args: BTreeMap<String, String>,
+    /// The platform builds run on and produce, `os/arch[/variant]`.
+    pub platform: String,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            other => other,
+        };
+        Self {
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: format!("linux/{arch}"),
+        }
+    }
+}
+
+/// What a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// `FROM scratch`: an empty filesystem.
+    Scratch,
+    /// An image reference (after expansion).
+    Image(String),
+    /// An earlier stage, by index.
+    Stage(usize),
+}
+
+/// Where `COPY --from` or `RUN --mount from=` takes files from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromRef {
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+/// One FROM and the instructions up to the next.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Position in the file (0-based).
+    pub index: usize,
+    /// The `AS` name, lower-cased.
+    pub name: Option<String>,
+    /// What it starts from.
+    pub base: Base,
+    /// `--platform` after expansion.
+    pub platform: Option<String>,
+    /// Where its FROM is.
+    pub span: Span,
+    /// The instructions after FROM, as parsed.
+    pub instructions: Vec<Instruction>,
+    /// Stages it needs, ascending.
+    pub deps: Vec<usize>,
+}
+
+/// One instruction ready to execute: words expanded, and the variables it sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The instruction with BuildKit's expandable words expanded (RUN, CMD, ENTRYPOINT,
+    /// SHELL, HEALTHCHECK and ONBUILD stay as written: the shell or a later build expands).
+    pub instruction: Instruction,
+    /// Declared ARGs with values visible here (these go into the cache key and RUN's env).
+    pub args: Vars,
+    /// Environment visible here: the base image's and the stage's ENV.
+    pub env: Vars,
+    /// Undeclared proxy build args, passed to RUN but left out of the cache key.
+    pub proxy: Vars,
+    /// For `COPY --from`: where from.
+    pub copy_from: Option<FromRef>,
+    /// For RUN: the source of each `--mount` (None: the build context or no source).
+    pub mount_from: Vec<Option<FromRef>>,
+}
+
+/// A stage's steps and the environment it ends with (what a stage built on it inherits).
+#[derive(Debug, Clone)]
+pub struct ResolvedStage {
+    /// The steps in order.
+    pub steps: Vec<Step>,
+    /// The environment at the end of the stage.
+    pub env: Vars,
+}
+
+/// A build: every stage of the Dockerfile, the target, and the stages it needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// All stages in file order.
+    pub stages: Vec<Stage>,
+    /// The stage to produce.
+    pub target: usize,
+    /// The stages to build, in build order (dependencies first); others are skipped.
+    pub needed: Vec<usize>,
+    meta: Vars,
+    build_args: BTreeMap<String, String>,
+    auto_args: Vars,
+    expander: Expander,
+    source: Source,
+}
+
+fn platform_args(platform: &str) -> Vars {
+    let mut parts = platform.splitn(3, '/');
+    let os = parts.next().unwrap_or("linux").to_string();
+    let arch = parts.next().unwrap_or_default().to_string();
+    let variant = parts.next().unwrap_or_default().to_string();
+    let mut v = Vars::new();
+    for prefix in ["BUILD", "TARGET"] {
+        v.insert(format!("{prefix}PLATFORM"), platform.to_string());
+        v.insert(format!("{prefix}OS"), os.clone());
+        v.insert(format!("{prefix}ARCH"), arch.clone());
+        v.insert(format!("{prefix}VARIANT"), variant.clone());
+    }
+    v
+}
+
+fn is_url(source: &str) -> bool {
+    source.contains("://") || source.starts_with("git@")
+}
+
+/// What the plan-time walk of a stage learns.
+struct Walk {
+    steps: Vec<Step>,
+    env: Vars,
+    deps: BTreeSet<usize>,
+}
+
+impl Plan {
+    /// Splits `df` into stages, resolves stage references and prunes to the target.
+    pub fn new(df: &Dockerfile, opts: &PlanOptions) -> Result<Self, PlanError> {
+        let expander = Expander::new(df.directives.escape);
+        let auto_args = platform_args(&opts.platform);
+        let mut plan = Plan {
+            stages: Vec::new(),
+            target: 0,
+            needed: Vec::new(),
+            meta: Vars::new(),
+            build_args: opts.build_args.clone(),
+            auto_args: auto_args.clone(),
+            expander,
+            source: df.source.clone(),
+        };
+        let mut meta = auto_args;
+        let mut used_args: BTreeSet<String> = BTreeSet::new();
+        for inst in &df.instructions {
+            match inst {
+                Instruction::Arg { span, args } if plan.stages.is_empty() => {
+                    for decl in args {
+                        used_args.insert(decl.name.clone());
+                        let value = plan.arg_value(decl, &meta, *span)?;
+                        if let Some(v) = value {
+                            meta.insert(decl.name.clone(), v);
+                        }
+                    }
+                }
+                Instruction::From {
+                    span,
+                    image,
+                    name,
+                    platform,
+                } => {
+                    let expanded = plan.expand(&image.value, &meta, "FROM image", image.span)?;
+                    if expanded.is_empty() {
+                        return Err(plan.err(
+                            PlanErrorKind::EmptyBaseName(image.value.clone()),
+                            image.span,
+                        ));
+                    }
+                    let base = if expanded.eq_ignore_ascii_case("scratch") {
+                        Base::Scratch
+                    } else {
+                        match plan.stage_by_name(&expanded) {
+                            Some(i) => Base::Stage(i),
+                            None => Base::Image(expanded),
+                        }
+                    };
+                    let platform = match platform {
+                        Some(p) => Some(plan.expand(p, &meta, "FROM --platform", *span)?),
+                        None => None,
+                    };
+                    plan.stages.push(Stage {
+                        index: plan.stages.len(),
+                        name: name.clone(),
+                        base,
+                        platform,
+                        span: *span,
+                        instructions: Vec::new(),
+                        deps: Vec::new(),
+                    });
+                }
+                other => {
+                    if let Some(stage) = plan.stages.last_mut() {
+                        stage.instructions.push(other.clone());
+                    }
+                }
+            }
+        }
+        plan.meta = meta;
+        if plan.stages.is_empty() {
+            return Err(PlanError {
+                at: None,
+                kind: PlanErrorKind::NoStages,
+            });
+        }
+        plan.target = match &opts.target {
+            None => plan.stages.len() - 1,
+            Some(t) => plan.stage_by_name(t).ok_or_else(|| PlanError {
+                at: None,
+                kind: PlanErrorKind::TargetNotFound(t.clone()),
+            })?,
+        };
+        // Walk every stage once to find its dependencies; a stage's errors matter only
+        // if the target needs it.
+        let mut walks: Vec<Result<Walk, PlanError>> = Vec::new();
+        for i in 0..plan.stages.len() {
+            let walk = plan.walk(i, &Vars::new());
+            if let Ok(w) = &walk {
+                plan.stages[i].deps = w.deps.iter().copied().collect();
+                for step in &w.steps {
+                    if let Instruction::Arg { args, .. } = &step.instruction {
+                        used_args.extend(args.iter().map(|a| a.name.clone()));
+                    }
+                }
+            }
+            walks.push(walk);
+        }
+        let mut needed = BTreeSet::new();
+        let mut todo = vec![plan.target];
+        while let Some(i) = todo.pop() {
+            if !needed.insert(i) {
+                continue;
+            }
+            if let Err(e) = &walks[i] {
+                return Err(e.clone());
+            }
+            todo.extend(plan.stages[i].deps.iter().copied());
+        }
+        plan.needed = needed.into_iter().collect();
+        let unused: Vec<&String> = opts
+            .build_args
+            .keys()
+            .filter(|k| !used_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+            .collect();
+        if !unused.is_empty() {
+            tracing::warn!(?unused, "build args were not consumed by any ARG");
+        }
+        Ok(plan)
+    }
+
+    /// The value of global ARGs (before the first FROM), after build-arg overrides.
+    pub fn meta_args(&self) -> &Vars {
+        &self.meta
+    }
+
+    /// Expands a stage's steps. `base_env` is the environment of what the stage starts
+    /// from: the image config's Env, or the [`ResolvedStage::env`] of the parent stage.
+    pub fn resolve_stage(&self, index: usize, base_env: &Vars) -> Result<ResolvedStage, PlanError> {
+        let walk = self.walk(index, base_env)?;
+        Ok(ResolvedStage {
+            steps: walk.steps,
+            env: walk.env,
+        })
+    }
+
+    fn err(&self, kind: PlanErrorKind, span: Span) -> PlanError {
+        PlanError {
+            at: Some(Box::new(source_ref(&self.source, span))),
+            kind,
+        }
+    }
+
+    fn stage_by_name(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn expand(
+        &self,
+        word: &str,
+        vars: &Vars,
+        what: &'static str,
+        span: Span,
+    ) -> Result<String, PlanError> {
+        self.expander
+            .word(word, vars)
+            .map_err(|source| self.err(PlanErrorKind::Expand { what, source }, span))
+    }
+
+    /// An ARG's value: the build arg if given, else its default expanded, else none.
+    fn arg_value(
+        &self,
+        decl: &ArgDecl,
+        vars: &Vars,
+        span: Span,
+    ) -> Result<Option<String>, PlanError> {
+        if let Some(v) = self.build_args.get(&decl.name) {
+            return Ok(Some(v.clone()));
+        }
+        match &decl.default {
+            Some(d) => Ok(Some(self.expand(d, vars, "ARG default", span)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Resolves a `--from` value seen in stage `current`.
+    fn resolve_from(
+        &self,
+        current: usize,
+        from: &Spanned<String>,
+        value: String,
+    ) -> Result<FromRef, PlanError> {
+        if let Ok(index) = value.parse::<usize>() {
+            if index < current {
+                return Ok(FromRef::Stage(index));
+            }
+            return Err(self.err(
+                PlanErrorKind::UndefinedStage {
+                    name: value,
+                    reason: format!(
+                        "stage index {index} is not defined before this stage (index {current})"
+                    ),
+                },
+                from.span,
+            ));
+        }
+        match self.stage_by_name(&value) {
+            Some(i) if i < current => Ok(FromRef::Stage(i)),
+            Some(i) if i == current => Err(self.err(PlanErrorKind::CircularStage(value), from.span)),
+            Some(i) => Err(self.err(
+                PlanErrorKind::UndefinedStage {
+                    name: value,
+                    reason: format!(
+                        "it is defined later (line {}); a stage can only use stages defined before it",
+                        self.stages[i].span.line
+                    ),
+                },
+                from.span,
+            )),
+            None => Ok(FromRef::Image(value)),
+        }
+    }
+
+    fn walk(&self, index: usize, base_env: &Vars) -> Result<Walk, PlanError> {
+        let stage = &self.stages[index];
+        let mut deps = BTreeSet::new();
+        if let Base::Stage(parent) = stage.base {
+            deps.insert(parent);
+        }
+        let mut args = Vars::new();
+        let mut env = base_env.clone();
+        let proxy: Vars = self
+            .build_args
+            .iter()
+            .filter(|(k, _)| PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut steps = Vec::new();
+        for inst in &stage.instructions {
+            // ENV wins over ARG of the same name.
+            let mut vars = args.clone();
+            vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let span = inst.span();
+            let mut copy_from = None;
+            let mut mount_from = Vec::new();
+            let x = |word: &str, what: &'static str| self.expand(word, &vars, what, span);
+            let expanded = match inst {
+                Instruction::Arg { span, args: decls } => {
+                    let mut scoped = vars.clone();
+                    let mut out = Vec::new();
+                    for decl in decls {
+                        let value = match (&decl.default, self.build_args.get(&decl.name)) {
+                            (_, Some(v)) => Some(v.clone()),
+                            (Some(d), None) => {
+                                Some(self.expand(d, &scoped, "ARG default", *span)?)
+                            }
+                            (None, None) => self
+                                .meta
+                                .get(&decl.name)
+                                .or_else(|| self.auto_args.get(&decl.name))
+                                .cloned(),
+                        };
+                        if let Some(v) = &value {
+                            args.insert(decl.name.clone(), v.clone());
+                            if !env.contains_key(&decl.name) {
+                                scoped.insert(decl.name.clone(), v.clone());
+                            }
+                        }
+                        out.push(ArgDecl {
+                            name: decl.name.clone(),
+                            default: value,
+                        });
+                    }
+                    Instruction::Arg {
+                        span: *span,
+                        args: out,
+                    }
+                }
+                Instruction::Env { span, vars: pairs } => {
+                    let mut out = Vec::new();
+                    for kv in pairs {
+                        let pair = KeyValue {
+                            key: x(&kv.key, "ENV name")?,
+                            value: x(&kv.value, "ENV value")?,
+                        };
+                        out.push(pair);
+                    }
+                    for kv in &out {
+                        env.insert(kv.key.clone(), kv.value.clone());
+                    }
+                    Instruction::Env {
+                        span: *span,
+                        vars: out,
+                    }
+                }
+                Instruction::Label { span, labels } => Instruction::Label {
+                    span: *span,
+                    labels: labels
+                        .iter()
+                        .map(|kv| {
+                            Ok(KeyValue {
+                                key: x(&kv.key, "LABEL name")?,
+                                value: x(&kv.value, "LABEL value")?,
+                            })
+                        })
+                        .collect::<Result<_, PlanError>>()?,
+                },
+                Instruction::Expose { span, ports } => {
+                    let mut out = Vec::new();
+                    for p in ports {
+                        out.extend(x(p, "EXPOSE port")?.split_whitespace().map(str::to_string));
+                    }
+                    Instruction::Expose {
+                        span: *span,
+                        ports: out,
+                    }
+                }
+                Instruction::Volume { span, paths } => Instruction::Volume {
+                    span: *span,
+                    paths: paths
+                        .iter()
+                        .map(|p| x(p, "VOLUME path"))
+                        .collect::<Result<_, _>>()?,
+                },
+                Instruction::User { span, user } => Instruction::User {
+                    span: *span,
+                    user: x(user, "USER")?,
+                },
+                Instruction::Workdir { span, path } => Instruction::Workdir {
+                    span: *span,
+                    path: x(path, "WORKDIR")?,
+                },
+                Instruction::Stopsignal { span, signal } => Instruction::Stopsignal {
+                    span: *span,
+                    signal: x(signal, "STOPSIGNAL")?,
+                },
+                Instruction::Copy {
+                    span,
+                    from,
+                    args: c,
+                } => {
+                    let from = match from {
+                        Some(f) => {
+                            let value = self.expand(&f.value, &vars, "COPY --from", f.span)?;
+                            let r = self.resolve_from(index, f, value.clone())?;
+                            if let FromRef::Stage(i) = r {
+                                deps.insert(i);
+                            }
+                            copy_from = Some(r);
+                            Some(Spanned {
+                                value,
+                                span: f.span,
+                            })
+                        }
+                        None => None,
+                    };
+                    let c = self.expand_copy("COPY", c, &vars, from.is_none())?;
+                    Instruction::Copy {
+                        span: *span,
+                        from,
+                        args: c,
+                    }
+                }
+                Instruction::Add {
+                    span,
+                    checksum,
+                    keep_git_dir,
+                    args: c,
+                } => Instruction::Add {
+                    span: *span,
+                    checksum: checksum
+                        .as_deref()
+                        .map(|v| x(v, "ADD --checksum"))
+                        .transpose()?,
+                    keep_git_dir: *keep_git_dir,
+                    args: self.expand_copy("ADD", c, &vars, true)?,
+                },
+                Instruction::Run {
+                    span,
+                    command,
+                    heredocs,
+                    mounts,
+                    network,
+                    security,
+                } => {
+                    let mut out = Vec::new();
+                    for m in mounts {
+                        let (m, r) = self.expand_mount(index, m, &vars, *span)?;
+                        if let Some(FromRef::Stage(i)) = r {
+                            deps.insert(i);
+                        }
+                        mount_from.push(r);
+                        out.push(m);
+                    }
+                    Instruction::Run {
+                        span: *span,
+                        command: command.clone(),
+                        heredocs: heredocs.clone(),
+                        mounts: out,
+                        network: *network,
+                        security: *security,
+                    }
+                }
+                other => other.clone(),
+            };
+            steps.push(Step {
+                instruction: expanded,
+                args: args.clone(),
+                env: env.clone(),
+                proxy: proxy
+                    .iter()
+                    .filter(|(k, _)| !args.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                copy_from,
+                mount_from,
+            });
+        }
+        Ok(Walk { steps, env, deps })
+    }
+
+    fn expand_copy(
+        &self,
+        kw: &'static str,
+        c: &CopyArgs,
+        vars: &Vars,
+        from_context: bool,
+    ) -> Result<CopyArgs, PlanError> {
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            let value = self.expand(&s.value, vars, "source", s.span)?;
+            if from_context && !is_url(&value) && clean_segments(&value).first() == Some(&"..") {
+                return Err(self.err(
+                    PlanErrorKind::SourceOutsideContext {
+                        instruction: kw,
+                        path: value,
+                    },
+                    s.span,
+                ));
+            }
+            sources.push(Spanned {
+                value,
+                span: s.span,
+            });
+        }
+        let span = c
+            .sources
+            .first()
+            .map(|s| s.span)
+            .unwrap_or(Span { line: 1, column: 1 });
+        let opt = |v: &Option<String>, what| -> Result<Option<String>, PlanError> {
+            v.as_deref()
+                .map(|v| self.expand(v, vars, what, span))
+                .transpose()
+        };
+        Ok(CopyArgs {
+            sources,
+            heredocs: c.heredocs.clone(),
+            dest: self.expand(&c.dest, vars, "destination", span)?,
+            chown: opt(&c.chown, "--chown")?,
+            chmod: opt(&c.chmod, "--chmod")?,
+            link: c.link,
+            parents: c.parents,
+            exclude: c
+                .exclude
+                .iter()
+                .map(|e| self.expand(e, vars, "--exclude", span))
+                .collect::<Result<_, _>>()?,
+            json: c.json,
+        })
+    }
+
+    fn expand_mount(
+        &self,
+        index: usize,
+        m: &RunMount,
+        vars: &Vars,
+        span: Span,
+    ) -> Result<(RunMount, Option<FromRef>), PlanError> {
+        let opt = |v: &Option<String>| -> Result<Option<String>, PlanError> {
+            v.as_deref()
+                .map(|v| self.expand(v, vars, "--mount option", span))
+                .transpose()
+        };
+        let (from, r) = match &m.from {
+            Some(f) => {
+                let value = self.expand(&f.value, vars, "--mount from", f.span)?;
+                let r = self.resolve_from(index, f, value.clone())?;
+                (
+                    Some(Spanned {
+                        value,
+                        span: f.span,
+                    }),
+                    Some(r),
+                )
+            }
+            None => (None, None),
+        };
+        Ok((
+            RunMount {
+                kind: m.kind,
+                target: opt(&m.target)?,
+                source: opt(&m.source)?,
+                from,
+                readonly: m.readonly,
+                id: opt(&m.id)?,
+                sharing: m.sharing,
+                mode: opt(&m.mode)?,
+                uid: opt(&m.uid)?,
+                gid: opt(&m.gid)?,
+                required: m.required,
+                size: opt(&m.size)?,
+            },
+            r,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parse;
+
+    fn plan(text: &str, opts: PlanOptions) -> Result<Plan, PlanError> {
+        Plan::new(&parse("Dockerfile", text).unwrap(), &opts)
+    }
+
+    fn opts(target: Option<&str>, args: &[(&str, &str)]) -> PlanOptions {
+        PlanOptions {
+            target: target.map(str::to_string),
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            platform: "linux/amd64".into(),
+        }
+    }
+
+    const MULTI: &str = "\
+FROM alpine AS deps
+RUN echo deps
+FROM alpine AS unused
+RUN echo unused
+FROM deps AS build
+COPY --from=deps /a /b
+FROM scratch AS tool
+FROM alpine
+RUN --mount=from=tool,target=/t true
+COPY --from=build /out /out
+COPY --from=busybox:latest /bin/busybox /bin/
+";
+
+    #[test]
+    fn graph_and_pruning() {
+        let p = plan(MULTI, opts(None, &[])).unwrap();
+        assert_eq!(p.target, 4);
+        assert_eq!(p.needed, vec![0, 2, 3, 4]);
+        assert_eq!(p.stages[2].base, Base::Stage(0));
+        assert_eq!(p.stages[3].base, Base::Scratch);
+        let p = plan(MULTI, opts(Some("build"), &[])).unwrap();
+        assert_eq!(p.needed, vec![0, 2]);
+        let p = plan(MULTI, opts(Some("UNUSED"), &[])).unwrap();
+        assert_eq!(p.needed, vec![1]);
+        let e = plan(MULTI, opts(Some("nope"), &[])).unwrap_err();
+        assert_eq!(e.to_string(), "target stage \"nope\" could not be found");
+    }
+
+    #[test]
+    fn copy_from_image_and_stage_refs() {
+        let p = plan(MULTI, opts(None, &[])).unwrap();
+        let r = p.resolve_stage(4, &Vars::new()).unwrap();
+        assert_eq!(r.steps[0].mount_from, vec![Some(FromRef::Stage(3))]);
+        assert_eq!(r.steps[1].copy_from, Some(FromRef::Stage(2)));
+        assert_eq!(
+            r.steps[2].copy_from,
+            Some(FromRef::Image("busybox:latest".into()))
+        );
+    }
+
+    #[test]
+    fn undefined_and_circular_stages() {
+        let e = plan(
+            "FROM a AS one\nCOPY --from=two /x /y\nFROM b AS two\n",
+            opts(Some("one"), &[]),
+        )
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("Dockerfile:2:6: undefined stage \"two\": it is defined later (line 3)"));
+        let e = plan("FROM a AS one\nCOPY --from=one /x /y\n", opts(None, &[])).unwrap_err();
+        assert_eq!(e.kind, PlanErrorKind::CircularStage("one".into()));
+        let e = plan("FROM a\nCOPY --from=3 /x /y\n", opts(None, &[])).unwrap_err();
+        assert!(matches!(e.kind, PlanErrorKind::UndefinedStage { .. }));
+        // Errors in skipped stages do not matter.
+        assert!(plan(
+            "FROM a AS bad\nCOPY --from=bad /x /y\nFROM b\n",
+            opts(None, &[])
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn global_args_only_in_from_unless_redeclared() {
+        let text = "ARG IMG=alpine\nARG V=1\nFROM ${IMG}:${V}\nRUN a\nARG V\nRUN b\nARG W=${V}-x\nENV E=$V\n";
+        let p = plan(text, opts(None, &[])).unwrap();
+        assert_eq!(p.stages[0].base, Base::Image("alpine:1".into()));
+        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        assert!(r.steps[0].args.is_empty());
+        assert_eq!(r.steps[2].args.get("V").map(String::as_str), Some("1"));
+        assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("1-x"));
+        assert_eq!(r.env.get("E").map(String::as_str), Some("1"));
+        let p = plan(text, opts(None, &[("V", "2"), ("IMG", "busybox")])).unwrap();
+        assert_eq!(p.stages[0].base, Base::Image("busybox:2".into()));
+        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("2-x"));
+    }
+
+    #[test]
+    fn env_wins_over_arg_and_base_env_is_seen() {
+        let text = "FROM a\nARG X=arg\nENV X=env\nWORKDIR /$X/$HOME\nARG X=again\nUSER $X\n";
+        let p = plan(text, opts(None, &[])).unwrap();
+        let base: Vars = [("HOME".to_string(), "/root".to_string())].into();
+        let r = p.resolve_stage(0, &base).unwrap();
+        let Instruction::Workdir { path, .. } = &r.steps[2].instruction else {
+            panic!()
+        };
+        assert_eq!(path, "/env//root");
+        let Instruction::User { user, .. } = &r.steps[4].instruction else {
+            panic!()
+        };
+        assert_eq!(user, "env");
+    }
+
+    #[test]
+    fn platform_and_proxy_args() {
+        let text = "FROM --platform=$BUILDPLATFORM a\nARG TARGETARCH\nRUN echo $TARGETARCH\nARG HTTP_PROXY\nRUN x\n";
+        let p = plan(
+            text,
+            opts(None, &[("http_proxy", "p1"), ("HTTP_PROXY", "p2")]),
+        )
+        .unwrap();
+        assert_eq!(p.stages[0].platform.as_deref(), Some("linux/amd64"));
+        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        assert_eq!(
+            r.steps[1].args.get("TARGETARCH").map(String::as_str),
+            Some("amd64")
+        );
+        assert_eq!(r.steps[1].proxy.len(), 2);
+        assert!(!r.steps[1].args.contains_key("HTTP_PROXY"));
+        assert_eq!(
+            r.steps[3].args.get("HTTP_PROXY").map(String::as_str),
+            Some("p2")
+        );
+        assert_eq!(r.steps[3].proxy.len(), 1);
+    }
+
+    #[test]
+    fn copy_source_outside_context() {
+        let e = plan("FROM a\nARG D=..\nCOPY ok $D/secret /x\n", opts(None, &[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Dockerfile:3:9: COPY source \"../secret\" is outside the build context\n  |\n3 | COPY ok $D/secret /x\n  |         ^"
+        );
+        // From another stage, `..` is resolved inside that stage's root.
+        assert!(plan(
+            "FROM a AS b\nFROM c\nCOPY --from=b ../x /x\n",
+            opts(None, &[])
+        )
+        .is_ok());
+        assert!(plan("FROM a\nADD https://e.com/../x /x\n", opts(None, &[])).is_ok());
+    }
+
+    #[test]
+    fn expansion_errors_have_positions() {
+        let e = plan("FROM a\nENV A=\"${B:?must be set}\"\n", opts(None, &[])).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("Dockerfile:2:1: cannot expand ENV value: B: must be set"));
+        let e = plan("FROM ${IMG}\n", opts(None, &[])).unwrap_err();
+        assert!(matches!(e.kind, PlanErrorKind::EmptyBaseName(_)));
+        assert_eq!(
+            plan("ARG A=1\n", opts(None, &[])).unwrap_err().kind,
+            PlanErrorKind::NoStages
+        );
+    }
+}
