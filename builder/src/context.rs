@@ -121,7 +121,7 @@ fn matches_segments(p: &[Segment], s: &[&str]) -> bool {
             None => false,
             Some(seg) => {
                 let chars: Vec<char> = seg.chars().collect();
-                glob(g, &chars, '\\') && matches_segments(&p[1..], &s[1..])
+                glob(g, &chars, '\\', true) && matches_segments(&p[1..], &s[1..])
             }
         },
     }
@@ -330,7 +330,7 @@ impl Context {
             let matched = fsegs.len() >= pattern.len()
                 && pattern.iter().zip(&fsegs).all(|(p, s)| {
                     let s: Vec<char> = s.chars().collect();
-                    glob(p, &s, '\\')
+                    glob(p, &s, '\\', true)
                 });
             if matched {
                 out.push(f.clone());

@@ -1,26 +1,27 @@
 //! Shell-style pattern matching shared by variable expansion (`${v#p}`), `.dockerignore`
 //! segments and COPY source wildcards: `*`, `?`, `[...]` classes and an escape character.
 
-/// Shell pattern match of the whole of `s`: `*`, `?`, `[...]` (with `!`/`^` and ranges)
-/// and `escape` to quote the next character.
-pub(crate) fn glob(p: &[char], s: &[char], escape: char) -> bool {
+/// Pattern match of the whole of `s`: `*`, `?`, `escape` to quote the next character and,
+/// with `classes`, `[...]` (with `!`/`^` and ranges; without, `[` is literal as in
+/// BuildKit's `${v#pattern}`).
+pub(crate) fn glob(p: &[char], s: &[char], escape: char, classes: bool) -> bool {
     match p.first() {
         None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..], escape)),
-        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..], escape),
-        Some('[') => match s.first() {
+        Some('*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..], escape, classes)),
+        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..], escape, classes),
+        Some('[') if classes => match s.first() {
             None => false,
             Some(&c) => match class(&p[1..], c) {
-                Some((true, used)) => glob(&p[1 + used..], &s[1..], escape),
+                Some((true, used)) => glob(&p[1 + used..], &s[1..], escape, classes),
                 Some((false, _)) => false,
                 // No closing bracket: a literal `[`.
-                None => c == '[' && glob(&p[1..], &s[1..], escape),
+                None => c == '[' && glob(&p[1..], &s[1..], escape, classes),
             },
         },
         Some(&c) if c == escape && p.len() > 1 => {
-            s.first() == Some(&p[1]) && glob(&p[2..], &s[1..], escape)
+            s.first() == Some(&p[1]) && glob(&p[2..], &s[1..], escape, classes)
         }
-        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], escape),
+        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], escape, classes),
     }
 }
 
@@ -63,7 +64,7 @@ mod tests {
     fn m(p: &str, s: &str) -> bool {
         let p: Vec<char> = p.chars().collect();
         let s: Vec<char> = s.chars().collect();
-        glob(&p, &s, '\\')
+        glob(&p, &s, '\\', true)
     }
 
     #[test]
@@ -78,5 +79,7 @@ mod tests {
         assert!(!m("\\*", "x"));
         assert!(m("[", "["));
         assert!(m("a[]]b", "a]b"));
+        let lit: Vec<char> = "[ab]".chars().collect();
+        assert!(glob(&lit, &lit, '\\', false));
     }
 }

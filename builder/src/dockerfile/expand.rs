@@ -25,6 +25,15 @@ pub enum ExpandError {
     /// An opening quote without its closing one.
     #[error("unexpected end of statement while looking for matching {0}")]
     Unterminated(&'static str),
+    /// A `#`, `%` or `/` pattern with an escape before something other than `*`, `?`,
+    /// `\`, `}` or `/`, or at its end.
+    #[error("invalid pattern {pattern:?}: the escape character must precede *, ?, \\, }} or /{}", escaped.map(|c| format!(", not {c:?}")).unwrap_or_default())]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// The escaped character, `None` at the end.
+        escaped: Option<char>,
+    },
     /// `${v?msg}` with `v` unset, or `${v:?msg}` with `v` unset or empty.
     #[error("{name}: {message}")]
     Required {
@@ -162,6 +171,26 @@ impl Scan<'_> {
         }
     }
 
+    /// Checks a `#`, `%` or `/` pattern: the escape may only precede `*`, `?`, `\`, `}` or
+    /// `/` (BuildKit `convertShellPatternToRegex`).
+    fn check_pattern(pattern: &str) -> Result<(), ExpandError> {
+        let mut chars = pattern.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('*' | '?' | '\\' | '}' | '/') => {}
+                    other => {
+                        return Err(ExpandError::BadPattern {
+                            pattern: pattern.to_string(),
+                            escaped: other,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A variable name: letters, digits, `_`; or a run of digits; or one special parameter.
     fn name(&mut self) -> String {
         let mut name = String::new();
@@ -243,6 +272,7 @@ impl Scan<'_> {
             }
             '#' | '%' if !null_is_unset => {
                 let mut pattern = self.until(Some('}'), true)?;
+                Self::check_pattern(&pattern)?;
                 let longest = pattern.starts_with(op);
                 if longest {
                     pattern.remove(0);
@@ -250,9 +280,9 @@ impl Scan<'_> {
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
                 let pattern: Vec<char> = pattern.chars().collect();
                 Ok(if op == '#' {
-                    trim_prefix(&pattern, &value, longest, self.escape)
+                    trim_prefix(&pattern, &value, longest)
                 } else {
-                    trim_suffix(&pattern, &value, longest, self.escape)
+                    trim_suffix(&pattern, &value, longest)
                 })
             }
             '/' if !null_is_unset => {
@@ -260,38 +290,40 @@ impl Scan<'_> {
                 if all {
                     self.pos += 1;
                 }
-                let pattern: Vec<char> = self.until(Some('/'), true)?.chars().collect();
+                let pattern = self.until(Some('/'), true)?;
+                Self::check_pattern(&pattern)?;
+                let pattern: Vec<char> = pattern.chars().collect();
                 let replacement = self.until(Some('}'), true)?;
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
-                Ok(replace(&pattern, &value, &replacement, all, self.escape))
+                Ok(replace(&pattern, &value, &replacement, all))
             }
             _ => Err(ExpandError::UnsupportedModifier(shown)),
         }
     }
 }
 
-fn trim_prefix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
+fn trim_prefix(p: &[char], v: &[char], longest: bool) -> String {
     let ends: Box<dyn Iterator<Item = usize>> = if longest {
         Box::new((0..=v.len()).rev())
     } else {
         Box::new(0..=v.len())
     };
     for end in ends {
-        if glob(p, &v[..end], escape) {
+        if glob(p, &v[..end], '\\', false) {
             return v[end..].iter().collect();
         }
     }
     v.iter().collect()
 }
 
-fn trim_suffix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
+fn trim_suffix(p: &[char], v: &[char], longest: bool) -> String {
     let starts: Box<dyn Iterator<Item = usize>> = if longest {
         Box::new(0..=v.len())
     } else {
         Box::new((0..=v.len()).rev())
     };
     for start in starts {
-        if glob(p, &v[start..], escape) {
+        if glob(p, &v[start..], '\\', false) {
             return v[..start].iter().collect();
         }
     }
@@ -299,7 +331,7 @@ fn trim_suffix(p: &[char], v: &[char], longest: bool, escape: char) -> String {
 }
 
 /// Replaces the first (or every) leftmost-longest match of `p` in `v`.
-fn replace(p: &[char], v: &[char], with: &str, all: bool, escape: char) -> String {
+fn replace(p: &[char], v: &[char], with: &str, all: bool) -> String {
     let mut out = String::new();
     let mut i = 0;
     let mut replaced = false;
@@ -307,7 +339,9 @@ fn replace(p: &[char], v: &[char], with: &str, all: bool, escape: char) -> Strin
         let found = if replaced && !all {
             None
         } else {
-            (i..=v.len()).rev().find(|&end| glob(p, &v[i..end], escape))
+            (i..=v.len())
+                .rev()
+                .find(|&end| glob(p, &v[i..end], '\\', false))
         };
         match found {
             Some(end) => {
@@ -429,7 +463,7 @@ mod tests {
             ("${path#x}", "a/b/c.tar.gz"),
             ("${path/\\//_}", "a_b/c.tar.gz"),
             ("${path//\\//_}", "a_b_c.tar.gz"),
-            ("${path//[ab]/X}", "X/X/c.tXr.gz"),
+            ("${path//[ab]/X}", "a/b/c.tar.gz"),
             ("${path/?/Z}", "Z/b/c.tar.gz"),
             ("${UNSET#x}", ""),
             ("${SHELL/sh/}", "ba"),
@@ -437,6 +471,77 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(x(input), want, "input {input:?}");
+        }
+    }
+
+    // Cases from BuildKit's TestProcessWithMatches, with their own variables.
+    #[test]
+    fn buildkit_pattern_cases() {
+        let cases: [(&str, &[(&str, &str)], &str); 16] = [
+            (
+                r"${FOO#()[]{\}^$.\*\?|\\}",
+                &[("FOO", r"()[]{}^$.*?|\x")],
+                "x",
+            ),
+            (r"${FOO%%\**}", &[("FOO", "xx**")], "xx"),
+            ("${FOO#*x*y}", &[("FOO", "xxyy")], "y"),
+            ("${FOO#*}", &[("FOO", "xxyy")], "xxyy"),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], "xyy"),
+            ("${FOO##*x}", &[("FOO", "xxyy")], "yy"),
+            (r"${FOO#?\?}", &[("FOO", "???y")], "?y"),
+            ("${ABC:-.}${FOO%x}${ABC:-.}", &[("FOO", "xxyy")], ".xxyy."),
+            (r"${FOO%%\**\*}", &[("FOO", "a***yy*")], "a"),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", r"\*/")],
+                "/foo.*/*.txt - /foo..*.txt",
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                "/tmp/bar.txt - /bar.txt",
+            ),
+            (
+                "${FOO/$N/$R} - ${FOO//$N/$R}",
+                &[("FOO", "/a/foo/b/c.txt"), ("N", "/?/"), ("R", "/")],
+                "/foo/b/c.txt - /foo/c.txt",
+            ),
+            (
+                r"${FOO//\//\/}",
+                &[("FOO", "/tmp/foo.txt")],
+                r"\/tmp\/foo.txt",
+            ),
+            ("${FOO/$BAR/ww}", &[("FOO", "xxyy"), ("BAR", "")], "wwxxyy"),
+            ("${FOO///}", &[("FOO", "xxyy")], "xxyy"),
+            (
+                "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}",
+                &[("FOO", "xxx"), ("BAR", "")],
+                "xxx  ccc",
+            ),
+        ];
+        for (input, env, want) in cases {
+            let vars: Vars = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(
+                Expander::new('\\').word(input, &vars).unwrap(),
+                want,
+                "input {input:?}"
+            );
+        }
+        let vars: Vars = [("FOO".to_string(), "xxyy".to_string())].into();
+        for bad in [
+            "${FOO//ww}",
+            "${FOO//}",
+            "${FOO=aaa}",
+            "${FOO=:aaa}",
+            r"${FOO#\x}",
+        ] {
+            assert!(
+                Expander::new('\\').word(bad, &vars).is_err(),
+                "input {bad:?}"
+            );
         }
     }
 
