@@ -477,7 +477,8 @@ mod tests {
     // Cases from BuildKit's TestProcessWithMatches, with their own variables.
     #[test]
     fn buildkit_pattern_cases() {
-        let cases: [(&str, &[(&str, &str)], &str); 16] = [
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 16] = [
             (
                 r"${FOO#()[]{\}^$.\*\?|\\}",
                 &[("FOO", r"()[]{}^$.*?|\x")],
