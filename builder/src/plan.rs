@@ -12,6 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::Serialize;
+
 use crate::context::clean_segments;
 use crate::dockerfile::{
     source_ref, ArgDecl, CopyArgs, Dockerfile, ExpandError, Expander, Instruction, KeyValue,
@@ -121,7 +123,8 @@ impl Default for PlanOptions {
 }
 
 /// What a stage starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Base {
     /// `FROM scratch`: an empty filesystem.
     Scratch,
@@ -132,7 +135,8 @@ pub enum Base {
 }
 
 /// Where `COPY --from` or `RUN --mount from=` takes files from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FromRef {
     /// An earlier stage, by index.
     Stage(usize),
@@ -160,7 +164,7 @@ pub struct Stage {
 }
 
 /// One instruction ready to execute: words expanded, and the variables it sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// The instruction with BuildKit's expandable words expanded (RUN, CMD, ENTRYPOINT,
     /// SHELL, HEALTHCHECK and ONBUILD stay as written: the shell or a later build expands).
@@ -172,8 +176,10 @@ pub struct Step {
     /// Undeclared proxy build args, passed to RUN but left out of the cache key.
     pub proxy: Vars,
     /// For `COPY --from`: where from.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub copy_from: Option<FromRef>,
     /// For RUN: the source of each `--mount` (None: the build context or no source).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mount_from: Vec<Option<FromRef>>,
 }
 
