@@ -585,7 +585,7 @@ impl Plan {
                         }
                         None => None,
                     };
-                    let c = self.expand_copy("COPY", c, &vars, from.is_none())?;
+                    let c = self.expand_copy("COPY", *span, c, &vars, from.is_none())?;
                     Instruction::Copy {
                         span: *span,
                         from,
@@ -604,7 +604,7 @@ impl Plan {
                         .map(|v| x(v, "ADD --checksum"))
                         .transpose()?,
                     keep_git_dir: *keep_git_dir,
-                    args: self.expand_copy("ADD", c, &vars, true)?,
+                    args: self.expand_copy("ADD", *span, c, &vars, true)?,
                 },
                 Instruction::Run {
                     span,
@@ -653,6 +653,7 @@ impl Plan {
     fn expand_copy(
         &self,
         kw: &'static str,
+        span: Span,
         c: &CopyArgs,
         vars: &Vars,
         from_context: bool,
@@ -674,19 +675,29 @@ impl Plan {
                 span: s.span,
             });
         }
-        let span = c
-            .sources
-            .first()
-            .map(|s| s.span)
-            .unwrap_or(Span { line: 1, column: 1 });
         let opt = |v: &Option<String>, what| -> Result<Option<String>, PlanError> {
             v.as_deref()
                 .map(|v| self.expand(v, vars, what, span))
                 .transpose()
         };
+        let mut heredocs = c.heredocs.clone();
+        for h in heredocs.iter_mut().filter(|h| h.expand) {
+            h.content = self
+                .expander
+                .keeping_quotes(&h.content, vars)
+                .map_err(|source| {
+                    self.err(
+                        PlanErrorKind::Expand {
+                            what: "heredoc",
+                            source,
+                        },
+                        span,
+                    )
+                })?;
+        }
         Ok(CopyArgs {
             sources,
-            heredocs: c.heredocs.clone(),
+            heredocs,
             dest: self.expand(&c.dest, vars, "destination", span)?,
             chown: opt(&c.chown, "--chown")?,
             chmod: opt(&c.chmod, "--chmod")?,

@@ -58,11 +58,22 @@ impl Expander {
 
     /// Expands one word (BuildKit `ProcessWord`): quotes are removed, whitespace kept.
     pub fn word(&self, text: &str, vars: &Vars) -> Result<String, ExpandError> {
+        self.scan(text, vars, false)
+    }
+
+    /// Expands heredoc file content for COPY/ADD (BuildKit `ExpandRaw`): quotes are kept
+    /// (single quotes still stop expansion), escapes are processed.
+    pub fn keeping_quotes(&self, text: &str, vars: &Vars) -> Result<String, ExpandError> {
+        self.scan(text, vars, true)
+    }
+
+    fn scan(&self, text: &str, vars: &Vars, raw_quotes: bool) -> Result<String, ExpandError> {
         let mut scan = Scan {
             chars: text.chars().collect(),
             pos: 0,
             escape: self.escape,
             vars,
+            raw_quotes,
         };
         scan.until(None, false)
     }
@@ -73,6 +84,7 @@ struct Scan<'v> {
     pos: usize,
     escape: char,
     vars: &'v Vars,
+    raw_quotes: bool,
 }
 
 fn is_special_param(c: char) -> bool {
@@ -131,10 +143,18 @@ impl Scan<'_> {
     fn single_quoted(&mut self) -> Result<String, ExpandError> {
         self.pos += 1;
         let mut out = String::new();
+        if self.raw_quotes {
+            out.push('\'');
+        }
         loop {
             match self.next() {
                 None => return Err(ExpandError::Unterminated("single-quote")),
-                Some('\'') => return Ok(out),
+                Some('\'') => {
+                    if self.raw_quotes {
+                        out.push('\'');
+                    }
+                    return Ok(out);
+                }
                 Some(c) => out.push(c),
             }
         }
@@ -143,11 +163,17 @@ impl Scan<'_> {
     fn double_quoted(&mut self) -> Result<String, ExpandError> {
         self.pos += 1;
         let mut out = String::new();
+        if self.raw_quotes {
+            out.push('"');
+        }
         loop {
             match self.peek() {
                 None => return Err(ExpandError::Unterminated("double-quote")),
                 Some('"') => {
                     self.pos += 1;
+                    if self.raw_quotes {
+                        out.push('"');
+                    }
                     return Ok(out);
                 }
                 Some('$') => out.push_str(&self.dollar()?),
@@ -563,6 +589,16 @@ mod tests {
             "UNSET: is not allowed to be unset"
         );
         assert_eq!(e("${EMPTY:?must be set}").to_string(), "EMPTY: must be set");
+    }
+
+    #[test]
+    fn heredoc_content_keeps_quotes() {
+        let ex = Expander::new('\\');
+        let text = "<?xml version=\"1.0\"?>\n\"$PWD\" '$PWD' \\$PWD\n";
+        assert_eq!(
+            ex.keeping_quotes(text, &vars()).unwrap(),
+            "<?xml version=\"1.0\"?>\n\"/home\" '$PWD' $PWD\n"
+        );
     }
 
     #[test]
