@@ -62,6 +62,14 @@ pub enum PlanErrorKind {
         /// The expansion error.
         source: ExpandError,
     },
+    /// An EXPOSE entry that is not `port[-port][/tcp|udp|sctp]`.
+    #[error(
+        "invalid port {0:?} in EXPOSE: expected port[-port][/tcp|udp|sctp] with ports 1-65535"
+    )]
+    InvalidPort(String),
+    /// A STOPSIGNAL that names no signal.
+    #[error("invalid STOPSIGNAL {0:?}: expected a signal name such as SIGTERM or a number 1-64")]
+    InvalidSignal(String),
     /// FROM whose image expands to nothing.
     #[error("base image name {0:?} expands to an empty string")]
     EmptyBaseName(String),
@@ -221,6 +229,48 @@ fn platform_args(platform: &str) -> Vars {
         v.insert(format!("{prefix}VARIANT"), variant.clone());
     }
     v
+}
+
+/// `port[-port][/tcp|udp|sctp]` with ports 1..=65535 (what `EXPOSE` accepts).
+fn valid_port(spec: &str) -> bool {
+    let (range, proto) = match spec.split_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".into()),
+    };
+    let port = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+    let ports_ok = match range.split_once('-') {
+        Some((lo, hi)) => port(lo) && port(hi) && lo.parse::<u16>().ok() <= hi.parse::<u16>().ok(),
+        None => port(range),
+    };
+    ports_ok && matches!(proto.as_str(), "tcp" | "udp" | "sctp")
+}
+
+/// Linux signal names (with or without `SIG`, any case) and numbers 1..=64.
+fn valid_signal(signal: &str) -> bool {
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+        "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+        "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR",
+    ];
+    if let Ok(n) = signal.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let upper = signal.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if NAMES.contains(&name) || name == "SYS" {
+        return true;
+    }
+    // SIGRTMIN+n / SIGRTMAX-n
+    let rt = |prefix: &str, sep: char| {
+        name.strip_prefix(prefix).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix(sep)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n <= 30)
+        })
+    };
+    rt("RTMIN", '+') || rt("RTMAX", '-')
 }
 
 fn is_url(source: &str) -> bool {
@@ -539,7 +589,14 @@ impl Plan {
                 Instruction::Expose { span, ports } => {
                     let mut out = Vec::new();
                     for p in ports {
-                        out.extend(x(p, "EXPOSE port")?.split_whitespace().map(str::to_string));
+                        for port in x(p, "EXPOSE port")?.split_whitespace() {
+                            if !valid_port(port) {
+                                return Err(
+                                    self.err(PlanErrorKind::InvalidPort(port.into()), *span)
+                                );
+                            }
+                            out.push(port.to_string());
+                        }
                     }
                     Instruction::Expose {
                         span: *span,
@@ -561,10 +618,16 @@ impl Plan {
                     span: *span,
                     path: x(path, "WORKDIR")?,
                 },
-                Instruction::Stopsignal { span, signal } => Instruction::Stopsignal {
-                    span: *span,
-                    signal: x(signal, "STOPSIGNAL")?,
-                },
+                Instruction::Stopsignal { span, signal } => {
+                    let signal = x(signal, "STOPSIGNAL")?;
+                    if !valid_signal(&signal) {
+                        return Err(self.err(PlanErrorKind::InvalidSignal(signal), *span));
+                    }
+                    Instruction::Stopsignal {
+                        span: *span,
+                        signal,
+                    }
+                }
                 Instruction::Copy {
                     span,
                     from,
@@ -910,6 +973,18 @@ COPY --from=busybox:latest /bin/busybox /bin/
         )
         .is_ok());
         assert!(plan("FROM a\nADD https://e.com/../x /x\n", opts(None, &[])).is_ok());
+    }
+
+    #[test]
+    fn ports_and_signals_are_checked() {
+        assert!(valid_port("80") && valid_port("53/udp") && valid_port("8000-8010/TCP"));
+        assert!(!valid_port("0") && !valid_port("70000") && !valid_port("80/icmp"));
+        assert!(!valid_port("90-80") && !valid_port("http"));
+        assert!(valid_signal("SIGTERM") && valid_signal("kill") && valid_signal("9"));
+        assert!(valid_signal("SIGRTMIN+3") && valid_signal("RTMAX"));
+        assert!(!valid_signal("SIGFOO") && !valid_signal("0") && !valid_signal("65"));
+        let e = plan("FROM a\nARG P=http\nEXPOSE $P\n", opts(None, &[])).unwrap_err();
+        assert_eq!(e.kind, PlanErrorKind::InvalidPort("http".into()));
     }
 
     #[test]
