@@ -4,25 +4,45 @@
 /// Pattern match of the whole of `s`: `*`, `?`, `escape` to quote the next character and,
 /// with `classes`, `[...]` (with `!`/`^` and ranges; without, `[` is literal as in
 /// BuildKit's `${v#pattern}`).
+///
+/// Runs in O(|p|·|s|): on a mismatch it resumes from the last `*` only, which is enough
+/// because a later `*` can absorb whatever an earlier one would have.
 pub(crate) fn glob(p: &[char], s: &[char], escape: char, classes: bool) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..], escape, classes)),
-        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..], escape, classes),
-        Some('[') if classes => match s.first() {
-            None => false,
-            Some(&c) => match class(&p[1..], c) {
-                Some((true, used)) => glob(&p[1 + used..], &s[1..], escape, classes),
-                Some((false, _)) => false,
-                // No closing bracket: a literal `[`.
-                None => c == '[' && glob(&p[1..], &s[1..], escape, classes),
+    let (mut pi, mut si) = (0, 0);
+    // Where to resume after the last `*`: (pattern index after it, string index).
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        // How many pattern chars the element at `pi` uses if it matches `s[si]`.
+        let step = match p.get(pi) {
+            Some('*') => {
+                star = Some((pi + 1, si));
+                pi += 1;
+                continue;
+            }
+            Some('?') => Some(1),
+            Some('[') if classes => match class(&p[pi + 1..], s[si]) {
+                Some((true, used)) => Some(1 + used),
+                Some((false, _)) => None,
+                None => (s[si] == '[').then_some(1),
             },
-        },
-        Some(&c) if c == escape && p.len() > 1 => {
-            s.first() == Some(&p[1]) && glob(&p[2..], &s[1..], escape, classes)
+            Some(&c) if c == escape && pi + 1 < p.len() => (p[pi + 1] == s[si]).then_some(2),
+            Some(&c) => (c == s[si]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(n), _) => {
+                pi += n;
+                si += 1;
+            }
+            (None, Some((after, from))) => {
+                pi = after;
+                si = from + 1;
+                star = Some((after, from + 1));
+            }
+            (None, None) => return false,
         }
-        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..], escape, classes),
     }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// Matches `c` against a bracket class starting after `[`; returns (matched, chars used
@@ -81,5 +101,17 @@ mod tests {
         assert!(m("a[]]b", "a]b"));
         let lit: Vec<char> = "[ab]".chars().collect();
         assert!(glob(&lit, &lit, '\\', false));
+        assert!(m("*a*b", "xxaxxb"));
+        assert!(!m("*a*b", "xxaxxbx"));
+        assert!(m("a*", "a"));
+        assert!(m("**", ""));
+        assert!(!m("a?", "a"));
+    }
+
+    #[test]
+    fn pathological_patterns_stay_fast() {
+        let p = "*a".repeat(30) + "b";
+        let s = "a".repeat(200);
+        assert!(!m(&p, &s));
     }
 }
