@@ -1,4 +1,15 @@
 //! Dockerfile parsing and image builds with a layer cache keyed by content hashes.
+//!
+//! The path of a build through this crate:
+//! 1. [`dockerfile::parse`] turns the text into typed [`dockerfile::Instruction`]s with
+//!    positions; errors render as `Dockerfile:LINE:COL: message` plus a caret snippet.
+//! 2. [`context::Context::open`] reads the context directory and its ignore file;
+//!    [`context::Context::files`] lists what the build may read.
+//! 3. [`plan::Plan::new`] splits stages, resolves stage references, prunes to `--target`
+//!    and scopes ARGs; [`plan::Plan::resolve_stage`] expands one stage's steps given its
+//!    base environment (stages in [`plan::Plan::needed`] order).
+//! 4. [`cachekey::CacheKey::step`] chains keys: base, then each step with the keys of
+//!    what it reads ([`cachekey::copy_content_key`] for context files).
 #![forbid(unsafe_code)]
 
 pub mod cachekey;

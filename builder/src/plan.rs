@@ -176,6 +176,7 @@ pub struct Stage {
 pub struct Step {
     /// The instruction with BuildKit's expandable words expanded (RUN, CMD, ENTRYPOINT,
     /// SHELL, HEALTHCHECK and ONBUILD stay as written: the shell or a later build expands).
+    /// In an ARG, each `default` holds the value the ARG resolved to (if any).
     pub instruction: Instruction,
     /// Declared ARGs with values visible here (these go into the cache key and RUN's env).
     pub args: Vars,
