@@ -203,6 +203,24 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// An address of this host outside berth's 10.88.0.0/16 (e.g. eth0's).
+fn host_global_address() -> Ipv4Addr {
+    require_command("ip", "iproute2");
+    let out = run_ok(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            line.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .find(|ip: &Ipv4Addr| ip.octets()[..2] != [10, 88])
+        .expect("this host has a global IPv4 address outside 10.88.0.0/16")
+}
+
 fn host_port(a: &Attachment, protocol: Protocol) -> u16 {
     a.ports
         .iter()
@@ -252,7 +270,7 @@ fn attached_namespaces_get_addresses_and_reach_gateway_and_each_other() {
 }
 
 #[test]
-fn forwards_tcp_and_udp_from_localhost_and_the_bridge_address() {
+fn forwards_tcp_and_udp_from_localhost_and_the_hosts_own_addresses() {
     let mut f = Fixture::new(2);
     let ns = f.netns("web");
     let a = f
@@ -273,6 +291,11 @@ fn forwards_tcp_and_udp_from_localhost_and_the_bridge_address() {
     // From the host's own address on the bridge: no masquerade needed.
     let reply = tcp_request(SocketAddrV4::new(f.gateway(), tcp_port), "via-gw");
     assert_eq!(reply, format!("web {} via-gw", f.gateway()));
+    // From the host's primary address: DNAT as well, the container answers it via the
+    // gateway, so it sees the real source.
+    let primary = host_global_address();
+    let reply = tcp_request(SocketAddrV4::new(primary, tcp_port), "via-primary");
+    assert_eq!(reply, format!("web {primary} via-primary"));
     // UDP, both ways.
     let reply = udp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, udp_port), "dgram");
     assert_eq!(reply, format!("web {} dgram", f.gateway()));
