@@ -113,18 +113,26 @@ fn has_unclosed_class(p: &[char]) -> bool {
     false
 }
 
+/// Whether pattern segments match path segments; `**` takes any number of segments.
+/// A table over (pattern suffix, path suffix) keeps many `**` polynomial.
 fn matches_segments(p: &[Segment], s: &[&str]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(Segment::AnyDirs) => (0..=s.len()).any(|i| matches_segments(&p[1..], &s[i..])),
-        Some(Segment::Glob(g)) => match s.first() {
-            None => false,
-            Some(seg) => {
-                let chars: Vec<char> = seg.chars().collect();
-                glob(g, &chars, '\\', true) && matches_segments(&p[1..], &s[1..])
-            }
-        },
+    // ok[i][j]: p[i..] matches s[j..].
+    let mut ok = vec![vec![false; s.len() + 1]; p.len() + 1];
+    ok[p.len()][s.len()] = true;
+    for i in (0..p.len()).rev() {
+        for j in (0..=s.len()).rev() {
+            ok[i][j] = match &p[i] {
+                Segment::AnyDirs => ok[i + 1][j] || (j < s.len() && ok[i][j + 1]),
+                Segment::Glob(g) => {
+                    j < s.len() && ok[i + 1][j + 1] && {
+                        let chars: Vec<char> = s[j].chars().collect();
+                        glob(g, &chars, '\\', true)
+                    }
+                }
+            };
+        }
     }
+    ok[0][0]
 }
 
 impl Pattern {
