@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod images;
+mod system;
+
 /// The `berth` command line.
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A container engine: images, builds, containers, pods")]
@@ -25,17 +28,44 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Create an image from a root filesystem tarball (like `docker import`).
+    Import(images::ImportArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Show details of images as JSON.
+    Inspect(images::InspectArgs),
+    /// Give an image another name.
+    Tag(images::TagArgs),
+    /// Remove image names (and images left without a name).
+    Rmi(images::RmiArgs),
+    /// Write images to a docker-archive or OCI archive.
+    Save(images::SaveArgs),
+    /// Load images from a docker-archive or OCI archive.
+    Load(images::LoadArgs),
+    /// Store maintenance: gc, check.
+    #[command(subcommand)]
+    System(system::SystemCommand),
+}
 
 /// Global options every command needs.
-#[allow(dead_code)]
 struct Globals {
     root: PathBuf,
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let _globals = Globals { root: cli.root };
-    match cli.command {}
+    let globals = Globals { root: cli.root };
+    let g = &globals;
+    match cli.command {
+        Command::Import(a) => images::import(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Images(a) => images::images(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(a) => images::inspect(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Tag(a) => images::tag(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Rmi(a) => images::rmi(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Save(a) => images::save(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Load(a) => images::load(g, a).map(|()| ExitCode::SUCCESS),
+        Command::System(c) => system::run(g, c),
+    }
 }
 
 fn main() -> ExitCode {

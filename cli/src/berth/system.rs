@@ -1,0 +1,64 @@
+//! `berth system gc` and `berth system check`: store maintenance.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use berth_image::gc;
+use berth_image::store::Store;
+use clap::Subcommand;
+
+use crate::Globals;
+
+/// `berth system ...`
+#[derive(Subcommand)]
+pub enum SystemCommand {
+    /// Remove blobs and snapshots no image references, and interrupted downloads.
+    Gc,
+    /// Verify every blob and snapshot; exit non-zero naming anything wrong.
+    Check,
+}
+
+/// Runs a `berth system` subcommand.
+pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
+    let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
+    let _lock = store.lock_exclusive()?;
+    match cmd {
+        SystemCommand::Gc => {
+            let r = gc::gc(&store)?;
+            println!(
+                "Deleted {} blobs ({} bytes), {} snapshots, {} interrupted ingests",
+                r.blobs_removed.len(),
+                r.bytes_freed,
+                r.snapshots_removed.len(),
+                r.ingests_removed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SystemCommand::Check => {
+            let r = gc::check(&store)?;
+            for p in &r.problems {
+                eprintln!("berth: {p}");
+            }
+            println!(
+                "Checked {} images, {} blobs, {} snapshots: {} problems{}",
+                r.images_checked,
+                r.blobs_checked,
+                r.snapshots_checked,
+                r.problems.len(),
+                if r.pending_ingests > 0 {
+                    format!(
+                        " ({} interrupted ingests; `berth system gc` removes them)",
+                        r.pending_ingests
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            Ok(if r.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
