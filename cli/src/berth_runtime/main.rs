@@ -1,3 +1,98 @@
 //! `berth-runtime`: runc's command line over the berth runtime library.
+//!
+//! Invariant: this binary stays single-threaded (no thread pools, no async
+//! runtime), because `create`, `run` and `exec` fork the container's init and
+//! continue in Rust in the child.
 
-fn main() {}
+mod lifecycle;
+mod log;
+mod query;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The `berth-runtime` command line (runc's flags).
+#[derive(Parser)]
+#[command(
+    name = "berth-runtime",
+    version,
+    about = "A runc-compatible OCI runtime"
+)]
+struct Cli {
+    /// State directory for containers.
+    #[arg(long, global = true, default_value = "/run/berth-runtime")]
+    root: PathBuf,
+    /// Log file (errors and, with --debug, debug messages).
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text")]
+    log_format: log::Format,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Use systemd to manage cgroups (not supported: refused with an error).
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+    /// Accepted for runc compatibility; rootless mode is detected from the spec.
+    #[arg(long, hide = true)]
+    rootless: Option<String>,
+    /// Accepted for runc compatibility; checkpointing is not supported.
+    #[arg(long, hide = true)]
+    criu: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a container: set it up and leave its process waiting for `start`.
+    Create(lifecycle::CreateArgs),
+    /// Start a created container.
+    Start(lifecycle::IdArg),
+    /// Create and start a container, then wait for it unless --detach.
+    Run(lifecycle::RunArgs),
+    /// Send a signal to a container.
+    Kill(lifecycle::KillArgs),
+    /// Delete a container's state (kill it first with --force).
+    Delete(lifecycle::DeleteArgs),
+    /// Print a container's OCI state as JSON.
+    State(lifecycle::IdArg),
+    /// Write a default config.json into the bundle directory.
+    Spec(query::SpecArgs),
+    /// Print the features this runtime supports as JSON.
+    Features,
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.systemd_cgroup {
+        anyhow::bail!("systemd cgroup management is not supported: run without --systemd-cgroup (cgroupfs is used)");
+    }
+    let runtime = berth_runtime::Runtime::new(&cli.root);
+    match cli.command {
+        Command::Create(args) => lifecycle::create(&runtime, args),
+        Command::Start(args) => lifecycle::start(&runtime, args),
+        Command::Run(args) => lifecycle::run(&runtime, args),
+        Command::Kill(args) => lifecycle::kill(&runtime, args),
+        Command::Delete(args) => lifecycle::delete(&runtime, args),
+        Command::State(args) => lifecycle::state(&runtime, args),
+        Command::Spec(args) => query::spec(args),
+        Command::Features => query::features(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logger = log::Logger::init(cli.log.clone(), cli.log_format, cli.debug);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let msg = format!("{err:#}");
+            logger.error(&msg);
+            eprintln!("berth-runtime: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

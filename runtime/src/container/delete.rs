@@ -1,0 +1,84 @@
+//! `delete`: remove a stopped (or created) container's state; with `force`,
+//! kill a running one first and wait for it to go.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+use tracing::info_span;
+
+use super::record::{alive, Record};
+use super::state::ContainerStatus;
+use super::{ContainerError, Runtime};
+
+const STOP_TIMEOUT_SECS: u64 = 10;
+
+impl Runtime {
+    /// Deletes container `id`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), ContainerError> {
+        let _span = info_span!("delete", id, force).entered();
+        let record = match self.dirs.load(id) {
+            Ok(r) => r,
+            Err(ContainerError::NotExist(_)) => {
+                // An aborted create can leave a directory without state.json.
+                let _ = self.dirs.remove(id);
+                return if force {
+                    Ok(())
+                } else {
+                    Err(ContainerError::NotExist(id.to_string()))
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        match self.status_of(&record) {
+            ContainerStatus::Stopped => {}
+            ContainerStatus::Created => self.stop_init(&record)?,
+            status if force => {
+                let _ = status;
+                self.stop_init(&record)?;
+            }
+            status => {
+                return Err(ContainerError::WrongStatus(format!(
+                    "cannot delete container {id} that is not stopped: {status}"
+                )))
+            }
+        }
+        self.dirs.remove(id)
+    }
+
+    /// SIGKILLs the init (thawing a paused container) and waits until it is gone.
+    fn stop_init(&self, record: &Record) -> Result<(), ContainerError> {
+        let pid = Pid::from_raw(record.pid);
+        let _ = kill(pid, Signal::SIGKILL);
+        thaw(record.pid);
+        let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS);
+        while alive(record.pid, record.pid_start) {
+            // We are the parent when `run` deletes its own container.
+            let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+            if Instant::now() > deadline {
+                return Err(ContainerError::Timeout(
+                    record.id.clone(),
+                    STOP_TIMEOUT_SECS,
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// A frozen container cannot die: thaw its v1 freezer cgroup if it has one.
+fn thaw(pid: i32) {
+    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return;
+    };
+    if let Some(path) = cgroups
+        .lines()
+        .filter_map(|l| l.split_once(':').and_then(|(_, r)| r.split_once(':')))
+        .find(|(ctrls, _)| ctrls.split(',').any(|c| c == "freezer"))
+        .map(|(_, p)| format!("/sys/fs/cgroup/freezer{p}/freezer.state"))
+    {
+        let _ = std::fs::write(path, "THAWED");
+    }
+}

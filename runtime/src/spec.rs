@@ -1,0 +1,113 @@
+//! The default `config.json` written by `berth-runtime spec`: runc's example
+//! spec (busybox `sh` on a terminal, read-only root, pid/net/ipc/uts/mount
+//! namespaces), and its rootless variant.
+
+use serde_json::{json, Value};
+
+/// runc 1.1's default spec, field for field.
+pub fn default_spec() -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "TERM=xterm"
+            ],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "runc",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+/// runc's `spec --rootless`: a user namespace mapping `uid`/`gid` to root, no
+/// network namespace, sysfs bind-mounted, no cgroup mount or resources.
+pub fn rootless_spec(uid: u32, gid: u32) -> Value {
+    let mut spec = default_spec();
+    spec["linux"]["resources"] = Value::Null;
+    if let Some(obj) = spec["linux"].as_object_mut() {
+        obj.remove("resources");
+    }
+    spec["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
+    ]);
+    spec["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    spec["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        mounts.retain(|m| m["type"] != "cgroup");
+        for m in mounts.iter_mut() {
+            if m["type"] == "sysfs" {
+                *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            } else if m["type"] == "devpts" {
+                if let Some(opts) = m["options"].as_array_mut() {
+                    opts.retain(|o| o != "gid=5");
+                }
+            }
+        }
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_spec_parses_as_an_oci_spec() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec()).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("runc"));
+        assert_eq!(spec.mounts().as_ref().map(Vec::len), Some(7));
+    }
+
+    #[test]
+    fn the_rootless_spec_maps_the_user_and_drops_the_network_namespace() {
+        let spec = rootless_spec(1000, 100);
+        assert_eq!(spec["linux"]["uidMappings"][0]["hostID"], 1000);
+        assert!(!spec["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "network"));
+        let _: oci_spec::runtime::Spec = serde_json::from_value(spec).unwrap();
+    }
+}

@@ -1,0 +1,101 @@
+//! Terminals: a pty made inside the container, its master sent to the caller's
+//! `--console-socket` over SCM_RIGHTS (as runc does), its slave made the
+//! process's controlling terminal and stdio.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt, Winsize};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+
+/// Why the terminal could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TtyError {
+    /// Connecting to the console socket failed.
+    #[error("console socket {path}: {source}")]
+    Connect {
+        /// The socket path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pty operation failed.
+    #[error("terminal {0}: {1}")]
+    Pty(&'static str, nix::Error),
+}
+
+/// Connects to the caller's console socket (before the container is forked).
+pub fn connect(path: &Path) -> Result<OwnedFd, TtyError> {
+    UnixStream::connect(path)
+        .map(OwnedFd::from)
+        .map_err(|source| TtyError::Connect {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, Winsize);
+
+/// Inside the container (after pivot_root): opens a pty on the container's
+/// devpts, binds the slave over /dev/console, sends the master to `socket`,
+/// and makes the slave this process's controlling terminal and fds 0, 1, 2.
+pub fn setup_console(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), TtyError> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(|e| TtyError::Pty("open /dev/ptmx", e))?;
+    grantpt(&master).map_err(|e| TtyError::Pty("grantpt", e))?;
+    unlockpt(&master).map_err(|e| TtyError::Pty("unlockpt", e))?;
+    let slave_name = ptsname_r(&master).map_err(|e| TtyError::Pty("ptsname", e))?;
+    if let Some((height, width)) = size {
+        let ws = Winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: master is an open pty fd and ws a valid winsize for TIOCSWINSZ.
+        unsafe { set_winsize(master.as_raw_fd(), &ws) }
+            .map_err(|e| TtyError::Pty("set size", e))?;
+    }
+    let slave = nix::fcntl::open(
+        slave_name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| TtyError::Pty("open slave", e))?;
+    if Path::new("/dev/console").exists() || std::fs::File::create("/dev/console").is_ok() {
+        nix::mount::mount(
+            Some(slave_name.as_str()),
+            "/dev/console",
+            Some("bind"),
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| TtyError::Pty("bind /dev/console", e))?;
+    }
+    let name = b"/dev/ptmx";
+    let iov = [IoSlice::new(name)];
+    let fds = [master.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg::<UnixAddr>(socket.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| TtyError::Pty("send master to console socket", e))?;
+    drop(master);
+    for target in 0..3 {
+        nix::unistd::dup2(slave, target).map_err(|e| TtyError::Pty("dup2", e))?;
+    }
+    if slave > 2 {
+        let _ = nix::unistd::close(slave);
+    }
+    // SAFETY: fd 0 is the pty slave just installed; TIOCSCTTY takes an int argument.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(TtyError::Pty(
+            "make controlling terminal",
+            nix::Error::last(),
+        ));
+    }
+    Ok(())
+}
