@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::context::{clean_segments, Context, ContextError, IgnorePatterns};
+use crate::context::{clean_segments, Context, ContextError};
 use crate::dockerfile::Instruction;
+use crate::ignore::{IgnoreError, IgnorePatterns};
 use crate::plan::Step;
 
 /// Why a cache key could not be computed.
@@ -31,6 +32,9 @@ pub enum CacheKeyError {
     /// A source could not be resolved in the context.
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// An `--exclude` pattern is invalid.
+    #[error(transparent)]
+    Exclude(#[from] IgnoreError),
     /// The instruction could not be encoded (cannot happen for parsed instructions).
     #[error("encoding instruction for its cache key: {0}")]
     Encode(#[from] serde_json::Error),

@@ -1,15 +1,13 @@
-//! The build context: a directory filtered by `.dockerignore` (or `<Dockerfile>.dockerignore`).
-//!
-//! Patterns follow moby's patternmatcher: each is cleaned like Go's `filepath.Clean`, a
-//! leading `/` is dropped, segments match with `filepath.Match` rules (`*`, `?`, `[...]`,
-//! `\` escapes), `**` matches any number of directories, a pattern excluding a directory
-//! excludes everything below it, `!` makes an exception, and the last matching pattern wins.
+//! The build context: a directory filtered by `.dockerignore` (or `<Dockerfile>.dockerignore`,
+//! see [`crate::ignore`]), the walker that lists what a build may read, and COPY source
+//! resolution with `filepath.Match` wildcards.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::glob::glob;
+use crate::ignore::{IgnoreError, IgnorePatterns};
 
 /// Why the build context could not be read or its ignore file used.
 #[derive(Debug, thiserror::Error)]
@@ -23,46 +21,15 @@ pub enum ContextError {
         #[source]
         source: io::Error,
     },
-    /// An ignore-file line that is not a valid pattern.
-    #[error("{file}:{line}: invalid ignore pattern {pattern:?}: {reason}")]
-    BadPattern {
-        /// The ignore file.
-        file: String,
-        /// 1-based line in it.
-        line: usize,
-        /// The pattern as written.
-        pattern: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// The ignore file has an invalid pattern.
+    #[error(transparent)]
+    Ignore(#[from] IgnoreError),
     /// A COPY/ADD source that climbs out of the context with `..`.
     #[error("source {0:?} is outside the build context")]
     OutsideContext(String),
     /// A COPY/ADD source that matches nothing in the context.
     #[error("source {0:?} not found in the build context (or excluded by .dockerignore)")]
     NotFound(String),
-}
-
-/// One path segment of a pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    /// `**`: zero or more whole segments.
-    AnyDirs,
-    /// A `filepath.Match` pattern for one segment.
-    Glob(Vec<char>),
-}
-
-/// One ignore-file pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Pattern {
-    segments: Vec<Segment>,
-    exception: bool,
-}
-
-/// The patterns of an ignore file, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IgnorePatterns {
-    patterns: Vec<Pattern>,
 }
 
 /// Lexically cleans a slash-separated relative path (Go `path.Clean` without the leading
@@ -84,133 +51,6 @@ pub fn clean_segments(path: &str) -> Vec<&str> {
         }
     }
     out
-}
-
-fn has_unclosed_class(p: &[char]) -> bool {
-    let mut i = 0;
-    while i < p.len() {
-        match p[i] {
-            '\\' => i += 2,
-            '[' => {
-                let mut j = i + 1;
-                if matches!(p.get(j), Some('^' | '!')) {
-                    j += 1;
-                }
-                if p.get(j) == Some(&']') {
-                    j += 1;
-                }
-                while j < p.len() && p[j] != ']' {
-                    j += 1;
-                }
-                if j >= p.len() {
-                    return true;
-                }
-                i = j + 1;
-            }
-            _ => i += 1,
-        }
-    }
-    false
-}
-
-/// Whether pattern segments match path segments; `**` takes any number of segments.
-/// A table over (pattern suffix, path suffix) keeps many `**` polynomial.
-fn matches_segments(p: &[Segment], s: &[&str]) -> bool {
-    // ok[i][j]: p[i..] matches s[j..].
-    let mut ok = vec![vec![false; s.len() + 1]; p.len() + 1];
-    ok[p.len()][s.len()] = true;
-    for i in (0..p.len()).rev() {
-        for j in (0..=s.len()).rev() {
-            ok[i][j] = match &p[i] {
-                Segment::AnyDirs => ok[i + 1][j] || (j < s.len() && ok[i][j + 1]),
-                Segment::Glob(g) => {
-                    j < s.len() && ok[i + 1][j + 1] && {
-                        let chars: Vec<char> = s[j].chars().collect();
-                        glob(g, &chars, '\\', true)
-                    }
-                }
-            };
-        }
-    }
-    ok[0][0]
-}
-
-impl Pattern {
-    fn matches(&self, segments: &[&str]) -> bool {
-        matches_segments(&self.segments, segments)
-    }
-}
-
-impl IgnorePatterns {
-    /// Parses an ignore file's text; `file` names it in errors.
-    pub fn parse(file: &str, text: &str) -> Result<Self, ContextError> {
-        let mut patterns = Vec::new();
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        for (i, line) in text.lines().enumerate() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |reason| ContextError::BadPattern {
-                file: file.to_string(),
-                line: i + 1,
-                pattern: line.to_string(),
-                reason,
-            };
-            let (exception, body) = match line.strip_prefix('!') {
-                Some(rest) => (true, rest.trim()),
-                None => (false, line),
-            };
-            if body.is_empty() {
-                return Err(bad("an exception needs a pattern after '!'"));
-            }
-            let cleaned = clean_segments(body);
-            let mut segments = Vec::new();
-            for seg in cleaned {
-                let chars: Vec<char> = seg.chars().collect();
-                if has_unclosed_class(&chars) {
-                    return Err(bad("unclosed '[' character class"));
-                }
-                if seg == "**" {
-                    if segments.last() != Some(&Segment::AnyDirs) {
-                        segments.push(Segment::AnyDirs);
-                    }
-                } else {
-                    segments.push(Segment::Glob(chars));
-                }
-            }
-            patterns.push(Pattern {
-                segments,
-                exception,
-            });
-        }
-        Ok(Self { patterns })
-    }
-
-    /// Whether a context-relative, slash-separated path is excluded: the last pattern that
-    /// matches the path or one of its parent directories decides.
-    pub fn is_excluded(&self, path: &str) -> bool {
-        let segments = clean_segments(path);
-        let mut excluded = false;
-        for p in &self.patterns {
-            // Only a pattern that could change the answer is evaluated.
-            if p.exception != excluded {
-                continue;
-            }
-            if (1..=segments.len()).any(|n| p.matches(&segments[..n])) {
-                excluded = !p.exception;
-            }
-        }
-        excluded
-    }
-
-    /// Whether any pattern is an exception (so excluded directories must still be walked).
-    fn has_exceptions(&self) -> bool {
-        self.patterns.iter().any(|p| p.exception)
-    }
 }
 
 /// The ignore file for a build: `<Dockerfile>.dockerignore` next to the Dockerfile when it
@@ -355,68 +195,12 @@ impl Context {
 mod tests {
     use super::*;
 
-    fn pats(text: &str) -> IgnorePatterns {
-        IgnorePatterns::parse(".dockerignore", text).unwrap()
-    }
-
     #[test]
     fn cleaning() {
         assert_eq!(clean_segments("./a//b/../c/"), vec!["a", "c"]);
         assert_eq!(clean_segments("/../x"), vec!["x"]);
         assert_eq!(clean_segments("../x"), vec!["..", "x"]);
         assert!(clean_segments(".").is_empty());
-    }
-
-    #[test]
-    fn basic_patterns_and_parents() {
-        let p = pats("# comment\n*.md\n/build\nsecret?.txt\n");
-        assert!(p.is_excluded("README.md"));
-        assert!(!p.is_excluded("docs/README.md"));
-        assert!(p.is_excluded("build"));
-        assert!(p.is_excluded("build/out/app"));
-        assert!(p.is_excluded("secret1.txt"));
-        assert!(!p.is_excluded("secret12.txt"));
-        assert!(!p.is_excluded("src/main.rs"));
-    }
-
-    #[test]
-    fn double_star() {
-        let p = pats("**/*.tmp\nlogs/**\na/**/z\n");
-        assert!(p.is_excluded("x.tmp"));
-        assert!(p.is_excluded("deep/er/x.tmp"));
-        assert!(p.is_excluded("logs/2024/01.log"));
-        assert!(p.is_excluded("a/z"));
-        assert!(p.is_excluded("a/b/c/z"));
-        assert!(!p.is_excluded("a/b/c/y"));
-        assert!(pats("**").is_excluded("anything/at/all"));
-    }
-
-    #[test]
-    fn exceptions_last_match_wins() {
-        let p = pats("*.md\n!README.md\nREADME*\n");
-        assert!(p.is_excluded("CHANGES.md"));
-        assert!(p.is_excluded("README.md"));
-        let p = pats("*.md\n!README.md\n");
-        assert!(!p.is_excluded("README.md"));
-        let p = pats("docs\n!docs/keep.txt\n");
-        assert!(p.is_excluded("docs/other.txt"));
-        assert!(!p.is_excluded("docs/keep.txt"));
-    }
-
-    #[test]
-    fn escapes_and_classes() {
-        let p = pats("\\*star\n[abc].txt\n");
-        assert!(p.is_excluded("*star"));
-        assert!(!p.is_excluded("xstar"));
-        assert!(p.is_excluded("b.txt"));
-        assert!(!p.is_excluded("d.txt"));
-    }
-
-    #[test]
-    fn bad_patterns() {
-        let e = IgnorePatterns::parse(".dockerignore", "ok\n[abc\n").unwrap_err();
-        assert!(e.to_string().contains(":2: invalid ignore pattern"));
-        assert!(IgnorePatterns::parse(".dockerignore", "!\n").is_err());
     }
 
     fn tree() -> tempfile::TempDir {

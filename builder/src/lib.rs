@@ -16,4 +16,5 @@ pub mod cachekey;
 pub mod context;
 pub mod dockerfile;
 mod glob;
+pub mod ignore;
 pub mod plan;
