@@ -403,6 +403,7 @@ fn detach_removes_exactly_its_rules_and_veth_and_forwarding_outlives_the_handle(
     f.serve(&ns_b, "b", b.ip);
     let before = f.rule_comments();
     assert_eq!(f.rules_of("n5-a"), 2);
+    assert_eq!(f.network.attachments().unwrap(), vec![a.clone(), b.clone()]);
 
     // A new handle on the same network (as after a monitor or daemon restart) sees the
     // state the first one left and forwarding never depended on a process.
@@ -432,6 +433,7 @@ fn detach_removes_exactly_its_rules_and_veth_and_forwarding_outlives_the_handle(
     );
     assert!(reply.starts_with("b "), "{reply}");
     assert_eq!(f.network.attachment("n5-a").unwrap(), None);
+    assert_eq!(f.network.attachments().unwrap(), vec![b]);
 }
 
 #[test]
@@ -455,4 +457,39 @@ fn concurrent_attaches_never_share_an_address() {
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 8, "an address was handed out twice: {ips:?}");
+}
+
+#[test]
+fn a_none_namespace_gets_loopback_only() {
+    let mut f = Fixture::new(7);
+    let ns = f.netns("none");
+    netns::loopback_up(&ns).unwrap();
+    let ping = in_netns(&ns, &["busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"]);
+    assert!(ping.status.success(), "loopback is not up");
+    let links = run_ok(Command::new("nsenter").args([
+        &format!("--net={}", ns.display()),
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]));
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    assert_eq!(links.lines().count(), 1, "more than lo: {links}");
+}
+
+#[test]
+fn the_hosts_own_namespace_is_refused() {
+    let f = Fixture::new(8);
+    let err = f
+        .network
+        .attach("n8-host", Path::new("/proc/self/ns/net"), &[])
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::HostNamespace(_)), "{err}");
+    assert!(
+        !link_exists(f.bridge()),
+        "bridge created for a refused attach"
+    );
+    assert!(!link_exists(&berth_orchestrator::network::veth_name(
+        "n8-host"
+    )));
 }

@@ -58,6 +58,12 @@ pub enum NetworkError {
         "container id {0:?}: use 1 to 128 letters, digits, '-', '_' or '.', not starting with '.'"
     )]
     Id(String),
+    /// The namespace given to attach is the host's own.
+    #[error("network namespace {0} is the host's: refusing to attach it")]
+    HostNamespace(PathBuf),
+    /// The namespace file could not be checked.
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
     /// The container is attached already.
     #[error("container {0} is already attached to the network")]
     AlreadyAttached(String),
@@ -254,6 +260,36 @@ impl Network {
         }
     }
 
+    /// Every attachment on record (for listing ports, and for a daemon to reconcile against
+    /// the containers that still exist).
+    pub fn attachments(&self) -> Result<Vec<Attachment>, NetworkError> {
+        let dir = self.config.state_dir.join("attachments");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(NetworkError::Record { path: dir, source }),
+        };
+        let mut all = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| NetworkError::Record {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if validate_id(id).is_err() {
+                continue;
+            }
+            if let Some(a) = self.attachment(id)? {
+                all.push(a);
+            }
+        }
+        all.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        Ok(all)
+    }
+
     fn save_record(&self, attachment: &Attachment) -> Result<(), NetworkError> {
         let path = self.record_path(&attachment.container_id);
         let record_err = |source| NetworkError::Record {
@@ -304,6 +340,9 @@ impl Network {
         ports: &[PortMapping],
     ) -> Result<Attachment, NetworkError> {
         validate_id(id)?;
+        if netns::is_current(netns)? {
+            return Err(NetworkError::HostNamespace(netns.to_path_buf()));
+        }
         let span = tracing::info_span!("attach", container = id, bridge = %self.config.bridge);
         let _enter = span.enter();
         let mut lock = self.ipam.lock()?;

@@ -4,11 +4,14 @@
 //! runtime's job, not this module's.
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
+use rtnetlink::LinkUnspec;
+
+use super::netlink::{self, link_index, NetlinkError};
 
 /// Where berth keeps named network namespaces by default.
 pub const DEFAULT_DIR: &str = "/run/berth/netns";
@@ -42,6 +45,9 @@ pub enum NetnsError {
         #[source]
         source: nix::Error,
     },
+    /// Setting up an interface inside the namespace failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
     /// The worker thread died.
     #[error("network namespace {0}: worker thread panicked")]
     Worker(PathBuf),
@@ -100,6 +106,37 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NetnsError> {
     }
     tracing::debug!(netns = %path.display(), "created network namespace");
     Ok(path)
+}
+
+/// Whether `path` is the network namespace this process runs in (the host's, for berth):
+/// attaching that would put `eth0`, an address and a default route on the host.
+pub fn is_current(path: &Path) -> Result<bool, NetnsError> {
+    let stat = |p: &Path| {
+        std::fs::metadata(p).map_err(|source| NetnsError::Io {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let ns = stat(path)?;
+    let own = stat(Path::new("/proc/self/ns/net"))?;
+    Ok(ns.dev() == own.dev() && ns.ino() == own.ino())
+}
+
+/// Sets `lo` up inside the namespace at `path`: all the network a `--network none` container
+/// gets (a fresh namespace starts with `lo` down).
+pub fn loopback_up(path: &Path) -> Result<(), NetnsError> {
+    netlink::run(Some(path), |handle| async move {
+        let index = link_index(&handle, "lo")
+            .await?
+            .ok_or_else(|| NetlinkError::LinkNotFound("lo".to_string()))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(NetlinkError::request("set lo up"))
+    })?;
+    Ok(())
 }
 
 /// Unmounts and deletes the namespace file at `path`; the namespace itself goes away with
