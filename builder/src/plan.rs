@@ -371,9 +371,15 @@ impl Plan {
         };
         // Walk every stage once to find its dependencies; a stage's errors matter only
         // if the target needs it.
+        // The base images' environments are not known yet, so `${v:?}` may not fail here;
+        // resolve_stage checks it with the real environment.
+        let planning = Plan {
+            expander: plan.expander.tolerating_unset(),
+            ..plan.clone()
+        };
         let mut walks: Vec<Result<Walk, PlanError>> = Vec::new();
         for i in 0..plan.stages.len() {
-            let walk = plan.walk(i, &Vars::new());
+            let walk = planning.walk(i, &Vars::new());
             if let Ok(w) = &walk {
                 plan.stages[i].deps = w.deps.iter().copied().collect();
                 for step in &w.steps {
@@ -989,8 +995,25 @@ COPY --from=busybox:latest /bin/busybox /bin/
     }
 
     #[test]
+    fn required_variables_are_checked_against_the_base_environment() {
+        let p = plan(
+            "FROM golang\nWORKDIR ${GOPATH:?no GOPATH}\n",
+            opts(None, &[]),
+        )
+        .unwrap();
+        let base: Vars = [("GOPATH".to_string(), "/go".to_string())].into();
+        let r = p.resolve_stage(0, &base).unwrap();
+        assert!(
+            matches!(&r.steps[0].instruction, Instruction::Workdir { path, .. } if path == "/go")
+        );
+        let e = p.resolve_stage(0, &Vars::new()).unwrap_err();
+        assert!(e.to_string().contains("GOPATH: no GOPATH"));
+    }
+
+    #[test]
     fn expansion_errors_have_positions() {
-        let e = plan("FROM a\nENV A=\"${B:?must be set}\"\n", opts(None, &[])).unwrap_err();
+        let p = plan("FROM a\nENV A=\"${B:?must be set}\"\n", opts(None, &[])).unwrap();
+        let e = p.resolve_stage(0, &Vars::new()).unwrap_err();
         assert!(e
             .to_string()
             .starts_with("Dockerfile:2:1: cannot expand ENV value: B: must be set"));

@@ -48,12 +48,25 @@ pub enum ExpandError {
 #[derive(Debug, Clone, Copy)]
 pub struct Expander {
     escape: char,
+    tolerate_unset: bool,
 }
 
 impl Expander {
     /// An expander for a Dockerfile whose escape character is `escape`.
     pub fn new(escape: char) -> Self {
-        Self { escape }
+        Self {
+            escape,
+            tolerate_unset: false,
+        }
+    }
+
+    /// An expander for which `${v?msg}` and `${v:?msg}` expand to nothing instead of
+    /// failing: for planning before the base image's environment is known.
+    pub fn tolerating_unset(self) -> Self {
+        Self {
+            tolerate_unset: true,
+            ..self
+        }
     }
 
     /// Expands one word (BuildKit `ProcessWord`): quotes are removed, whitespace kept.
@@ -74,6 +87,7 @@ impl Expander {
             escape: self.escape,
             vars,
             raw_quotes,
+            tolerate_unset: self.tolerate_unset,
         };
         scan.until(None, false)
     }
@@ -85,6 +99,7 @@ struct Scan<'v> {
     escape: char,
     vars: &'v Vars,
     raw_quotes: bool,
+    tolerate_unset: bool,
 }
 
 fn is_special_param(c: char) -> bool {
@@ -283,6 +298,7 @@ impl Scan<'_> {
                     '-' => value.unwrap_or_default(),
                     '+' if unset => String::new(),
                     '+' => word,
+                    _ if unset && self.tolerate_unset => String::new(),
                     _ if unset => {
                         let message = if !word.is_empty() {
                             word
@@ -599,6 +615,13 @@ mod tests {
             ex.keeping_quotes(text, &vars()).unwrap(),
             "<?xml version=\"1.0\"?>\n\"/home\" '$PWD' $PWD\n"
         );
+    }
+
+    #[test]
+    fn tolerating_unset_for_planning() {
+        let ex = Expander::new('\\').tolerating_unset();
+        assert_eq!(ex.word("a${UNSET:?set it}b", &vars()).unwrap(), "ab");
+        assert!(ex.word("${UNSET", &vars()).is_err());
     }
 
     #[test]
