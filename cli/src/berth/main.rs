@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod images;
+mod snapshots;
 mod system;
 
 /// The `berth` command line.
@@ -46,6 +47,9 @@ enum Command {
     /// Store maintenance: gc, check.
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Unpacked layers: unpack, ls, verify.
+    #[command(subcommand)]
+    Snapshot(snapshots::SnapshotCommand),
 }
 
 /// Global options every command needs.
@@ -65,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Save(a) => images::save(g, a).map(|()| ExitCode::SUCCESS),
         Command::Load(a) => images::load(g, a).map(|()| ExitCode::SUCCESS),
         Command::System(c) => system::run(g, c),
+        Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod verify;
 pub mod whiteout;
 
 mod copy;
+mod from_store;
 
 use std::fs;
 use std::io::{self, Read};
@@ -32,6 +33,7 @@ use std::time::{Duration, SystemTime};
 use crate::digest::{Algorithm, Digest, HashingReader};
 
 pub use compression::Compression;
+pub use mount::RootfsMount;
 pub use unpack::{UnpackError, UnpackOptions};
 
 /// File holding a snapshot's [`SnapshotMeta`].
@@ -104,6 +106,9 @@ pub enum SnapshotError {
         /// A snapshot whose parent it is.
         child: Digest,
     },
+    /// The image's manifest, config or layer blobs could not be read.
+    #[error("{0}")]
+    Image(String),
     /// Making the root filesystem failed.
     #[error(transparent)]
     Mount(#[from] mount::MountError),
