@@ -185,8 +185,39 @@ impl TlsFiles {
     pub fn generate(dir: &Path) -> TlsFiles {
         std::fs::create_dir_all(dir).expect("create tls dir");
         let p = |n: &str| dir.join(n);
-        run_ok(Command::new("openssl").args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth test CA"]).arg("-keyout").arg(p("ca.key")).arg("-out").arg(p("ca.crt")));
-        run_ok(Command::new("openssl").args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"]).arg("-keyout").arg(p("server.key")).arg("-out").arg(p("server.csr")));
+        run_ok(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=berth test CA",
+                ])
+                .arg("-keyout")
+                .arg(p("ca.key"))
+                .arg("-out")
+                .arg(p("ca.crt")),
+        );
+        run_ok(
+            Command::new("openssl")
+                .args([
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(p("server.key"))
+                .arg("-out")
+                .arg(p("server.csr")),
+        );
         std::fs::write(
             p("ext.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
@@ -262,7 +293,10 @@ fn read_request(stream: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
 }
 
 fn write_response(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -388,23 +422,41 @@ impl TokenServer {
         let cert = dir.join("token.crt");
         run_ok(
             Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth token signer"])
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=berth token signer",
+                ])
                 .arg("-keyout")
                 .arg(&key)
                 .arg("-out")
                 .arg(&cert),
         );
-        let der = run_ok(Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert)).stdout;
+        let der = run_ok(
+            Command::new("openssl")
+                .args(["x509", "-outform", "DER", "-in"])
+                .arg(&cert),
+        )
+        .stdout;
         let x5c = base64::engine::general_purpose::STANDARD.encode(der);
         let key_pem = std::fs::read(&key).expect("read token key");
-        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem).expect("token key is RSA PEM");
+        let encoding =
+            jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem).expect("token key is RSA PEM");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let expires_in = Arc::new(Mutex::new(300u64));
         let (reqs, exp) = (requests.clone(), expires_in.clone());
         let server = ServerThread::spawn(move |conn| {
             let mut w = conn.try_clone().expect("clone conn");
             let mut r = BufReader::new(conn);
-            let Some(req) = read_request(&mut r) else { return };
+            let Some(req) = read_request(&mut r) else {
+                return;
+            };
             let (account, params, ok) = token_request_identity(&req);
             let scopes: Vec<String> = params
                 .iter()
@@ -418,10 +470,18 @@ impl TokenServer {
                 scopes: scopes.clone(),
             });
             if !ok {
-                write_response(&mut w, "401 Unauthorized", &[], b"{\"details\":\"bad credentials\"}");
+                write_response(
+                    &mut w,
+                    "401 Unauthorized",
+                    &[],
+                    b"{\"details\":\"bad credentials\"}",
+                );
                 return;
             }
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             let expires = *exp.lock().unwrap();
             let access: Vec<serde_json::Value> = scopes
                 .iter()
@@ -455,7 +515,12 @@ impl TokenServer {
                 "issued_at": "2026-01-01T00:00:00Z",
                 "refresh_token": "berth-refresh-token",
             });
-            write_response(&mut w, "200 OK", &[("Content-Type", "application/json".into())], body.to_string().as_bytes());
+            write_response(
+                &mut w,
+                "200 OK",
+                &[("Content-Type", "application/json".into())],
+                body.to_string().as_bytes(),
+            );
         });
         let port = server.port;
         TokenServer {
@@ -482,9 +547,16 @@ impl TokenServer {
 fn token_request_identity(req: &HttpRequest) -> (Option<String>, Vec<(String, String)>, bool) {
     if req.method == "POST" {
         let params = form_params(&String::from_utf8_lossy(&req.body));
-        let refresh = params.iter().find(|(k, _)| k == "refresh_token").map(|(_, v)| v.clone());
-        let password = params.iter().find(|(k, _)| k == "password").map(|(_, v)| v.clone());
-        let ok = refresh.as_deref() == Some("berth-refresh-token") || password.as_deref() == Some(PASSWORD);
+        let refresh = params
+            .iter()
+            .find(|(k, _)| k == "refresh_token")
+            .map(|(_, v)| v.clone());
+        let password = params
+            .iter()
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.clone());
+        let ok = refresh.as_deref() == Some("berth-refresh-token")
+            || password.as_deref() == Some(PASSWORD);
         return (Some(USER.to_string()), params, ok);
     }
     let params = query_params(&req.target);
@@ -561,13 +633,19 @@ impl FaultProxy {
         let server = ServerThread::spawn(move |conn| {
             let mut client = conn.try_clone().expect("clone conn");
             let mut r = BufReader::new(conn);
-            let Some(req) = read_request(&mut r) else { return };
+            let Some(req) = read_request(&mut r) else {
+                return;
+            };
             let path = req.target.split('?').next().unwrap_or("").to_string();
             let fault = {
                 let mut rules = rules2.lock().unwrap();
                 rules
                     .iter_mut()
-                    .find(|rule| rule.times > 0 && rule.method == req.method && path.contains(&rule.path_contains))
+                    .find(|rule| {
+                        rule.times > 0
+                            && rule.method == req.method
+                            && path.contains(&rule.path_contains)
+                    })
                     .map(|rule| {
                         rule.times -= 1;
                         rule.fault.clone()
@@ -581,7 +659,12 @@ impl FaultProxy {
             });
             match fault {
                 Some(Fault::Status(code)) => {
-                    write_response(&mut client, &format!("{code} Injected"), &[("Retry-After", "0".into())], b"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected fault\"}]}");
+                    write_response(
+                        &mut client,
+                        &format!("{code} Injected"),
+                        &[("Retry-After", "0".into())],
+                        b"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected fault\"}]}",
+                    );
                     return;
                 }
                 Some(Fault::Unauthorized) => {
@@ -592,9 +675,21 @@ impl FaultProxy {
                     let (head, _) = split_response(&raw);
                     let challenge = head
                         .lines()
-                        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate")).map(|(_, v)| v.trim().to_string()))
+                        .find_map(|l| {
+                            l.split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+                                .map(|(_, v)| v.trim().to_string())
+                        })
                         .unwrap_or_default();
-                    write_response(&mut client, "401 Unauthorized", &[("WWW-Authenticate", challenge), ("Content-Type", "application/json".into())], b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"token expired\"}]}");
+                    write_response(
+                        &mut client,
+                        "401 Unauthorized",
+                        &[
+                            ("WWW-Authenticate", challenge),
+                            ("Content-Type", "application/json".into()),
+                        ],
+                        b"{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"token expired\"}]}",
+                    );
                     return;
                 }
                 _ => {}
@@ -655,7 +750,8 @@ impl FaultProxy {
 /// Sends `req` to `upstream` with `Connection: close` and returns the raw response.
 fn forward(upstream: &str, req: &HttpRequest) -> Vec<u8> {
     let Ok(mut up) = TcpStream::connect(upstream) else {
-        return b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+        return b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec();
     };
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
     for (k, v) in &req.headers {
@@ -664,7 +760,10 @@ fn forward(upstream: &str, req: &HttpRequest) -> Vec<u8> {
         }
         head.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", req.body.len()));
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        req.body.len()
+    ));
     let _ = up.write_all(head.as_bytes());
     let _ = up.write_all(&req.body);
     let mut raw = Vec::new();
@@ -711,7 +810,8 @@ pub fn tar_of(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_mtime(1_700_000_000);
         h.set_cksum();
-        b.append_data(&mut h, path, &data[..]).expect("append tar entry");
+        b.append_data(&mut h, path, &data[..])
+            .expect("append tar entry");
     }
     b.into_inner().expect("finish tar")
 }
@@ -726,8 +826,11 @@ impl OciLayout {
     /// An empty layout at `dir`.
     pub fn new(dir: &Path) -> OciLayout {
         std::fs::create_dir_all(dir.join("blobs/sha256")).expect("create layout");
-        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write oci-layout");
-        OciLayout { dir: dir.to_path_buf() }
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("write oci-layout");
+        OciLayout {
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// The layout's directory.
@@ -738,7 +841,8 @@ impl OciLayout {
     /// Writes a blob and returns its descriptor.
     pub fn blob(&self, bytes: &[u8], media_type: &str) -> Blob {
         let digest = sha256_digest(bytes);
-        std::fs::write(self.dir.join("blobs/sha256").join(&digest[7..]), bytes).expect("write blob");
+        std::fs::write(self.dir.join("blobs/sha256").join(&digest[7..]), bytes)
+            .expect("write blob");
         Blob {
             digest,
             size: bytes.len() as u64,
@@ -761,14 +865,20 @@ impl OciLayout {
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": [],
         });
-        let config = self.blob(config.to_string().as_bytes(), "application/vnd.oci.image.config.v1+json");
+        let config = self.blob(
+            config.to_string().as_bytes(),
+            "application/vnd.oci.image.config.v1+json",
+        );
         let manifest = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": desc_json(&config),
             "layers": layers.iter().map(desc_json).collect::<Vec<_>>(),
         });
-        self.blob(manifest.to_string().as_bytes(), "application/vnd.oci.image.manifest.v1+json")
+        self.blob(
+            manifest.to_string().as_bytes(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
     }
 
     /// An index of `(manifest, os, arch)` entries plus, if `attestation` is set,
@@ -783,7 +893,10 @@ impl OciLayout {
             })
             .collect();
         if attestation {
-            let statement = self.blob(b"{\"_type\":\"https://in-toto.io/Statement/v0.1\"}", "application/vnd.in-toto+json");
+            let statement = self.blob(
+                b"{\"_type\":\"https://in-toto.io/Statement/v0.1\"}",
+                "application/vnd.in-toto+json",
+            );
             let cfg = self.blob(b"{}", "application/vnd.oci.image.config.v1+json");
             let m = serde_json::json!({
                 "schemaVersion": 2,
@@ -791,7 +904,10 @@ impl OciLayout {
                 "config": desc_json(&cfg),
                 "layers": [desc_json(&statement)],
             });
-            let m = self.blob(m.to_string().as_bytes(), "application/vnd.oci.image.manifest.v1+json");
+            let m = self.blob(
+                m.to_string().as_bytes(),
+                "application/vnd.oci.image.manifest.v1+json",
+            );
             let mut d = desc_json(&m);
             d["platform"] = serde_json::json!({"os": "unknown", "architecture": "unknown"});
             d["annotations"] = serde_json::json!({
@@ -805,7 +921,10 @@ impl OciLayout {
             "mediaType": "application/vnd.oci.image.index.v1+json",
             "manifests": manifests,
         });
-        self.blob(index.to_string().as_bytes(), "application/vnd.oci.image.index.v1+json")
+        self.blob(
+            index.to_string().as_bytes(),
+            "application/vnd.oci.image.index.v1+json",
+        )
     }
 
     /// Names `top` as `tag` in the layout's `index.json`.
@@ -842,4 +961,62 @@ pub fn skopeo_raw(image: &str, extra: &[&str]) -> Vec<u8> {
             .arg(format!("docker://{image}")),
     )
     .stdout
+}
+
+/// A `berth` command for `root` with its own Docker config dir, no registry
+/// config file and an empty certs.d, so nothing from the host leaks in.
+pub fn berth_cmd(root: &crate::TestRoot) -> Command {
+    let mut cmd = root.berth();
+    cmd.env("DOCKER_CONFIG", root.path("docker-config"))
+        .env("BERTH_REGISTRY_CONFIG", root.path("no-daemon.json"))
+        .env("BERTH_CERTS_DIR", root.path("certs.d"))
+        .env_remove("BERTH_MAX_CONCURRENT");
+    cmd
+}
+
+/// Runs a command expected to fail and returns its stderr.
+pub fn run_fail(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The `Digest: ` line `berth pull` prints.
+pub fn printed_digest(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("no Digest line in {}", String::from_utf8_lossy(stdout)))
+}
+
+/// Incompressible bytes (a simple xorshift stream) for layers that must stay large after gzip.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The files under a store's `blobs/sha256`.
+pub fn stored_blobs(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store.join("blobs/sha256"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
 }

@@ -145,8 +145,12 @@ impl Endpoint {
                 path: path.clone(),
                 source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|source| EndpointError::ParseCertificate { path: path.clone(), source })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                EndpointError::ParseCertificate {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -164,7 +168,9 @@ pub fn normalize_domain(domain: &str) -> String {
         "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
             DOCKER_HUB_DOMAIN.to_string()
         }
-        "https://index.docker.io/v1/" | "https://index.docker.io/v1" => DOCKER_HUB_DOMAIN.to_string(),
+        "https://index.docker.io/v1/" | "https://index.docker.io/v1" => {
+            DOCKER_HUB_DOMAIN.to_string()
+        }
         other => other
             .trim_start_matches("https://")
             .trim_start_matches("http://")
@@ -197,7 +203,10 @@ pub fn is_loopback(host_port: &str) -> bool {
     let host = split_host(host_port);
     host == "localhost"
         || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// The `*.crt` files under `<certs_dir>/<domain>` and `<certs_dir>/<host>`, sorted.
@@ -260,7 +269,13 @@ mod tests {
 
     #[test]
     fn loopback_may_use_http_but_still_verifies() {
-        for d in ["localhost:5000", "127.0.0.1:5000", "127.3.2.1", "[::1]:5000", "localhost"] {
+        for d in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.3.2.1",
+            "[::1]:5000",
+            "localhost",
+        ] {
             let e = Endpoint::new(d, &opts(&[]));
             assert!(e.allow_http, "{d}");
             assert!(!e.skip_verify, "{d}");

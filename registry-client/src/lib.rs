@@ -2,11 +2,56 @@
 //!
 //! [`transport::Transport`] owns authentication, token refresh and retries for
 //! one registry, so [`pull`] and [`push`] only speak the distribution API.
+//! [`connect`] builds a transport for a registry with the user's credentials
+//! from Docker's `config.json`.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod endpoint;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod transport;
 
 pub use endpoint::{Endpoint, RegistryOptions};
+pub use progress::{Progress, ProgressEvent};
 pub use transport::{Transport, TransportError};
+
+/// Errors from setting up a connection to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Docker's config or a credential helper failed.
+    #[error(transparent)]
+    Config(#[from] auth::ConfigError),
+    /// The transport could not be built.
+    #[error(transparent)]
+    Transport(Box<TransportError>),
+}
+
+impl From<TransportError> for ConnectError {
+    fn from(e: TransportError) -> Self {
+        ConnectError::Transport(Box::new(e))
+    }
+}
+
+/// A transport for the registry `domain` (as written in a reference), using
+/// the credentials stored for it in `<config_dir>/config.json`.
+pub fn connect(
+    domain: &str,
+    options: &RegistryOptions,
+    config_dir: &std::path::Path,
+) -> Result<Transport, ConnectError> {
+    let endpoint = Endpoint::new(domain, options);
+    let credentials = auth::DockerConfig::load(config_dir)?.credentials(&endpoint.auth_key())?;
+    tracing::debug!(registry = %endpoint.host, has_credentials = credentials.is_some(), "connecting");
+    Ok(Transport::new(endpoint, options.clone(), credentials)?)
+}
+
+/// Checks credentials against a registry: pings it and, when it asks for
+/// authentication, obtains a token (or makes a Basic request) with them.
+pub async fn verify_login(transport: &Transport) -> Result<(), TransportError> {
+    transport.base().await?;
+    let req = transport::Request::new(reqwest::Method::GET, "/v2/", "", Vec::new());
+    transport.send_ok(&req).await?;
+    Ok(())
+}

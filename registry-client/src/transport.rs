@@ -117,7 +117,12 @@ pub struct Request {
 
 impl Request {
     /// A retried request without a body.
-    pub fn new(method: Method, target: impl Into<String>, repository: &str, scopes: Vec<String>) -> Self {
+    pub fn new(
+        method: Method,
+        target: impl Into<String>,
+        repository: &str,
+        scopes: Vec<String>,
+    ) -> Self {
         Request {
             method,
             target: target.into(),
@@ -193,7 +198,8 @@ impl Transport {
             let mut attempt = 0;
             let reply = loop {
                 match self.client.get(format!("{base}/v2/")).send().await {
-                    Ok(r) if retriable_status(r.status()) && attempt < self.options.max_retries => {}
+                    Ok(r) if retriable_status(r.status()) && attempt < self.options.max_retries => {
+                    }
                     Ok(r) => break Ok(r),
                     Err(e) if e.is_timeout() && attempt < self.options.max_retries => {}
                     Err(e) => break Err(e),
@@ -202,16 +208,19 @@ impl Transport {
                 attempt += 1;
             };
             match reply {
+                Ok(r) if !(r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED) => {
+                    failures.push(format!("{base}/v2/: unexpected status {}", r.status()));
+                }
                 Ok(r) => {
                     let challenge = match r.headers().get(WWW_AUTHENTICATE) {
-                        Some(h) if r.status() == StatusCode::UNAUTHORIZED => Some(
-                            Challenge::parse(h.to_str().unwrap_or_default()).map_err(|source| {
-                                TransportError::Challenge {
+                        Some(h) if r.status() == StatusCode::UNAUTHORIZED => {
+                            Some(Challenge::parse(h.to_str().unwrap_or_default()).map_err(
+                                |source| TransportError::Challenge {
                                     registry: self.endpoint.host.clone(),
                                     source,
-                                }
-                            })?,
-                        ),
+                                },
+                            )?)
+                        }
                         _ => None,
                     };
                     tracing::debug!(base = %base, status = %r.status(), ?challenge, "pinged registry");
@@ -264,7 +273,10 @@ impl Transport {
         let mut attempt: u32 = 0;
         let mut refreshed = false;
         loop {
-            let mut builder = self.client.request(req.method.clone(), &url).headers(req.headers.clone());
+            let mut builder = self
+                .client
+                .request(req.method.clone(), &url)
+                .headers(req.headers.clone());
             let header = self
                 .auth
                 .header(&self.client, &req.scopes)
@@ -287,18 +299,25 @@ impl Transport {
             match builder.send().await {
                 Ok(reply) if reply.status() == StatusCode::UNAUTHORIZED && !refreshed => {
                     refreshed = true;
-                    if let Some(h) = reply.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()) {
-                        let challenge = Challenge::parse(h).map_err(|source| TransportError::Challenge {
-                            registry: self.endpoint.host.clone(),
-                            source,
-                        })?;
+                    if let Some(h) = reply
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|h| h.to_str().ok())
+                    {
+                        let challenge =
+                            Challenge::parse(h).map_err(|source| TransportError::Challenge {
+                                registry: self.endpoint.host.clone(),
+                                source,
+                            })?;
                         self.auth.set_challenge(Some(challenge));
                     }
                     tracing::debug!(path = %path, "registry rejected credentials; refreshing token");
                     self.auth.forget(&req.scopes).await;
                 }
                 Ok(reply)
-                    if req.retry && retriable_status(reply.status()) && attempt < self.options.max_retries =>
+                    if req.retry
+                        && retriable_status(reply.status())
+                        && attempt < self.options.max_retries =>
                 {
                     let wait = self.backoff(attempt, Some(&reply));
                     tracing::info!(path = %path, status = %reply.status(), ?wait, "registry error; retrying");
@@ -424,7 +443,9 @@ mod tests {
     #[test]
     fn error_detail_reads_registry_errors() {
         assert_eq!(
-            error_detail(r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#),
+            error_detail(
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#
+            ),
             "MANIFEST_UNKNOWN manifest unknown"
         );
         assert_eq!(error_detail("plain text\n"), "plain text");
@@ -432,6 +453,9 @@ mod tests {
 
     #[test]
     fn url_path_strips_host_and_query() {
-        assert_eq!(url_path("http://h:1/v2/a/blobs/uploads/x?_state=1"), "/v2/a/blobs/uploads/x");
+        assert_eq!(
+            url_path("http://h:1/v2/a/blobs/uploads/x?_state=1"),
+            "/v2/a/blobs/uploads/x"
+        );
     }
 }

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod images;
-mod snapshots;
-mod system;
+mod registry;
 
 /// The `berth` command line.
 #[derive(Parser)]
@@ -30,26 +28,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create an image from a root filesystem tarball (like `docker import`).
-    Import(images::ImportArgs),
-    /// List images.
-    Images(images::ImagesArgs),
-    /// Show details of images as JSON.
-    Inspect(images::InspectArgs),
-    /// Give an image another name.
-    Tag(images::TagArgs),
-    /// Remove image names (and images left without a name).
-    Rmi(images::RmiArgs),
-    /// Write images to a docker-archive or OCI archive.
-    Save(images::SaveArgs),
-    /// Load images from a docker-archive or OCI archive.
-    Load(images::LoadArgs),
-    /// Store maintenance: gc, check.
-    #[command(subcommand)]
-    System(system::SystemCommand),
-    /// Unpacked layers: unpack, ls, verify.
-    #[command(subcommand)]
-    Snapshot(snapshots::SnapshotCommand),
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry, under its own name.
+    Push(registry::PushArgs),
+    /// Log in to a registry (stores credentials in Docker's config.json).
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// Global options every command needs.
@@ -61,15 +47,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let globals = Globals { root: cli.root };
     let g = &globals;
     match cli.command {
-        Command::Import(a) => images::import(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Images(a) => images::images(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Inspect(a) => images::inspect(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Tag(a) => images::tag(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Rmi(a) => images::rmi(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Save(a) => images::save(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Load(a) => images::load(g, a).map(|()| ExitCode::SUCCESS),
-        Command::System(c) => system::run(g, c),
-        Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
+        Command::Pull(a) => registry::pull(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Push(a) => registry::push(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Login(a) => registry::login(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Logout(a) => registry::logout(g, a).map(|()| ExitCode::SUCCESS),
     }
 }
 

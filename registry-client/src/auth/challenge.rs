@@ -51,7 +51,10 @@ impl Challenge {
                 scope: params.get("scope").cloned(),
             });
         }
-        if challenges.iter().any(|(s, _)| s.eq_ignore_ascii_case("basic")) {
+        if challenges
+            .iter()
+            .any(|(s, _)| s.eq_ignore_ascii_case("basic"))
+        {
             return Ok(Challenge::Basic);
         }
         Err(ChallengeError::UnsupportedScheme(header.to_string()))
@@ -161,7 +164,10 @@ mod tests {
 
     #[test]
     fn basic_and_case() {
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#).unwrap(), Challenge::Basic);
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#).unwrap(),
+            Challenge::Basic
+        );
         assert_eq!(Challenge::parse("basic").unwrap(), Challenge::Basic);
         assert!(matches!(
             Challenge::parse(r#"bearer REALM="x""#).unwrap(),

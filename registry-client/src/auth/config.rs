@@ -33,7 +33,9 @@ pub enum ConfigError {
         source: serde_json::Error,
     },
     /// An `auth` entry is not base64 of `user:password`.
-    #[error("docker config {path}: credentials for {registry}: `auth` is not base64 of user:password")]
+    #[error(
+        "docker config {path}: credentials for {registry}: `auth` is not base64 of user:password"
+    )]
     BadAuth {
         /// The config file.
         path: PathBuf,
@@ -157,14 +159,22 @@ impl DockerConfig {
         let Some((_, entry)) = self.auth_entry(key) else {
             return Ok(None);
         };
-        if let Some(token) = entry.get("identitytoken").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(token) = entry
+            .get("identitytoken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             return Ok(Some(Credentials::IdentityToken(token.to_string())));
         }
         let bad = || ConfigError::BadAuth {
             path: self.path.clone(),
             registry: key.to_string(),
         };
-        if let Some(auth) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+        if let Some(auth) = entry
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+        {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
                 .map_err(|_| bad())?;
@@ -287,7 +297,9 @@ impl DockerConfig {
 }
 
 fn strip_path(key: &str) -> String {
-    let no_scheme = key.trim_start_matches("https://").trim_start_matches("http://");
+    let no_scheme = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     no_scheme.split('/').next().unwrap_or(no_scheme).to_string()
 }
 
@@ -299,12 +311,13 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<Credentials>, ConfigErro
         }
         Err(e) => return Err(e),
     };
-    let creds: HelperCredentials = serde_json::from_slice(&out).map_err(|e| ConfigError::Helper {
-        helper: helper.to_string(),
-        action: "get",
-        registry: key.to_string(),
-        message: format!("invalid JSON reply: {e}"),
-    })?;
+    let creds: HelperCredentials =
+        serde_json::from_slice(&out).map_err(|e| ConfigError::Helper {
+            helper: helper.to_string(),
+            action: "get",
+            registry: key.to_string(),
+            message: format!("invalid JSON reply: {e}"),
+        })?;
     if creds.secret.is_empty() {
         return Ok(None);
     }
@@ -317,7 +330,12 @@ fn helper_get(helper: &str, key: &str) -> Result<Option<Credentials>, ConfigErro
     }))
 }
 
-fn run_helper(helper: &str, action: &'static str, key: &str, input: &[u8]) -> Result<Vec<u8>, ConfigError> {
+fn run_helper(
+    helper: &str,
+    action: &'static str,
+    key: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, ConfigError> {
     let err = |message: String| ConfigError::Helper {
         helper: helper.to_string(),
         action,
@@ -398,9 +416,16 @@ mod tests {
     #[test]
     fn bad_auth_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"auths":{"r":{"auth":"!!"}}}"#).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths":{"r":{"auth":"!!"}}}"#,
+        )
+        .unwrap();
         let c = DockerConfig::load(dir.path()).unwrap();
-        assert!(matches!(c.credentials("r"), Err(ConfigError::BadAuth { .. })));
+        assert!(matches!(
+            c.credentials("r"),
+            Err(ConfigError::BadAuth { .. })
+        ));
     }
 
     #[test]

@@ -57,7 +57,8 @@ impl Authenticator {
             Some(Challenge::Basic) => Ok(match &self.credentials {
                 Some(Credentials::Basic { username, password }) => Some(format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
                 )),
                 _ => None,
             }),

@@ -89,7 +89,12 @@ pub async fn fetch(
             if !scope_text.is_empty() {
                 form.push(("scope", &scope_text));
             }
-            client.post(realm).form(&form).send().await.map_err(request_err)?
+            client
+                .post(realm)
+                .form(&form)
+                .send()
+                .await
+                .map_err(request_err)?
         }
         _ => {
             let mut query: Vec<(&str, &str)> = Vec::new();
