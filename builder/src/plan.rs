@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde::Serialize;
+use berth_image::reference::Reference;
+use serde::{Serialize, Serializer};
 
 use crate::context::clean_segments;
 use crate::dockerfile::{
@@ -70,6 +71,12 @@ pub enum PlanErrorKind {
     /// A STOPSIGNAL that names no signal.
     #[error("invalid STOPSIGNAL {0:?}: expected a signal name such as SIGTERM or a number 1-64")]
     InvalidSignal(String),
+    /// An image reference that does not parse.
+    #[error("{reason}")]
+    InvalidReference {
+        /// Why, as berth-image reports it (names the reference).
+        reason: String,
+    },
     /// FROM whose image expands to nothing.
     #[error("base image name {0:?} expands to an empty string")]
     EmptyBaseName(String),
@@ -136,10 +143,15 @@ impl Default for PlanOptions {
 pub enum Base {
     /// `FROM scratch`: an empty filesystem.
     Scratch,
-    /// An image reference (after expansion).
-    Image(String),
+    /// An image, by its normalized reference.
+    #[serde(serialize_with = "as_string")]
+    Image(Reference),
     /// An earlier stage, by index.
     Stage(usize),
+}
+
+fn as_string<S: Serializer>(r: &Reference, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(r)
 }
 
 /// Where `COPY --from` or `RUN --mount from=` takes files from.
@@ -148,8 +160,9 @@ pub enum Base {
 pub enum FromRef {
     /// An earlier stage, by index.
     Stage(usize),
-    /// An image reference.
-    Image(String),
+    /// An image, by its normalized reference.
+    #[serde(serialize_with = "as_string")]
+    Image(Reference),
 }
 
 /// One FROM and the instructions up to the next.
@@ -331,7 +344,7 @@ impl Plan {
                     } else {
                         match plan.stage_by_name(&expanded) {
                             Some(i) => Base::Stage(i),
-                            None => Base::Image(expanded),
+                            None => Base::Image(plan.image_ref(&expanded, image.span)?),
                         }
                     };
                     let platform = match platform {
@@ -505,8 +518,19 @@ impl Plan {
                 },
                 from.span,
             )),
-            None => Ok(FromRef::Image(value)),
+            None => Ok(FromRef::Image(self.image_ref(&value, from.span)?)),
         }
+    }
+
+    fn image_ref(&self, value: &str, span: Span) -> Result<Reference, PlanError> {
+        Reference::parse(value).map_err(|e| {
+            self.err(
+                PlanErrorKind::InvalidReference {
+                    reason: e.to_string(),
+                },
+                span,
+            )
+        })
     }
 
     fn walk(&self, index: usize, base_env: &Vars) -> Result<Walk, PlanError> {
@@ -885,7 +909,7 @@ COPY --from=busybox:latest /bin/busybox /bin/
         assert_eq!(r.steps[1].copy_from, Some(FromRef::Stage(2)));
         assert_eq!(
             r.steps[2].copy_from,
-            Some(FromRef::Image("busybox:latest".into()))
+            Some(FromRef::Image(Reference::parse("busybox").unwrap()))
         );
     }
 
@@ -915,14 +939,20 @@ COPY --from=busybox:latest /bin/busybox /bin/
     fn global_args_only_in_from_unless_redeclared() {
         let text = "ARG IMG=alpine\nARG V=1\nFROM ${IMG}:${V}\nRUN a\nARG V\nRUN b\nARG W=${V}-x\nENV E=$V\n";
         let p = plan(text, opts(None, &[])).unwrap();
-        assert_eq!(p.stages[0].base, Base::Image("alpine:1".into()));
+        assert_eq!(
+            p.stages[0].base,
+            Base::Image(Reference::parse("alpine:1").unwrap())
+        );
         let r = p.resolve_stage(0, &Vars::new()).unwrap();
         assert!(r.steps[0].args.is_empty());
         assert_eq!(r.steps[2].args.get("V").map(String::as_str), Some("1"));
         assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("1-x"));
         assert_eq!(r.env.get("E").map(String::as_str), Some("1"));
         let p = plan(text, opts(None, &[("V", "2"), ("IMG", "busybox")])).unwrap();
-        assert_eq!(p.stages[0].base, Base::Image("busybox:2".into()));
+        assert_eq!(
+            p.stages[0].base,
+            Base::Image(Reference::parse("busybox:2").unwrap())
+        );
         let r = p.resolve_stage(0, &Vars::new()).unwrap();
         assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("2-x"));
     }
@@ -980,6 +1010,19 @@ COPY --from=busybox:latest /bin/busybox /bin/
         )
         .is_ok());
         assert!(plan("FROM a\nADD https://e.com/../x /x\n", opts(None, &[])).is_ok());
+    }
+
+    #[test]
+    fn image_references_are_validated() {
+        let e = plan("FROM Alpine\n", opts(None, &[])).unwrap_err();
+        assert!(matches!(e.kind, PlanErrorKind::InvalidReference { .. }));
+        assert!(e
+            .to_string()
+            .starts_with("Dockerfile:1:6: invalid reference format"));
+        let e = plan("FROM a\nCOPY --from=bad:tag:x /a /b\n", opts(None, &[])).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("Dockerfile:2:6: invalid reference format"));
     }
 
     #[test]
