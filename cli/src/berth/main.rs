@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod images;
 mod registry;
+mod snapshots;
+mod system;
 
 /// The `berth` command line.
 #[derive(Parser)]
@@ -28,6 +31,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create an image from a root filesystem tarball (like `docker import`).
+    Import(images::ImportArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Show details of images as JSON.
+    Inspect(images::InspectArgs),
+    /// Give an image another name.
+    Tag(images::TagArgs),
+    /// Remove image names (and images left without a name).
+    Rmi(images::RmiArgs),
+    /// Write images to a docker-archive or OCI archive.
+    Save(images::SaveArgs),
+    /// Load images from a docker-archive or OCI archive.
+    Load(images::LoadArgs),
+    /// Store maintenance: gc, check.
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Download an image from a registry.
     Pull(registry::PullArgs),
     /// Upload an image to a registry, under its own name.
@@ -36,6 +56,9 @@ enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry.
     Logout(registry::LogoutArgs),
+    /// Unpacked layers: unpack, ls, verify.
+    #[command(subcommand)]
+    Snapshot(snapshots::SnapshotCommand),
 }
 
 /// Global options every command needs.
@@ -47,10 +70,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let globals = Globals { root: cli.root };
     let g = &globals;
     match cli.command {
+        Command::Import(a) => images::import(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Images(a) => images::images(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(a) => images::inspect(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Tag(a) => images::tag(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Rmi(a) => images::rmi(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Save(a) => images::save(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Load(a) => images::load(g, a).map(|()| ExitCode::SUCCESS),
+        Command::System(c) => system::run(g, c),
         Command::Pull(a) => registry::pull(g, a).map(|()| ExitCode::SUCCESS),
         Command::Push(a) => registry::push(g, a).map(|()| ExitCode::SUCCESS),
         Command::Login(a) => registry::login(g, a).map(|()| ExitCode::SUCCESS),
         Command::Logout(a) => registry::logout(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
     }
 }
 
