@@ -33,7 +33,7 @@ const SMALL_FILE_MAX: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// Reading the archive failed (truncated, not a tar, I/O error).
-    #[error("{archive}: {what}: {source}")]
+    #[error("{archive}: {what}")]
     Read {
         /// The archive being read.
         archive: String,
@@ -43,7 +43,7 @@ pub enum ArchiveError {
         source: io::Error,
     },
     /// Writing the archive failed.
-    #[error("{archive}: write {what}: {source}")]
+    #[error("{archive}: write {what}")]
     Write {
         /// The archive being written.
         archive: String,
@@ -61,7 +61,7 @@ pub enum ArchiveError {
         problem: String,
     },
     /// A blob in the archive does not match the digest its path or manifest names.
-    #[error("{archive}: entry {entry}: {source}")]
+    #[error("{archive}: entry {entry}")]
     Verify {
         /// The archive.
         archive: String,
@@ -73,6 +73,14 @@ pub enum ArchiveError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A store or manifest error while loading an archive, naming the archive.
+    #[error("{archive}")]
+    Loading {
+        /// The archive being loaded.
+        archive: String,
+        /// What failed.
+        source: Box<ArchiveError>,
+    },
     /// A manifest in the archive is unusable.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -112,6 +120,16 @@ struct EntryInfo {
 /// Loads every image in an archive into the store. `archive` names the input
 /// in errors. The caller holds the store's exclusive lock.
 pub fn load(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, ArchiveError> {
+    load_inner(store, input, archive).map_err(|e| match e {
+        ArchiveError::Store(_) | ArchiveError::Manifest(_) => ArchiveError::Loading {
+            archive: archive.to_string(),
+            source: Box::new(e),
+        },
+        other => other,
+    })
+}
+
+fn load_inner(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, ArchiveError> {
     let span = info_span!("load", archive);
     let _g = span.enter();
     let read_err = |what: &str| {
@@ -943,12 +961,17 @@ mod tests {
         h.set_cksum();
         b.append_data(&mut h, &fake, &b"fake"[..]).unwrap();
         let bytes = b.into_inner().unwrap();
-        let err = load(&store, &bytes[..], "evil.tar")
-            .unwrap_err()
-            .to_string();
+        let err = load(&store, &bytes[..], "evil.tar").unwrap_err();
+        assert!(err.to_string().contains("evil.tar"), "{err}");
         assert!(
-            err.contains("evil.tar") && err.contains("digest mismatch"),
-            "{err}"
+            matches!(
+                err,
+                ArchiveError::Verify {
+                    source: DigestError::Mismatch { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
         );
     }
 }

@@ -20,7 +20,7 @@ use crate::store::{ImageRecord, Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// Reading the input failed.
-    #[error("import {source_name}: {source}")]
+    #[error("import {source_name}")]
     Read {
         /// The input file name (or `-`).
         source_name: String,

@@ -40,7 +40,7 @@ pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The bytes are not a manifest or index of the declared kind.
-    #[error("manifest {digest}: cannot parse as {kind}: {source}")]
+    #[error("manifest {digest}: cannot parse as {kind}")]
     Parse {
         /// Digest of the unreadable content.
         digest: Digest,
@@ -61,7 +61,7 @@ pub enum ManifestError {
     #[error("descriptor: {0}")]
     Digest(#[from] DigestError),
     /// The config is not valid image config JSON.
-    #[error("config {digest}: cannot parse: {source}")]
+    #[error("config {digest}: cannot parse")]
     Config {
         /// Digest of the config.
         digest: Digest,
@@ -123,24 +123,20 @@ impl Manifest {
             None => detect_kind(digest, media_type, bytes)?,
         };
         match kind {
-            ManifestKind::Image => {
-                serde_json::from_slice(bytes)
-                    .map(|m| Manifest::Image(Box::new(m)))
-                    .map_err(|source| ManifestError::Parse {
-                        digest: digest.clone(),
-                        kind: "image manifest",
-                        source,
-                    })
-            }
-            ManifestKind::Index => {
-                serde_json::from_slice(bytes)
-                    .map(|m| Manifest::Index(Box::new(m)))
-                    .map_err(|source| ManifestError::Parse {
-                        digest: digest.clone(),
-                        kind: "image index",
-                        source,
-                    })
-            }
+            ManifestKind::Image => serde_json::from_slice(bytes)
+                .map(|m| Manifest::Image(Box::new(m)))
+                .map_err(|source| ManifestError::Parse {
+                    digest: digest.clone(),
+                    kind: "image manifest",
+                    source,
+                }),
+            ManifestKind::Index => serde_json::from_slice(bytes)
+                .map(|m| Manifest::Index(Box::new(m)))
+                .map_err(|source| ManifestError::Parse {
+                    digest: digest.clone(),
+                    kind: "image index",
+                    source,
+                }),
         }
     }
 }

@@ -63,7 +63,7 @@ pub enum ReferenceError {
     #[error("invalid reference format: bad tag {0:?} (want [A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)")]
     BadTag(String),
     /// The part after `@` is not a digest berth accepts.
-    #[error("invalid reference format: bad digest in {reference:?}: {source}")]
+    #[error("invalid reference format: bad digest in {reference:?}")]
     BadDigest {
         /// The whole reference.
         reference: String,
