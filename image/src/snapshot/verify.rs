@@ -6,6 +6,7 @@
 //! bytes, link target or device number). Times are left out: they are not
 //! content, and reading a tree must not change its fingerprint.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -27,87 +28,114 @@ pub struct VerifyError {
 
 /// Fingerprint and total regular-file bytes of the tree at `root`.
 pub fn fingerprint(root: &Path) -> Result<(Digest, u64), VerifyError> {
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut size = 0u64;
-    visit(root, root, &mut hasher, &mut size)?;
-    Ok((hasher.finish(), size))
+    let mut walk = Walk {
+        root,
+        hasher: Hasher::new(Algorithm::Sha256),
+        size: 0,
+        links: HashMap::new(),
+    };
+    walk.visit(root)?;
+    Ok((walk.hasher.finish(), walk.size))
 }
 
-fn visit(root: &Path, path: &Path, h: &mut Hasher, size: &mut u64) -> Result<(), VerifyError> {
-    let err = |source| VerifyError {
-        path: path.to_path_buf(),
-        source,
-    };
-    let meta = path.symlink_metadata().map_err(err)?;
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        b'd'
-    } else if ft.is_symlink() {
-        b'l'
-    } else if ft.is_char_device() {
-        b'c'
-    } else if ft.is_block_device() {
-        b'b'
-    } else if ft.is_fifo() {
-        b'p'
-    } else if ft.is_socket() {
-        b's'
-    } else {
-        b'f'
-    };
-    h.update(rel.as_os_str().as_bytes());
-    h.update(&[0, kind]);
-    let mode = if ft.is_symlink() {
-        0
-    } else {
-        meta.mode() & 0o7777
-    };
-    h.update(format!(" {mode:o} {}:{}", meta.uid(), meta.gid()).as_bytes());
-    let mut names: Vec<_> = xattr::list(path).map_err(err)?.collect();
-    names.sort();
-    for name in names {
-        let value = xattr::get(path, &name).map_err(err)?.unwrap_or_default();
-        h.update(b" x:");
-        h.update(name.as_bytes());
-        h.update(b"=");
-        h.update(hex::encode(value).as_bytes());
-    }
-    match kind {
-        b'f' => {
-            *size += meta.len();
-            h.update(format!(" {}:", meta.len()).as_bytes());
-            let mut file = fs::File::open(path).map_err(err)?;
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = file.read(&mut buf).map_err(err)?;
-                if n == 0 {
-                    break;
+/// State of one fingerprint walk.
+struct Walk<'a> {
+    root: &'a Path,
+    hasher: Hasher,
+    size: u64,
+    /// Files with several links: (dev, inode) to the first path seen, so a
+    /// busybox with 400 links to one binary is read once.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, path: &Path) -> Result<(), VerifyError> {
+        let root = self.root;
+        let err = |source| VerifyError {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = path.symlink_metadata().map_err(err)?;
+        let h = &mut self.hasher;
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            b'd'
+        } else if ft.is_symlink() {
+            b'l'
+        } else if ft.is_char_device() {
+            b'c'
+        } else if ft.is_block_device() {
+            b'b'
+        } else if ft.is_fifo() {
+            b'p'
+        } else if ft.is_socket() {
+            b's'
+        } else {
+            b'f'
+        };
+        h.update(rel.as_os_str().as_bytes());
+        h.update(&[0, kind]);
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            meta.mode() & 0o7777
+        };
+        h.update(format!(" {mode:o} {}:{}", meta.uid(), meta.gid()).as_bytes());
+        let mut names: Vec<_> = xattr::list(path).map_err(err)?.collect();
+        names.sort();
+        for name in names {
+            let value = xattr::get(path, &name).map_err(err)?.unwrap_or_default();
+            h.update(b" x:");
+            h.update(name.as_bytes());
+            h.update(b"=");
+            h.update(hex::encode(value).as_bytes());
+        }
+        match kind {
+            b'f' if meta.nlink() > 1 && self.links.contains_key(&(meta.dev(), meta.ino())) => {
+                let first = &self.links[&(meta.dev(), meta.ino())];
+                h.update(b" = ");
+                h.update(first.as_os_str().as_bytes());
+            }
+            b'f' => {
+                if meta.nlink() > 1 {
+                    self.links
+                        .insert((meta.dev(), meta.ino()), rel.to_path_buf());
                 }
-                h.update(&buf[..n]);
+                self.size += meta.len();
+                h.update(format!(" {}:", meta.len()).as_bytes());
+                let mut file = fs::File::open(path).map_err(err)?;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = file.read(&mut buf).map_err(err)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+            }
+            b'l' => {
+                let target = fs::read_link(path).map_err(err)?;
+                h.update(b" -> ");
+                h.update(target.as_os_str().as_bytes());
+            }
+            b'c' | b'b' => h.update(format!(" {}", meta.rdev()).as_bytes()),
+            _ => {}
+        }
+        h.update(b"\n");
+        if kind == b'd' {
+            let mut children: Vec<PathBuf> = fs::read_dir(path)
+                .map_err(err)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<io::Result<_>>()
+                .map_err(err)?;
+            children.sort();
+            for child in children {
+                self.visit(&child)?;
             }
         }
-        b'l' => {
-            let target = fs::read_link(path).map_err(err)?;
-            h.update(b" -> ");
-            h.update(target.as_os_str().as_bytes());
-        }
-        b'c' | b'b' => h.update(format!(" {}", meta.rdev()).as_bytes()),
-        _ => {}
+        Ok(())
     }
-    h.update(b"\n");
-    if kind == b'd' {
-        let mut children: Vec<PathBuf> = fs::read_dir(path)
-            .map_err(err)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<io::Result<_>>()
-            .map_err(err)?;
-        children.sort();
-        for child in children {
-            visit(root, &child, h, size)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
