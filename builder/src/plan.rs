@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use serde::{Serialize, Serializer};
 
@@ -71,6 +72,17 @@ pub enum PlanErrorKind {
     /// A STOPSIGNAL that names no signal.
     #[error("invalid STOPSIGNAL {0:?}: expected a signal name such as SIGTERM or a number 1-64")]
     InvalidSignal(String),
+    /// `--chmod` that is neither octal nor symbolic.
+    #[error("invalid --chmod {0:?}: expected an octal mode such as 0755 or symbolic such as u+x")]
+    InvalidChmod(String),
+    /// `ADD --checksum` that is not a digest, or with a source that is not a URL.
+    #[error("invalid ADD --checksum {value:?}: {reason}")]
+    InvalidChecksum {
+        /// The checksum after expansion.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// An image reference that does not parse.
     #[error("{reason}")]
     InvalidReference {
@@ -243,6 +255,20 @@ fn platform_args(platform: &str) -> Vars {
         v.insert(format!("{prefix}VARIANT"), variant.clone());
     }
     v
+}
+
+/// An octal mode up to 0o7777, or symbolic clauses such as `u+x,go-w` (`[ugoa]*[-+=][rwxXst]*`).
+fn valid_chmod(mode: &str) -> bool {
+    if !mode.is_empty() && mode.chars().all(|c| c.is_digit(8)) {
+        return u32::from_str_radix(mode, 8).is_ok_and(|m| m <= 0o7777);
+    }
+    !mode.is_empty()
+        && mode.split(',').all(|clause| {
+            let perms = clause.trim_start_matches(['u', 'g', 'o', 'a']);
+            let mut chars = perms.chars();
+            matches!(chars.next(), Some('+' | '-' | '='))
+                && chars.all(|c| matches!(c, 'r' | 'w' | 'x' | 'X' | 's' | 't'))
+        })
 }
 
 /// `port[-port][/tcp|udp|sctp]` with ports 1..=65535 (what `EXPOSE` accepts).
@@ -522,6 +548,37 @@ impl Plan {
         }
     }
 
+    /// `ADD --checksum` must be a digest and every source an http(s) URL.
+    fn check_checksum(
+        &self,
+        value: &str,
+        sources: &[Spanned<String>],
+        span: Span,
+    ) -> Result<(), PlanError> {
+        if let Err(e) = value.parse::<Digest>() {
+            return Err(self.err(
+                PlanErrorKind::InvalidChecksum {
+                    value: value.to_string(),
+                    reason: e.to_string(),
+                },
+                span,
+            ));
+        }
+        if let Some(s) = sources
+            .iter()
+            .find(|s| !(s.value.starts_with("http://") || s.value.starts_with("https://")))
+        {
+            return Err(self.err(
+                PlanErrorKind::InvalidChecksum {
+                    value: value.to_string(),
+                    reason: format!("--checksum needs http(s) URL sources, not {:?}", s.value),
+                },
+                s.span,
+            ));
+        }
+        Ok(())
+    }
+
     fn image_ref(&self, value: &str, span: Span) -> Result<Reference, PlanError> {
         Reference::parse(value).map_err(|e| {
             self.err(
@@ -693,10 +750,14 @@ impl Plan {
                     args: c,
                 } => Instruction::Add {
                     span: *span,
-                    checksum: checksum
-                        .as_deref()
-                        .map(|v| x(v, "ADD --checksum"))
-                        .transpose()?,
+                    checksum: match checksum {
+                        None => None,
+                        Some(v) => {
+                            let v = x(v, "ADD --checksum")?;
+                            self.check_checksum(&v, &c.sources, *span)?;
+                            Some(v)
+                        }
+                    },
                     keep_git_dir: *keep_git_dir,
                     args: self.expand_copy("ADD", *span, c, &vars, true)?,
                 },
@@ -794,7 +855,12 @@ impl Plan {
             heredocs,
             dest: self.expand(&c.dest, vars, "destination", span)?,
             chown: opt(&c.chown, "--chown")?,
-            chmod: opt(&c.chmod, "--chmod")?,
+            chmod: match opt(&c.chmod, "--chmod")? {
+                Some(mode) if !valid_chmod(&mode) => {
+                    return Err(self.err(PlanErrorKind::InvalidChmod(mode), span))
+                }
+                other => other,
+            },
             link: c.link,
             parents: c.parents,
             exclude: c
@@ -1023,6 +1089,33 @@ COPY --from=busybox:latest /bin/busybox /bin/
         assert!(e
             .to_string()
             .starts_with("Dockerfile:2:6: invalid reference format"));
+    }
+
+    #[test]
+    fn chmod_and_checksum_are_checked() {
+        assert!(valid_chmod("0755") && valid_chmod("644") && valid_chmod("u+x,go-w"));
+        assert!(valid_chmod("a=rX") && !valid_chmod("0899") && !valid_chmod("17777"));
+        assert!(!valid_chmod("u*x") && !valid_chmod(""));
+        let sum = "sha256:24454f830cdb571e2c4ad15481119c43b3cafd48dd869a9b2945d1036d1dc68d";
+        assert!(plan(
+            &format!("FROM a\nADD --checksum={sum} https://e.com/x /x\n"),
+            opts(None, &[])
+        )
+        .is_ok());
+        let e = plan(
+            "FROM a\nADD --checksum=sha256:abc https://e.com/x /x\n",
+            opts(None, &[]),
+        )
+        .unwrap_err();
+        assert!(matches!(e.kind, PlanErrorKind::InvalidChecksum { .. }));
+        let e = plan(
+            &format!("FROM a\nADD --checksum={sum} local.tgz /x\n"),
+            opts(None, &[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("needs http(s) URL sources"));
+        let e = plan("FROM a\nCOPY --chmod=u*x a /b\n", opts(None, &[])).unwrap_err();
+        assert_eq!(e.kind, PlanErrorKind::InvalidChmod("u*x".into()));
     }
 
     #[test]
