@@ -231,7 +231,17 @@ impl Transport {
             }
         }
         let message = failures.join("; ");
-        if self.endpoint.allow_http {
+        // Only a TLS or protocol failure hints at a plain-HTTP registry; a name
+        // that does not resolve or a refused connection does not.
+        let unreachable = [
+            "dns error",
+            "Connection refused",
+            "timed out",
+            "No route to host",
+        ]
+        .iter()
+        .any(|m| message.contains(m));
+        if self.endpoint.allow_http || unreachable {
             Err(TransportError::Connect {
                 registry: self.endpoint.host.clone(),
                 message,

@@ -1,0 +1,190 @@
+//! Real faults between berth and a real registry, injected by a proxy:
+//! a connection dropped mid-blob (resume with Range), 5xx then success
+//! (retry), wrong bytes (digest error, nothing stored), and a 401 on an
+//! expired token (refresh).
+
+use berth_tests::registry_fixtures::*;
+use berth_tests::{require_root, run_ok, TestRoot};
+
+struct Seeded {
+    reg: Registry,
+    name: String,
+    layer: String,
+    layer_size: u64,
+}
+
+/// A registry holding `repo:t`, an image with one 2 MiB incompressible layer.
+fn seeded(auth: Auth, repo: &str) -> Seeded {
+    let reg = Registry::start(auth);
+    let work = TestRoot::new();
+    let layout = OciLayout::new(&work.path("layout"));
+    let m = layout.image(
+        &[tar_of(&[("noise.bin", noise(2 << 20, 11))])],
+        "linux",
+        "amd64",
+    );
+    layout.tag(&m, "t");
+    let creds = format!("{USER}:{PASSWORD}");
+    let extra: Vec<&str> = if reg.token_server.is_some() {
+        vec!["--dest-creds", &creds]
+    } else {
+        vec![]
+    };
+    layout.push_with_skopeo("t", &format!("{}/{repo}:t", reg.host()), &extra);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.dir().join("blobs/sha256").join(&m.digest[7..])).unwrap(),
+    )
+    .unwrap();
+    Seeded {
+        name: format!("{repo}:t"),
+        layer: manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        layer_size: manifest["layers"][0]["size"].as_u64().unwrap(),
+        reg,
+    }
+}
+
+#[test]
+fn dropped_connection_mid_blob_resumes_with_range() {
+    require_root();
+    let s = seeded(Auth::None, "faults/resume");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject(
+        "GET",
+        &format!("/blobs/{}", s.layer),
+        Fault::DropAfter(700_000),
+        1,
+    );
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", proxy.host(), s.name),
+    ]));
+    let seen: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains(&s.layer))
+        .collect();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(matches!(seen[0].fault, Some(Fault::DropAfter(_))));
+    let range = seen[1]
+        .range
+        .clone()
+        .expect("second request asks for the rest");
+    let from: u64 = range
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .expect("bytes=N-");
+    assert!(from > 0 && from <= 700_000, "resumed from {from}");
+    let blob = std::fs::read(r.store().join("blobs/sha256").join(&s.layer[7..])).unwrap();
+    assert_eq!(blob.len() as u64, s.layer_size);
+    assert_eq!(sha256_digest(&blob), s.layer);
+}
+
+#[test]
+fn server_errors_are_retried_then_succeed() {
+    require_root();
+    let s = seeded(Auth::None, "faults/retry");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject("GET", "/manifests/", Fault::Status(500), 2);
+    proxy.inject("GET", &format!("/blobs/{}", s.layer), Fault::Status(503), 1);
+    proxy.inject("GET", &format!("/blobs/{}", s.layer), Fault::Status(429), 1);
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", proxy.host(), s.name),
+    ]));
+    let faults = proxy.seen().iter().filter(|q| q.fault.is_some()).count();
+    assert_eq!(faults, 4, "every injected fault was hit and retried");
+    assert!(r.store().join("blobs/sha256").join(&s.layer[7..]).is_file());
+}
+
+#[test]
+fn persistent_server_errors_give_up_with_a_clear_error() {
+    require_root();
+    let s = seeded(Auth::None, "faults/giveup");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject("GET", "/manifests/", Fault::Status(500), 1000);
+    let r = TestRoot::new();
+    let err = run_fail(berth_cmd(&r).args([
+        "pull",
+        "--retries",
+        "2",
+        &format!("{}/{}", proxy.host(), s.name),
+    ]));
+    assert!(
+        err.contains(&proxy.host()) && err.contains("faults/giveup") && err.contains("500"),
+        "{err}"
+    );
+    let attempts = proxy
+        .seen()
+        .iter()
+        .filter(|q| q.target.contains("/manifests/"))
+        .count();
+    assert_eq!(attempts, 3, "one try and two retries");
+}
+
+#[test]
+fn wrong_bytes_fail_the_digest_check_and_store_nothing() {
+    require_root();
+    let s = seeded(Auth::None, "faults/corrupt");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject("GET", &format!("/blobs/{}", s.layer), Fault::Corrupt, 1);
+    let r = TestRoot::new();
+    let name = format!("{}/{}", proxy.host(), s.name);
+    let err = run_fail(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+    assert!(
+        err.contains("digest mismatch") && err.contains(&s.layer),
+        "{err}"
+    );
+    assert!(
+        !r.store().join("blobs/sha256").join(&s.layer[7..]).exists(),
+        "corrupt blob not stored"
+    );
+    let ingests: Vec<_> = std::fs::read_dir(r.store().join("ingest"))
+        .unwrap()
+        .collect();
+    assert!(ingests.is_empty(), "no partial ingest left: {ingests:?}");
+    let images: Vec<_> = std::fs::read_dir(r.store().join("images"))
+        .unwrap()
+        .collect();
+    assert!(images.is_empty(), "no image record for a failed pull");
+    // The fault was one-off: a second pull succeeds.
+    run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+}
+
+#[test]
+fn expired_token_is_refreshed_on_401() {
+    require_root();
+    let s = seeded(Auth::Token, "faults/token");
+    let ts = s.reg.token_server.as_ref().unwrap();
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject(
+        "GET",
+        &format!("/blobs/{}", s.layer),
+        Fault::Unauthorized,
+        1,
+    );
+    let before = ts.count();
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", proxy.host(), s.name),
+    ]));
+    let layer_reqs: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains(&s.layer))
+        .collect();
+    assert_eq!(layer_reqs.len(), 2, "{layer_reqs:?}");
+    assert!(matches!(layer_reqs[0].fault, Some(Fault::Unauthorized)));
+    // One token for the pull, and a fresh one after the 401.
+    assert_eq!(ts.count() - before, 2, "{:?}", ts.requests.lock().unwrap());
+    assert!(r.store().join("blobs/sha256").join(&s.layer[7..]).is_file());
+}
