@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::context::{clean_segments, Context, ContextError};
+use crate::context::Context;
+use crate::copyplan::CopyItem;
 use crate::dockerfile::Instruction;
-use crate::ignore::{IgnoreError, IgnorePatterns};
 use crate::plan::Step;
 
 /// Why a cache key could not be computed.
@@ -29,12 +29,6 @@ pub enum CacheKeyError {
         #[source]
         source: io::Error,
     },
-    /// A source could not be resolved in the context.
-    #[error(transparent)]
-    Context(#[from] ContextError),
-    /// An `--exclude` pattern is invalid.
-    #[error(transparent)]
-    Exclude(#[from] IgnoreError),
     /// The instruction could not be encoded (cannot happen for parsed instructions).
     #[error("encoding instruction for its cache key: {0}")]
     Encode(#[from] serde_json::Error),
@@ -195,52 +189,15 @@ impl EntryMeta {
     }
 }
 
-/// The content key of a COPY/ADD from the context: every included entry its `sources`
-/// select, minus those matching `exclude` (relative to each source's directory part),
-/// hashed in path order. `files` is [`Context::files`].
-pub fn copy_content_key(
-    ctx: &Context,
-    files: &[String],
-    sources: &[String],
-    exclude: &[String],
-) -> Result<CacheKey, CacheKeyError> {
-    let excludes = IgnorePatterns::parse("--exclude", &exclude.join("\n"))?;
-    let mut selected: Vec<String> = Vec::new();
-    for source in sources {
-        let segs = clean_segments(source);
-        let fixed: Vec<&str> = segs
-            .iter()
-            .take_while(|s| !s.contains(['*', '?', '[']))
-            .copied()
-            .collect();
-        // Exclusions are relative to the directory the source names, or the directory of
-        // a single file, or the part of a wildcard source before its first wildcard.
-        let has_wildcard = fixed.len() < segs.len();
-        let joined = fixed.join("/");
-        let is_dir =
-            joined.is_empty() || files.iter().any(|f| f.starts_with(&format!("{joined}/")));
-        let prefix = if has_wildcard || is_dir {
-            joined
-        } else {
-            fixed[..fixed.len().saturating_sub(1)].join("/")
-        };
-        for path in ctx.resolve(source, files)? {
-            let rel = match path.strip_prefix(&prefix) {
-                Some(r) if !prefix.is_empty() => r.trim_start_matches('/').to_string(),
-                _ => path.clone(),
-            };
-            if !rel.is_empty() && excludes.is_excluded(&rel) {
-                continue;
-            }
-            selected.push(path);
-        }
-    }
-    selected.sort();
-    selected.dedup();
-    let mut f = Fields::new("berth-content-v1");
-    f.num(selected.len() as u64);
-    for path in &selected {
-        f.bytes(&EntryMeta::read(ctx.root(), path)?.hash().0);
+/// The content key of a COPY/ADD from the context: each item's entry hash (path, type,
+/// mode, owner, link target, content) and its destination, in destination order.
+/// `items` comes from [`copy_items`](crate::copyplan::copy_items).
+pub fn copy_content_key(ctx: &Context, items: &[CopyItem]) -> Result<CacheKey, CacheKeyError> {
+    let mut f = Fields::new("berth-content-v2");
+    f.num(items.len() as u64);
+    for item in items {
+        f.bytes(&EntryMeta::read(ctx.root(), &item.source)?.hash().0);
+        f.bytes(item.dest.as_bytes());
     }
     Ok(f.finish())
 }
@@ -248,6 +205,7 @@ pub fn copy_content_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::copyplan::{copy_items, CopyRequest};
     use crate::dockerfile::parse;
     use crate::dockerfile::Vars;
     use crate::plan::{Plan, PlanOptions};
@@ -269,7 +227,16 @@ mod tests {
                 Instruction::Copy { args, .. } => {
                     let sources: Vec<String> =
                         args.sources.iter().map(|s| s.value.clone()).collect();
-                    vec![copy_content_key(&ctx, &files, &sources, &args.exclude).unwrap()]
+                    let req = CopyRequest {
+                        sources: &sources,
+                        dest: &args.dest,
+                        workdir: "/",
+                        parents: args.parents,
+                        exclude: &args.exclude,
+                        dest_is_dir: false,
+                    };
+                    let items = copy_items(&ctx, &files, &req).unwrap();
+                    vec![copy_content_key(&ctx, &items).unwrap()]
                 }
                 _ => Vec::new(),
             };
@@ -412,9 +379,20 @@ mod tests {
         let files = ctx.files().unwrap();
         let src = vec!["app/".to_string()];
         let ex = vec!["README".to_string()];
-        let before = copy_content_key(&ctx, &files, &src, &ex).unwrap();
+        let key = |exclude: &[String]| {
+            let req = CopyRequest {
+                sources: &src,
+                dest: "/app/",
+                workdir: "/",
+                parents: false,
+                exclude,
+                dest_is_dir: false,
+            };
+            copy_content_key(&ctx, &copy_items(&ctx, &files, &req).unwrap()).unwrap()
+        };
+        let before = key(&ex);
         fs::write(dir.path().join("app/README"), b"changed\n").unwrap();
-        assert_eq!(copy_content_key(&ctx, &files, &src, &ex).unwrap(), before);
-        assert_ne!(copy_content_key(&ctx, &files, &src, &[]).unwrap(), before);
+        assert_eq!(key(&ex), before);
+        assert_ne!(key(&[]), before);
     }
 }

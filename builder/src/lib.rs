@@ -8,12 +8,14 @@
 //! 3. [`plan::Plan::new`] splits stages, resolves stage references, prunes to `--target`
 //!    and scopes ARGs; [`plan::Plan::resolve_stage`] expands one stage's steps given its
 //!    base environment (stages in [`plan::Plan::needed`] order).
-//! 4. [`cachekey::CacheKey::step`] chains keys: base, then each step with the keys of
-//!    what it reads ([`cachekey::copy_content_key`] for context files).
+//! 4. [`copyplan::copy_items`] lays out where a COPY/ADD from the context puts each file.
+//! 5. [`cachekey::CacheKey::step`] chains keys: base, then each step with the keys of
+//!    what it reads ([`cachekey::copy_content_key`] over the copy's items).
 #![forbid(unsafe_code)]
 
 pub mod cachekey;
 pub mod context;
+pub mod copyplan;
 pub mod dockerfile;
 mod glob;
 pub mod ignore;

@@ -4,8 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use berth_builder::cachekey::{copy_content_key, CacheKey, CacheKeyError};
+use berth_builder::cachekey::{copy_content_key, CacheKey};
 use berth_builder::context::{Context, ContextError};
+use berth_builder::copyplan::{copy_items, CopyPlanError, CopyRequest};
 use berth_builder::dockerfile::{parse, Instruction, Vars};
 use berth_builder::plan::{Base, FromRef, Plan, PlanOptions};
 
@@ -25,7 +26,7 @@ LABEL version=$VERSION
 ";
 
 /// Keys of every step of every needed stage, in build order.
-fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CacheKeyError> {
+fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CopyPlanError> {
     let df = parse("Dockerfile", DOCKERFILE).expect("parses");
     let opts = PlanOptions {
         build_args: build_args
@@ -37,7 +38,9 @@ fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CacheK
     let plan = Plan::new(&df, &opts).expect("plans");
     let ctx = Context::open(dir, Some(&dir.join("Dockerfile")))?;
     let files = ctx.files()?;
+    // (Context errors convert into CopyPlanError::Context.)
     let mut last_key: Vec<Option<CacheKey>> = vec![None; plan.stages.len()];
+    let mut workdir = String::from("/");
     let mut out = Vec::new();
     for &i in &plan.needed {
         let mut key = match &plan.stages[i].base {
@@ -48,15 +51,28 @@ fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CacheK
         let stage = plan.resolve_stage(i, &Vars::new()).expect("resolves");
         for step in &stage.steps {
             let inputs = match (&step.instruction, &step.copy_from) {
+                (Instruction::Workdir { path, .. }, _) => {
+                    workdir = path.clone();
+                    Vec::new()
+                }
                 (Instruction::Copy { args, .. }, None) => {
                     let sources: Vec<String> =
                         args.sources.iter().map(|s| s.value.clone()).collect();
-                    vec![copy_content_key(&ctx, &files, &sources, &args.exclude)?]
+                    let req = CopyRequest {
+                        sources: &sources,
+                        dest: &args.dest,
+                        workdir: &workdir,
+                        parents: args.parents,
+                        exclude: &args.exclude,
+                        dest_is_dir: false,
+                    };
+                    let items = copy_items(&ctx, &files, &req)?;
+                    vec![copy_content_key(&ctx, &items).expect("context files hash")]
                 }
                 (_, Some(FromRef::Stage(s))) => vec![last_key[*s].expect("source stage built")],
                 _ => Vec::new(),
             };
-            key = CacheKey::step(&key, step, &inputs)?;
+            key = CacheKey::step(&key, step, &inputs).expect("step key");
             out.push(key);
         }
         last_key[i] = Some(key);
@@ -121,7 +137,7 @@ fn dockerfile_specific_ignore_file_replaces_the_context_one() {
     // Dockerfile.dockerignore wins over .dockerignore and ignores src/ entirely.
     fs::write(dir.path().join("Dockerfile.dockerignore"), "src\n").expect("write");
     match keys(dir.path(), &[]) {
-        Err(CacheKeyError::Context(ContextError::NotFound(source))) => assert_eq!(source, "src/"),
+        Err(CopyPlanError::Context(ContextError::NotFound(source))) => assert_eq!(source, "src/"),
         other => panic!("expected src/ to be missing from the context, got {other:?}"),
     }
 }
