@@ -585,6 +585,8 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward with one body byte changed.
     Corrupt,
+    /// Answer 307 to the same path and query at this base URL (blob storage elsewhere).
+    Redirect(String),
 }
 
 /// A rule: requests whose method is `method` and path contains `path_contains`
@@ -610,6 +612,8 @@ pub struct ProxiedRequest {
     pub target: String,
     /// The `Range` header, if any.
     pub range: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
 }
@@ -655,6 +659,7 @@ impl FaultProxy {
                 method: req.method.clone(),
                 target: req.target.clone(),
                 range: req.headers.get("range").cloned(),
+                authorization: req.headers.get("authorization").cloned(),
                 fault: fault.clone(),
             });
             match fault {
@@ -664,6 +669,15 @@ impl FaultProxy {
                         &format!("{code} Injected"),
                         &[("Retry-After", "0".into())],
                         b"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected fault\"}]}",
+                    );
+                    return;
+                }
+                Some(Fault::Redirect(base)) => {
+                    write_response(
+                        &mut client,
+                        "307 Temporary Redirect",
+                        &[("Location", format!("{base}{}", req.target))],
+                        b"",
                     );
                     return;
                 }

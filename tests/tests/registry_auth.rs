@@ -131,6 +131,33 @@ fn basic_auth_over_tls_with_certs_dir() {
     .stdout;
     assert_eq!(sha256_digest(&raw), digest);
 
+    // A registry listed as insecure (flag or daemon.json) is used without its CA.
+    let fresh = TestRoot::new();
+    std::fs::create_dir_all(fresh.path("docker-config")).unwrap();
+    std::fs::copy(
+        r.path("docker-config/config.json"),
+        fresh.path("docker-config/config.json"),
+    )
+    .unwrap();
+    run_ok(berth_cmd(&fresh).args(["pull", "--no-unpack", "--insecure-registry", &host, &name]));
+    std::fs::write(
+        fresh.path("daemon.json"),
+        serde_json::json!({"insecure-registries": [host.clone()]}).to_string(),
+    )
+    .unwrap();
+    let fresh2 = TestRoot::new();
+    std::fs::create_dir_all(fresh2.path("docker-config")).unwrap();
+    std::fs::copy(
+        r.path("docker-config/config.json"),
+        fresh2.path("docker-config/config.json"),
+    )
+    .unwrap();
+    run_ok(
+        berth_cmd(&fresh2)
+            .env("BERTH_REGISTRY_CONFIG", fresh.path("daemon.json"))
+            .args(["pull", "--no-unpack", &name]),
+    );
+
     // Logout removes the entry; pulling fails again.
     let out = run_ok(berth_cmd(&r).args(["logout", &host]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Removing login credentials"));
@@ -328,4 +355,40 @@ fn credential_helper_protocol() {
         .unwrap()
         .lines()
         .any(|l| l.starts_with("erase ")));
+}
+
+#[test]
+fn identity_token_uses_the_oauth2_post_flow() {
+    require_root();
+    let reg = Registry::start(Auth::Token);
+    let ts = reg.token_server.as_ref().expect("token server");
+    let host = reg.host();
+    let work = TestRoot::new();
+    let layout = seed_image(&work, "oauth");
+    layout.push_with_skopeo(
+        "t",
+        &format!("{host}/o/app:t"),
+        &["--dest-creds", &format!("{USER}:{PASSWORD}")],
+    );
+    let r = TestRoot::new();
+    std::fs::create_dir_all(r.path("docker-config")).unwrap();
+    std::fs::write(
+        r.path("docker-config/config.json"),
+        serde_json::json!({"auths": {host.clone(): {"identitytoken": "berth-refresh-token"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let before = ts.count();
+    run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &format!("{host}/o/app:t")]));
+    run_ok(berth_cmd(&r).args([
+        "tag",
+        &format!("{host}/o/app:t"),
+        &format!("{host}/o/pushed:t"),
+    ]));
+    run_ok(berth_cmd(&r).args(["push", &format!("{host}/o/pushed:t")]));
+    let reqs = ts.requests.lock().unwrap()[before..].to_vec();
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|q| q.method == "POST"),
+        "{reqs:?}"
+    );
 }

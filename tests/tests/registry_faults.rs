@@ -188,3 +188,55 @@ fn expired_token_is_refreshed_on_401() {
     assert_eq!(ts.count() - before, 2, "{:?}", ts.requests.lock().unwrap());
     assert!(r.store().join("blobs/sha256").join(&s.layer[7..]).is_file());
 }
+
+#[test]
+fn redirect_to_blob_storage_drops_authorization() {
+    require_root();
+    // The same image (deterministic bytes) in a token registry and in a plain one
+    // that plays the blob storage the first redirects to.
+    let tok = seeded(Auth::Token, "faults/redirect");
+    let plain = seeded(Auth::None, "faults/redirect");
+    assert_eq!(tok.layer, plain.layer);
+    let storage = FaultProxy::start(&plain.reg.host());
+    let front = FaultProxy::start(&tok.reg.host());
+    front.inject(
+        "GET",
+        &format!("/blobs/{}", tok.layer),
+        Fault::Redirect(format!("http://{}", storage.host())),
+        1,
+    );
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", front.host(), tok.name),
+    ]));
+    let asked: Vec<_> = front
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains(&tok.layer))
+        .collect();
+    assert!(matches!(asked[0].fault, Some(Fault::Redirect(_))));
+    assert!(
+        asked[0]
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Bearer ")),
+        "{asked:?}"
+    );
+    let served: Vec<_> = storage
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains(&tok.layer))
+        .collect();
+    assert_eq!(served.len(), 1, "the blob came from storage: {served:?}");
+    assert_eq!(
+        served[0].authorization, None,
+        "Authorization must not follow the redirect"
+    );
+    assert!(r
+        .store()
+        .join("blobs/sha256")
+        .join(&tok.layer[7..])
+        .is_file());
+}
