@@ -468,3 +468,34 @@ fn verify_finds_tampering_and_remove_respects_children() {
         .unwrap_err();
     assert!(matches!(err, SnapshotError::ParentMissing(_)));
 }
+
+#[test]
+fn later_entries_win_over_earlier_ones() {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_mtime(7);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add("a/", tar::EntryType::Directory, 0o700, b"");
+    add("a/inner", tar::EntryType::Regular, 0o644, b"x");
+    add("a", tar::EntryType::Regular, 0o600, b"now a file");
+    add("d/", tar::EntryType::Directory, 0o700, b"");
+    add("d/", tar::EntryType::Directory, 0o751, b"");
+    let layer = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Snapshots::with_options(dir.path(), unprivileged());
+    let chain = store
+        .unpack(None, &Digest::sha256_of(&layer), TAR, &layer[..])
+        .unwrap();
+    let root = store.path(&chain);
+    let a = root.join("a").symlink_metadata().unwrap();
+    assert!(a.is_file());
+    assert_eq!(a.mode() & 0o7777, 0o600);
+    assert_eq!(fs::read(root.join("a")).unwrap(), b"now a file");
+    let d = root.join("d").symlink_metadata().unwrap();
+    assert_eq!(d.mode() & 0o7777, 0o751);
+}

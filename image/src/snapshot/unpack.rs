@@ -147,9 +147,16 @@ pub fn unpack_tar<R: Read>(
         .apply(&mut entry, &mut dirs)?;
         count += 1;
     }
-    // Deepest first, so setting a parent's mtime is not undone by its child.
+    // Deepest first, so setting a parent's mtime is not undone by its child;
+    // for a directory listed twice the later entry wins (reversed, then a
+    // stable sort keeps it first); one replaced by a non-directory is skipped.
+    dirs.reverse();
     dirs.sort_by(|a, b| b.path.cmp(&a.path));
+    dirs.dedup_by(|next, kept| next.path == kept.path);
     for dir in &dirs {
+        if !dir.path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         let fail = |action, source| UnpackError::Io {
             entry: dir.path.to_string_lossy().into_owned(),
             action,
