@@ -207,8 +207,8 @@ mod tests {
     use super::*;
     use crate::copyplan::{copy_items, CopyRequest};
     use crate::dockerfile::parse;
-    use crate::dockerfile::Vars;
-    use crate::plan::{Plan, PlanOptions};
+
+    use crate::plan::{Plan, PlanOptions, StageBase};
     use std::time::{Duration, SystemTime};
 
     const DOCKERFILE: &str = "FROM scratch\nCOPY app/ /app/\nRUN build\nENV A=1\n";
@@ -217,7 +217,7 @@ mod tests {
     fn keys(dir: &Path) -> Vec<CacheKey> {
         let df = parse("Dockerfile", DOCKERFILE).unwrap();
         let plan = Plan::new(&df, &PlanOptions::default()).unwrap();
-        let stage = plan.resolve_stage(0, &Vars::new()).unwrap();
+        let stage = plan.resolve_stage(0, &StageBase::default()).unwrap();
         let ctx = Context::open(dir, None).unwrap();
         let files = ctx.files().unwrap();
         let mut parent = CacheKey::base("scratch");
@@ -345,7 +345,7 @@ mod tests {
                 ..PlanOptions::default()
             };
             let plan = Plan::new(&df, &opts).unwrap();
-            let stage = plan.resolve_stage(0, &Vars::new()).unwrap();
+            let stage = plan.resolve_stage(0, &StageBase::default()).unwrap();
             let mut parent = CacheKey::base("scratch");
             for step in &stage.steps {
                 parent = CacheKey::step(&parent, step, &[]).unwrap();

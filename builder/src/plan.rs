@@ -207,6 +207,9 @@ pub struct Step {
     pub args: Vars,
     /// Environment visible here: the base image's and the stage's ENV.
     pub env: Vars,
+    /// The working directory in effect (after this step, for WORKDIR), absolute and
+    /// cleaned: where relative COPY destinations and RUN start.
+    pub workdir: String,
     /// Undeclared proxy build args, passed to RUN but left out of the cache key.
     pub proxy: Vars,
     /// For `COPY --from`: where from.
@@ -217,13 +220,44 @@ pub struct Step {
     pub mount_from: Vec<Option<FromRef>>,
 }
 
-/// A stage's steps and the environment it ends with (what a stage built on it inherits).
+/// What a stage starts from, as far as expansion cares: the base image config's `Env`
+/// and `WorkingDir`, or what the parent stage ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageBase {
+    /// The environment.
+    pub env: Vars,
+    /// The working directory (absolute; empty means `/`).
+    pub workdir: String,
+}
+
+impl Default for StageBase {
+    fn default() -> Self {
+        Self {
+            env: Vars::new(),
+            workdir: "/".into(),
+        }
+    }
+}
+
+/// A stage's steps and what it ends with (what a stage built on it inherits).
 #[derive(Debug, Clone)]
 pub struct ResolvedStage {
     /// The steps in order.
     pub steps: Vec<Step>,
     /// The environment at the end of the stage.
     pub env: Vars,
+    /// The working directory at the end of the stage.
+    pub workdir: String,
+}
+
+impl ResolvedStage {
+    /// The base a stage built `FROM` this one starts with.
+    pub fn as_base(&self) -> StageBase {
+        StageBase {
+            env: self.env.clone(),
+            workdir: self.workdir.clone(),
+        }
+    }
 }
 
 /// A build: every stage of the Dockerfile, the target, and the stages it needs.
@@ -321,6 +355,7 @@ fn is_url(source: &str) -> bool {
 struct Walk {
     steps: Vec<Step>,
     env: Vars,
+    workdir: String,
     deps: BTreeSet<usize>,
 }
 
@@ -418,7 +453,7 @@ impl Plan {
         };
         let mut walks: Vec<Result<Walk, PlanError>> = Vec::new();
         for i in 0..plan.stages.len() {
-            let walk = planning.walk(i, &Vars::new());
+            let walk = planning.walk(i, &StageBase::default());
             if let Ok(w) = &walk {
                 plan.stages[i].deps = w.deps.iter().copied().collect();
                 for step in &w.steps {
@@ -457,13 +492,18 @@ impl Plan {
         &self.meta
     }
 
-    /// Expands a stage's steps. `base_env` is the environment of what the stage starts
-    /// from: the image config's Env, or the [`ResolvedStage::env`] of the parent stage.
-    pub fn resolve_stage(&self, index: usize, base_env: &Vars) -> Result<ResolvedStage, PlanError> {
-        let walk = self.walk(index, base_env)?;
+    /// Expands a stage's steps. `base` is what the stage starts from: the image config's
+    /// Env and WorkingDir, or [`ResolvedStage::as_base`] of the parent stage.
+    pub fn resolve_stage(
+        &self,
+        index: usize,
+        base: &StageBase,
+    ) -> Result<ResolvedStage, PlanError> {
+        let walk = self.walk(index, base)?;
         Ok(ResolvedStage {
             steps: walk.steps,
             env: walk.env,
+            workdir: walk.workdir,
         })
     }
 
@@ -590,14 +630,15 @@ impl Plan {
         })
     }
 
-    fn walk(&self, index: usize, base_env: &Vars) -> Result<Walk, PlanError> {
+    fn walk(&self, index: usize, base: &StageBase) -> Result<Walk, PlanError> {
         let stage = &self.stages[index];
         let mut deps = BTreeSet::new();
         if let Base::Stage(parent) = stage.base {
             deps.insert(parent);
         }
         let mut args = Vars::new();
-        let mut env = base_env.clone();
+        let mut env = base.env.clone();
+        let mut workdir = format!("/{}", clean_segments(&base.workdir).join("/"));
         let proxy: Vars = self
             .build_args
             .iter()
@@ -702,10 +743,16 @@ impl Plan {
                     span: *span,
                     user: x(user, "USER")?,
                 },
-                Instruction::Workdir { span, path } => Instruction::Workdir {
-                    span: *span,
-                    path: x(path, "WORKDIR")?,
-                },
+                Instruction::Workdir { span, path } => {
+                    let path = x(path, "WORKDIR")?;
+                    let joined = if path.starts_with('/') {
+                        path.clone()
+                    } else {
+                        format!("{workdir}/{path}")
+                    };
+                    workdir = format!("/{}", clean_segments(&joined).join("/"));
+                    Instruction::Workdir { span: *span, path }
+                }
                 Instruction::Stopsignal { span, signal } => {
                     let signal = x(signal, "STOPSIGNAL")?;
                     if !valid_signal(&signal) {
@@ -793,6 +840,7 @@ impl Plan {
                 instruction: expanded,
                 args: args.clone(),
                 env: env.clone(),
+                workdir: workdir.clone(),
                 proxy: proxy
                     .iter()
                     .filter(|(k, _)| !args.contains_key(*k))
@@ -802,7 +850,12 @@ impl Plan {
                 mount_from,
             });
         }
-        Ok(Walk { steps, env, deps })
+        Ok(Walk {
+            steps,
+            env,
+            workdir,
+            deps,
+        })
     }
 
     fn expand_copy(
@@ -970,7 +1023,7 @@ COPY --from=busybox:latest /bin/busybox /bin/
     #[test]
     fn copy_from_image_and_stage_refs() {
         let p = plan(MULTI, opts(None, &[])).unwrap();
-        let r = p.resolve_stage(4, &Vars::new()).unwrap();
+        let r = p.resolve_stage(4, &StageBase::default()).unwrap();
         assert_eq!(r.steps[0].mount_from, vec![Some(FromRef::Stage(3))]);
         assert_eq!(r.steps[1].copy_from, Some(FromRef::Stage(2)));
         assert_eq!(
@@ -1009,7 +1062,7 @@ COPY --from=busybox:latest /bin/busybox /bin/
             p.stages[0].base,
             Base::Image(Reference::parse("alpine:1").unwrap())
         );
-        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        let r = p.resolve_stage(0, &StageBase::default()).unwrap();
         assert!(r.steps[0].args.is_empty());
         assert_eq!(r.steps[2].args.get("V").map(String::as_str), Some("1"));
         assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("1-x"));
@@ -1019,7 +1072,7 @@ COPY --from=busybox:latest /bin/busybox /bin/
             p.stages[0].base,
             Base::Image(Reference::parse("busybox:2").unwrap())
         );
-        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        let r = p.resolve_stage(0, &StageBase::default()).unwrap();
         assert_eq!(r.steps[3].args.get("W").map(String::as_str), Some("2-x"));
     }
 
@@ -1028,7 +1081,15 @@ COPY --from=busybox:latest /bin/busybox /bin/
         let text = "FROM a\nARG X=arg\nENV X=env\nWORKDIR /$X/$HOME\nARG X=again\nUSER $X\n";
         let p = plan(text, opts(None, &[])).unwrap();
         let base: Vars = [("HOME".to_string(), "/root".to_string())].into();
-        let r = p.resolve_stage(0, &base).unwrap();
+        let r = p
+            .resolve_stage(
+                0,
+                &StageBase {
+                    env: base,
+                    workdir: "/".into(),
+                },
+            )
+            .unwrap();
         let Instruction::Workdir { path, .. } = &r.steps[2].instruction else {
             panic!()
         };
@@ -1040,6 +1101,25 @@ COPY --from=busybox:latest /bin/busybox /bin/
     }
 
     #[test]
+    fn workdir_is_tracked_from_the_base() {
+        let text = "FROM a\nRUN pwd\nWORKDIR src\nWORKDIR ../lib/./x\nWORKDIR /abs\n";
+        let p = plan(text, opts(None, &[])).unwrap();
+        let base = StageBase {
+            env: Vars::new(),
+            workdir: "/home/app".into(),
+        };
+        let r = p.resolve_stage(0, &base).unwrap();
+        let dirs: Vec<&str> = r.steps.iter().map(|s| s.workdir.as_str()).collect();
+        assert_eq!(
+            dirs,
+            ["/home/app", "/home/app/src", "/home/app/lib/x", "/abs"]
+        );
+        assert_eq!(r.as_base().workdir, "/abs");
+        let r = p.resolve_stage(0, &StageBase::default()).unwrap();
+        assert_eq!(r.steps[1].workdir, "/src");
+    }
+
+    #[test]
     fn platform_and_proxy_args() {
         let text = "FROM --platform=$BUILDPLATFORM a\nARG TARGETARCH\nRUN echo $TARGETARCH\nARG HTTP_PROXY\nRUN x\n";
         let p = plan(
@@ -1048,7 +1128,7 @@ COPY --from=busybox:latest /bin/busybox /bin/
         )
         .unwrap();
         assert_eq!(p.stages[0].platform.as_deref(), Some("linux/amd64"));
-        let r = p.resolve_stage(0, &Vars::new()).unwrap();
+        let r = p.resolve_stage(0, &StageBase::default()).unwrap();
         assert_eq!(
             r.steps[1].args.get("TARGETARCH").map(String::as_str),
             Some("amd64")
@@ -1138,18 +1218,26 @@ COPY --from=busybox:latest /bin/busybox /bin/
         )
         .unwrap();
         let base: Vars = [("GOPATH".to_string(), "/go".to_string())].into();
-        let r = p.resolve_stage(0, &base).unwrap();
+        let r = p
+            .resolve_stage(
+                0,
+                &StageBase {
+                    env: base,
+                    workdir: "/".into(),
+                },
+            )
+            .unwrap();
         assert!(
             matches!(&r.steps[0].instruction, Instruction::Workdir { path, .. } if path == "/go")
         );
-        let e = p.resolve_stage(0, &Vars::new()).unwrap_err();
+        let e = p.resolve_stage(0, &StageBase::default()).unwrap_err();
         assert!(e.to_string().contains("GOPATH: no GOPATH"));
     }
 
     #[test]
     fn expansion_errors_have_positions() {
         let p = plan("FROM a\nENV A=\"${B:?must be set}\"\n", opts(None, &[])).unwrap();
-        let e = p.resolve_stage(0, &Vars::new()).unwrap_err();
+        let e = p.resolve_stage(0, &StageBase::default()).unwrap_err();
         assert!(e
             .to_string()
             .starts_with("Dockerfile:2:1: cannot expand ENV value: B: must be set"));

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth_builder::dockerfile::{Dockerfile, Vars};
-use berth_builder::plan::{Base, Plan, PlanError, PlanOptions};
+use berth_builder::dockerfile::Dockerfile;
+use berth_builder::plan::{Base, Plan, PlanError, PlanOptions, StageBase};
 use serde_json::json;
 
 fn corpus_dir() -> PathBuf {
@@ -32,19 +32,19 @@ fn plan_json(df: &Dockerfile, options: &serde_json::Value) -> Result<String, Pla
         platform: "linux/amd64".into(),
     };
     let plan = Plan::new(df, &opts)?;
-    let mut envs: BTreeMap<usize, Vars> = BTreeMap::new();
+    let mut bases: BTreeMap<usize, StageBase> = BTreeMap::new();
     let mut steps = serde_json::Map::new();
     for &i in &plan.needed {
-        let base_env = match plan.stages[i].base {
-            Base::Stage(parent) => envs.get(&parent).cloned().unwrap_or_default(),
-            _ => Vars::new(),
+        let base = match plan.stages[i].base {
+            Base::Stage(parent) => bases.get(&parent).cloned().unwrap_or_default(),
+            _ => StageBase::default(),
         };
-        let resolved = plan.resolve_stage(i, &base_env)?;
+        let resolved = plan.resolve_stage(i, &base)?;
         steps.insert(
             i.to_string(),
             serde_json::to_value(&resolved.steps).expect("steps"),
         );
-        envs.insert(i, resolved.env);
+        bases.insert(i, resolved.as_base());
     }
     let stages: Vec<_> = plan
         .stages

@@ -7,8 +7,8 @@ use std::path::Path;
 use berth_builder::cachekey::{copy_content_key, CacheKey};
 use berth_builder::context::{Context, ContextError};
 use berth_builder::copyplan::{copy_items, CopyPlanError, CopyRequest};
-use berth_builder::dockerfile::{parse, Instruction, Vars};
-use berth_builder::plan::{Base, FromRef, Plan, PlanOptions};
+use berth_builder::dockerfile::{parse, Instruction};
+use berth_builder::plan::{Base, FromRef, Plan, PlanOptions, StageBase};
 
 const DOCKERFILE: &str = "\
 # syntax=docker/dockerfile:1
@@ -40,7 +40,6 @@ fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CopyPl
     let files = ctx.files()?;
     // (Context errors convert into CopyPlanError::Context.)
     let mut last_key: Vec<Option<CacheKey>> = vec![None; plan.stages.len()];
-    let mut workdir = String::from("/");
     let mut out = Vec::new();
     for &i in &plan.needed {
         let mut key = match &plan.stages[i].base {
@@ -48,20 +47,18 @@ fn keys(dir: &Path, build_args: &[(&str, &str)]) -> Result<Vec<CacheKey>, CopyPl
             Base::Image(r) => CacheKey::base(&r.to_string()),
             Base::Stage(s) => last_key[*s].expect("parent built first"),
         };
-        let stage = plan.resolve_stage(i, &Vars::new()).expect("resolves");
+        let stage = plan
+            .resolve_stage(i, &StageBase::default())
+            .expect("resolves");
         for step in &stage.steps {
             let inputs = match (&step.instruction, &step.copy_from) {
-                (Instruction::Workdir { path, .. }, _) => {
-                    workdir = path.clone();
-                    Vec::new()
-                }
                 (Instruction::Copy { args, .. }, None) => {
                     let sources: Vec<String> =
                         args.sources.iter().map(|s| s.value.clone()).collect();
                     let req = CopyRequest {
                         sources: &sources,
                         dest: &args.dest,
-                        workdir: &workdir,
+                        workdir: &step.workdir,
                         parents: args.parents,
                         exclude: &args.exclude,
                         dest_is_dir: false,
