@@ -250,7 +250,10 @@ fn load_killed_mid_write_leaves_a_clean_store() {
             child.0.try_wait().unwrap().is_none(),
             "berth load finished before it could be killed: make the archive bigger"
         );
-        assert!(Instant::now() < deadline, "berth load wrote nothing to ingest/");
+        assert!(
+            Instant::now() < deadline,
+            "berth load wrote nothing to ingest/"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.0.kill().unwrap();
@@ -307,7 +310,12 @@ fn malformed_archives_are_rejected_without_losing_anything() {
     let t = TestRoot::new();
     import_busybox(&t, "busybox:keep");
     let good = t.path("good.tar");
-    run_ok(t.berth().args(["save", "-o"]).arg(&good).arg("busybox:keep"));
+    run_ok(
+        t.berth()
+            .args(["save", "-o"])
+            .arg(&good)
+            .arg("busybox:keep"),
+    );
     let blobs_before = std::fs::read_dir(t.store().join("blobs/sha256"))
         .unwrap()
         .count();
@@ -344,7 +352,17 @@ fn malformed_archives_are_rejected_without_losing_anything() {
         .count();
     assert!(blobs_after >= blobs_before, "nothing stored was lost");
 
-    let out = t.berth().arg("import").arg(&garbage).arg("x:1").output().unwrap();
+    let out = t
+        .berth()
+        .arg("import")
+        .arg(&garbage)
+        .arg("x:1")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a tar archive"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a tar archive"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -410,7 +410,7 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
     let store = open_store(g)?;
     let _lock = store.lock_exclusive()?;
     let platform = PlatformSpec::host();
-    let mut failed = false;
+    let mut failures: Vec<anyhow::Error> = Vec::new();
     for q in &a.images {
         let result = (|| -> Result<()> {
             let recs = store.find_images(q, &platform)?;
@@ -426,9 +426,8 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
             };
             for rec in &doomed {
                 store.remove_image(rec)?;
-                match &rec.name {
-                    Some(n) => println!("Untagged: {}", n.familiar()),
-                    None => {}
+                if let Some(n) = &rec.name {
+                    println!("Untagged: {}", n.familiar());
                 }
             }
             if records_with_id(&store, &id)?.is_empty() {
@@ -437,14 +436,18 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
             Ok(())
         })();
         if let Err(e) = result {
-            eprintln!("berth: rmi {q}: {e:#}");
-            failed = true;
+            failures.push(e.context(format!("rmi {q}")));
         }
     }
-    if failed {
-        bail!("rmi: some images could not be removed");
+    // Every failure gets its own `berth: ` line; the last one is the exit error.
+    let last = failures.pop();
+    for e in &failures {
+        eprintln!("berth: {e:#}");
     }
-    Ok(())
+    match last {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Runs `berth save`.

@@ -1,0 +1,203 @@
+//! The image commands end to end: import, images, inspect, tag, rmi, ids and
+//! short ids, save/load round trips, gc, and one-line errors.
+
+use std::process::{Command, Output};
+
+use berth_tests::{busybox_rootfs_tar, run_ok, TestRoot};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run berth");
+    assert!(
+        !out.status.success(),
+        "{cmd:?} should fail: {}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("berth: "),
+        "error starts with `berth: `: {err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn import(t: &TestRoot, name: &str) -> String {
+    let out = run_ok(t.berth().arg("import").arg(busybox_rootfs_tar()).arg(name));
+    let id = stdout(&out).trim().to_string();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "import prints the id: {id}"
+    );
+    id
+}
+
+#[test]
+fn import_lists_and_inspects_like_docker() {
+    let t = TestRoot::new();
+    let id = import(&t, "busybox");
+    let table = stdout(&run_ok(t.berth().arg("images")));
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    for col in ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[0], "busybox");
+    assert_eq!(row[1], "latest", "a bare name gets the latest tag");
+    assert_eq!(row[2], &id[7..19], "IMAGE ID is the short config digest");
+
+    let json = stdout(&run_ok(t.berth().args(["images", "--format", "json"])));
+    let v: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(v["Repository"], "busybox");
+    assert_eq!(v["Tag"], "latest");
+
+    let q = stdout(&run_ok(t.berth().args(["images", "-q"])));
+    assert_eq!(q.trim(), &id[7..19]);
+
+    let out = run_ok(t.berth().args(["inspect", "busybox"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let img = &v[0];
+    assert_eq!(img["Id"], id.as_str());
+    assert_eq!(img["RepoTags"][0], "busybox:latest");
+    assert_eq!(img["Os"], "linux");
+    assert_eq!(img["RootFS"]["Type"], "layers");
+    let diff_id = img["RootFS"]["Layers"][0].as_str().unwrap().to_string();
+    let sha = run_ok(Command::new("sha256sum").arg(busybox_rootfs_tar()));
+    let want = format!("sha256:{}", stdout(&sha).split_whitespace().next().unwrap());
+    assert_eq!(
+        diff_id, want,
+        "diff id is the sha256 of the uncompressed tar"
+    );
+    assert!(img["Size"].as_u64().unwrap() > 100_000);
+}
+
+#[test]
+fn image_is_found_by_name_id_short_id_and_digest() {
+    let t = TestRoot::new();
+    let id = import(&t, "localhost:5000/tools/bb:1.0");
+    let v: serde_json::Value =
+        serde_json::from_slice(&run_ok(t.berth().args(["inspect", &id])).stdout).unwrap();
+    let repo_digest = v[0]["RepoDigests"][0].as_str().unwrap().to_string();
+    assert!(repo_digest.starts_with("localhost:5000/tools/bb@sha256:"));
+    for q in [
+        "localhost:5000/tools/bb:1.0".to_string(),
+        id.clone(),
+        id[7..].to_string(),
+        id[7..19].to_string(),
+        repo_digest,
+    ] {
+        let out = run_ok(t.berth().args(["inspect", &q]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v[0]["Id"], id.as_str(), "lookup by {q}");
+    }
+    let err = fails(t.berth().args(["inspect", "localhost:5000/tools/bb:2.0"]));
+    assert!(err.contains("no such image"), "{err}");
+}
+
+#[test]
+fn tag_and_rmi() {
+    let t = TestRoot::new();
+    let id = import(&t, "busybox:1");
+    run_ok(t.berth().args(["tag", "busybox:1", "example.com/me/bb:2"]));
+    let table = stdout(&run_ok(t.berth().arg("images")));
+    assert!(table.contains("example.com/me/bb"), "{table}");
+    assert_eq!(table.lines().count(), 3, "{table}");
+
+    let out = run_ok(t.berth().args(["rmi", "busybox:1"]));
+    assert!(stdout(&out).contains("Untagged: busybox:1"));
+    assert!(!stdout(&out).contains("Deleted"), "still tagged elsewhere");
+    run_ok(t.berth().args(["inspect", &id]));
+
+    let out = run_ok(t.berth().args(["rmi", &id[7..19]]));
+    assert!(stdout(&out).contains("Untagged: example.com/me/bb:2"));
+    assert!(stdout(&out).contains(&format!("Deleted: {id}")));
+    assert_eq!(stdout(&run_ok(t.berth().args(["images", "-q"]))).trim(), "");
+
+    let gc = stdout(&run_ok(t.berth().args(["system", "gc"])));
+    assert!(gc.contains("Deleted 3 blobs"), "{gc}");
+    let blobs = std::fs::read_dir(t.store().join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 0);
+    fails(t.berth().args(["rmi", "busybox:1"]));
+}
+
+#[test]
+fn save_and_load_round_trip_both_formats() {
+    let t = TestRoot::new();
+    let id = import(&t, "rt/app:v1");
+    for format in ["docker-archive", "oci-archive"] {
+        let archive = t.path(&format!("{format}.tar"));
+        run_ok(
+            t.berth()
+                .args(["save", "--format", format, "-o"])
+                .arg(&archive)
+                .arg("rt/app:v1"),
+        );
+        let other = TestRoot::new();
+        let out = run_ok(other.berth().arg("load").arg("-i").arg(&archive));
+        assert_eq!(stdout(&out).trim(), "Loaded image: rt/app:v1", "{format}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&run_ok(other.berth().args(["inspect", "rt/app:v1"])).stdout)
+                .unwrap();
+        assert_eq!(v[0]["Id"], id.as_str(), "{format}: same image id");
+        // load from standard input too
+        let third = TestRoot::new();
+        let out = run_ok(
+            third
+                .berth()
+                .arg("load")
+                .stdin(std::fs::File::open(&archive).unwrap()),
+        );
+        assert!(stdout(&out).contains("rt/app:v1"));
+        run_ok(third.berth().args(["system", "check"]));
+    }
+}
+
+#[test]
+fn bad_references_are_rejected_with_the_rule() {
+    let t = TestRoot::new();
+    import(&t, "ok");
+    let cases = [
+        ("Upper/Case:1", "lowercase"),
+        ("a//b", "path component"),
+        ("busybox:-tag", "bad tag"),
+        ("busybox@sha256:123", "digest"),
+    ];
+    for (bad, rule) in cases {
+        let err = fails(t.berth().args(["tag", "ok", bad]));
+        assert!(err.contains(rule), "{bad}: {err}");
+    }
+    let long = format!("{}/x", "a".repeat(260));
+    let err = fails(t.berth().args(["tag", "ok", &long]));
+    assert!(err.contains("255"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let t = TestRoot::new();
+    for cmd in [
+        vec!["--help"],
+        vec!["import", "--help"],
+        vec!["images", "--help"],
+        vec!["inspect", "--help"],
+        vec!["tag", "--help"],
+        vec!["rmi", "--help"],
+        vec!["save", "--help"],
+        vec!["load", "--help"],
+        vec!["system", "--help"],
+        vec!["system", "gc", "--help"],
+        vec!["system", "check", "--help"],
+    ] {
+        let out = run_ok(t.berth().args(&cmd));
+        assert!(stdout(&out).contains("Usage"), "{cmd:?}");
+    }
+}
