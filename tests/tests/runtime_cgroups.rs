@@ -253,3 +253,362 @@ fn v1_pids_limit_bounds_forks() {
         "the shell did not report a failed fork: {stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Through `berth-runtime`: the same limits seen on containers it runs.
+// ---------------------------------------------------------------------------
+
+/// The runtime binary under test: `berth-runtime`, or `$BERTH_TEST_RUNTIME`
+/// (e.g. `/usr/sbin/runc`) to check these tests against the reference runtime.
+fn runtime_bin() -> PathBuf {
+    std::env::var_os("BERTH_TEST_RUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| berth_tests::bin("berth-runtime"))
+}
+
+/// A bundle (busybox rootfs + config.json), a state dir and a container id;
+/// on drop the container is force-deleted and its cgroup removed.
+struct Container {
+    dir: tempfile::TempDir,
+    id: String,
+    cgroups_path: String,
+}
+
+impl Container {
+    /// A bundle running `args` with `resources`, otherwise `runc spec`'s defaults.
+    fn new(what: &str, args: &[&str], resources: serde_json::Value) -> Self {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-cg-")
+            .tempdir()
+            .expect("tempdir");
+        let rootfs = dir.path().join("bundle/rootfs");
+        fs::create_dir_all(&rootfs).expect("mkdir rootfs");
+        let tar = fs::File::open(berth_tests::busybox_rootfs_tar()).expect("open busybox tar");
+        tar::Archive::new(tar)
+            .unpack(&rootfs)
+            .expect("unpack busybox");
+        let id = test_name(what);
+        let cgroups_path = format!("/{id}");
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": args,
+                "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "cwd": "/",
+                "capabilities": {
+                    "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                    "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                    "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                    "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                },
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "noNewPrivileges": true
+            },
+            "root": {"path": "rootfs", "readonly": false},
+            "hostname": "berth-test",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                 "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                 "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                 "options": ["nosuid", "noexec", "nodev", "ro"]}
+            ],
+            "linux": {
+                "cgroupsPath": cgroups_path,
+                "resources": resources,
+                "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                               {"type": "uts"}, {"type": "mount"}],
+                "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+                "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
+            }
+        });
+        fs::write(
+            dir.path().join("bundle/config.json"),
+            serde_json::to_vec_pretty(&config).expect("config JSON"),
+        )
+        .expect("write config.json");
+        fs::create_dir_all(dir.path().join("state")).expect("mkdir state");
+        Container {
+            dir,
+            id,
+            cgroups_path,
+        }
+    }
+
+    /// `berth-runtime --root STATE ARGS...`
+    fn runtime(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("--root")
+            .arg(self.dir.path().join("state"))
+            .args(args);
+        cmd
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// `run --bundle B ID` in the foreground, returning its output.
+    fn run(&self) -> std::process::Output {
+        let bundle = self.bundle();
+        self.runtime(&[
+            "run",
+            "--bundle",
+            bundle.to_str().expect("utf-8 path"),
+            &self.id,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth-runtime")
+    }
+
+    /// `create` then `start`: the container runs detached. Its stdio goes to
+    /// files: a pipe would stay open as long as the container runs.
+    fn create_and_start(&self) {
+        let bundle = self.bundle();
+        let log = self.dir.path().join("create.log");
+        let status = self
+            .runtime(&[
+                "create",
+                "--bundle",
+                bundle.to_str().expect("utf-8 path"),
+                &self.id,
+            ])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).expect("create log"))
+            .stderr(
+                fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("open log"),
+            )
+            .status()
+            .expect("run berth-runtime create");
+        assert!(
+            status.success(),
+            "create failed ({status}): {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        berth_tests::run_ok(&mut self.runtime(&["start", &self.id]));
+    }
+
+    /// The container's OCI state JSON.
+    fn state(&self) -> serde_json::Value {
+        let out = berth_tests::run_ok(&mut self.runtime(&["state", &self.id]));
+        serde_json::from_slice(&out.stdout).expect("state JSON")
+    }
+
+    fn status(&self) -> String {
+        self.state()["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits up to 10 s for the container to stop.
+    fn wait_stopped(&self) {
+        for _ in 0..200 {
+            if self.status() == "stopped" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("container {} did not stop", self.id);
+    }
+
+    /// The host path of a control file of the container's v1 cgroup.
+    fn cgroup_file(&self, controller: &str, file: &str) -> PathBuf {
+        v1(controller, &self.id).join(file)
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self
+            .runtime(&["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Ok(cgroup) = Cgroup::open(Some(&self.cgroups_path), &self.id) {
+            let _ = cgroup.thaw();
+            for pid in cgroup.pids().unwrap_or_default() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = cgroup.remove();
+        }
+    }
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn container_over_its_memory_limit_is_oom_killed() {
+    // dd allocates and fills a 128 MiB buffer: far over the 32 MiB limit (swap included).
+    let hog = ["dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=1"];
+    let limits = serde_json::json!({"memory": {"limit": 33554432, "swap": 33554432}});
+
+    let c = Container::new("oom-run", &hog, limits.clone());
+    let out = c.run();
+    assert_eq!(out.status.code(), Some(137), "run: {}", output_text(&out));
+
+    // Detached, the cgroup outlives the process until delete: the kernel's count shows the kill.
+    let c = Container::new("oom-ctr", &hog, limits);
+    c.create_and_start();
+    c.wait_stopped();
+    let oom = read(&c.cgroup_file("memory", "memory.oom_control"));
+    let kills: u64 = oom
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.parse().ok())
+        .expect("oom_kill in memory.oom_control");
+    assert!(kills >= 1, "memory.oom_control:\n{oom}");
+    berth_tests::run_ok(&mut c.runtime(&["delete", &c.id]));
+    for ctrl in [
+        "memory", "pids", "cpu", "cpuset", "freezer", "devices", "blkio",
+    ] {
+        assert!(!v1(ctrl, &c.id).exists(), "{ctrl} cgroup left after delete");
+    }
+}
+
+#[test]
+fn container_pids_limit_bounds_a_fork_loop() {
+    let script = "i=0; while [ $i -lt 40 ]; do sleep 10 & i=$((i+1)); done; kill -9 -1; exit 0";
+    let c = Container::new(
+        "pids-run",
+        &["sh", "-c", script],
+        serde_json::json!({"pids": {"limit": 10}}),
+    );
+    let out = c.run();
+    let text = output_text(&out);
+    assert!(
+        text.contains("Resource temporarily unavailable") || text.contains("can't fork"),
+        "no fork failed under pids.max=10: {text}"
+    );
+
+    // The same loop without a limit starts every sleeper.
+    let free = Container::new("pids-free", &["sh", "-c", script], serde_json::json!({}));
+    let out = free.run();
+    let text = output_text(&out);
+    assert!(
+        !text.contains("Resource temporarily unavailable") && !text.contains("can't fork"),
+        "forks failed without a limit: {text}"
+    );
+}
+
+#[test]
+fn container_cgroup_values_update_stats_pause_resume_and_delete() {
+    let c = Container::new(
+        "values",
+        &["sleep", "60"],
+        serde_json::json!({
+            "memory": {"limit": 33554432, "reservation": 16777216},
+            "cpu": {"shares": 512, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0"},
+            "pids": {"limit": 20},
+            "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}]},
+            "devices": [{"allow": false, "access": "rwm"}]
+        }),
+    );
+    c.create_and_start();
+    assert_eq!(c.status(), "running");
+    let pid = c.state()["pid"].as_i64().expect("pid in state");
+    let proc_cgroup = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    assert!(
+        proc_cgroup.contains(&format!(":memory:{}", c.cgroups_path)),
+        "{proc_cgroup}"
+    );
+
+    assert_eq!(
+        read(&c.cgroup_file("memory", "memory.limit_in_bytes")),
+        "33554432"
+    );
+    assert_eq!(
+        read(&c.cgroup_file("memory", "memory.soft_limit_in_bytes")),
+        "16777216"
+    );
+    assert_eq!(read(&c.cgroup_file("cpu", "cpu.shares")), "512");
+    assert_eq!(read(&c.cgroup_file("cpu", "cpu.cfs_quota_us")), "25000");
+    assert_eq!(read(&c.cgroup_file("cpu", "cpu.cfs_period_us")), "100000");
+    assert_eq!(read(&c.cgroup_file("cpuset", "cpuset.cpus")), "0");
+    assert_eq!(read(&c.cgroup_file("pids", "pids.max")), "20");
+    assert_eq!(
+        read(&c.cgroup_file("blkio", "blkio.throttle.read_bps_device")),
+        "254:0 1048576"
+    );
+    let devices = read(&c.cgroup_file("devices", "devices.list"));
+    assert!(!devices.contains("a *:* rwm"), "devices.list:\n{devices}");
+    assert!(devices.contains("c 1:3 rwm"), "devices.list:\n{devices}");
+
+    // update: new limits on the running container.
+    berth_tests::run_ok(&mut c.runtime(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--pids-limit",
+        "30",
+        "--cpu-quota",
+        "50000",
+        &c.id,
+    ]));
+    assert_eq!(
+        read(&c.cgroup_file("memory", "memory.limit_in_bytes")),
+        "67108864"
+    );
+    assert_eq!(read(&c.cgroup_file("pids", "pids.max")), "30");
+    assert_eq!(read(&c.cgroup_file("cpu", "cpu.cfs_quota_us")), "50000");
+    // update from a resources file (-r), as containerd and podman do.
+    let res_file = c.dir.path().join("resources.json");
+    fs::write(&res_file, r#"{"memory": {"limit": 50331648}}"#).expect("write resources");
+    berth_tests::run_ok(&mut c.runtime(&[
+        "update",
+        "-r",
+        res_file.to_str().expect("utf-8 path"),
+        &c.id,
+    ]));
+    assert_eq!(
+        read(&c.cgroup_file("memory", "memory.limit_in_bytes")),
+        "50331648"
+    );
+
+    // events --stats: one JSON object with the container's usage and limits.
+    let out = berth_tests::run_ok(&mut c.runtime(&["events", "--stats", &c.id]));
+    let event: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("events --stats JSON: {e}: {}", output_text(&out)));
+    assert_eq!(event["type"], "stats", "{event}");
+    assert_eq!(event["id"], c.id.as_str(), "{event}");
+    let data = &event["data"];
+    assert_eq!(data["pids"]["current"], 1, "{event}");
+    assert_eq!(data["pids"]["limit"], 30, "{event}");
+    let mem_limit = data["memory"]["usage"]["limit"]
+        .as_u64()
+        .or_else(|| data["memory"]["memory"]["limit"].as_u64());
+    assert_eq!(mem_limit, Some(50331648), "{event}");
+
+    // pause / resume through the freezer.
+    berth_tests::run_ok(&mut c.runtime(&["pause", &c.id]));
+    assert_eq!(c.status(), "paused");
+    assert_eq!(read(&c.cgroup_file("freezer", "freezer.state")), "FROZEN");
+    berth_tests::run_ok(&mut c.runtime(&["resume", &c.id]));
+    assert_eq!(c.status(), "running");
+    assert_eq!(read(&c.cgroup_file("freezer", "freezer.state")), "THAWED");
+
+    // delete --force kills the process and removes the cgroup in every hierarchy.
+    berth_tests::run_ok(&mut c.runtime(&["delete", "--force", &c.id]));
+    for ctrl in [
+        "memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio",
+    ] {
+        assert!(!v1(ctrl, &c.id).exists(), "{ctrl} cgroup left after delete");
+    }
+}
