@@ -12,7 +12,8 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
 use berth_runtime::confine::{self, Confinement};
 use berth_tests::require_root;
@@ -218,4 +219,237 @@ fn check_refuses_bad_specs_with_clear_errors() {
             "syscalls": [{"names": ["read", "write", "arm_fadvise64_64"], "action": "SCMP_ACT_ALLOW"}]}"#,
     );
     confine::check(&p, Some(&stock)).expect("stock-style profile");
+}
+
+// ---------------------------------------------------------------------------
+// Through `berth-runtime run`: what the container's process sees.
+// ---------------------------------------------------------------------------
+
+/// The runtime binary under test: `berth-runtime`, or `$BERTH_TEST_RUNTIME`
+/// (e.g. `/usr/sbin/runc`) to check these tests against the reference runtime.
+fn runtime_bin() -> PathBuf {
+    std::env::var_os("BERTH_TEST_RUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| berth_tests::bin("berth-runtime"))
+}
+
+/// A busybox bundle whose process is `process` (merged over runc-spec-like
+/// defaults), run in the foreground; force-deleted on drop.
+struct Container {
+    dir: tempfile::TempDir,
+    id: String,
+}
+
+impl Container {
+    fn new(what: &str, process: serde_json::Value, seccomp: Option<serde_json::Value>) -> Self {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-confine-")
+            .tempdir()
+            .expect("tempdir");
+        let rootfs = dir.path().join("bundle/rootfs");
+        fs::create_dir_all(&rootfs).expect("mkdir rootfs");
+        let tar = fs::File::open(berth_tests::busybox_rootfs_tar()).expect("open busybox tar");
+        tar::Archive::new(tar)
+            .unpack(&rootfs)
+            .expect("unpack busybox");
+        let id = format!("berth-test-{what}-{}", std::process::id());
+        let mut proc_json = serde_json::json!({
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "cwd": "/"
+        });
+        for (k, v) in process.as_object().expect("process object") {
+            proc_json[k] = v.clone();
+        }
+        let mut linux = serde_json::json!({
+            "cgroupsPath": format!("/{id}"),
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                           {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
+        });
+        if let Some(s) = seccomp {
+            linux["seccomp"] = s;
+        }
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": proc_json,
+            "root": {"path": "rootfs", "readonly": false},
+            "hostname": "berth-test",
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                 "options": ["nosuid", "nodev", "mode=1777"]}
+            ],
+            "linux": linux
+        });
+        fs::write(
+            dir.path().join("bundle/config.json"),
+            serde_json::to_vec_pretty(&config).expect("config JSON"),
+        )
+        .expect("write config.json");
+        fs::create_dir_all(dir.path().join("state")).expect("mkdir state");
+        Container { dir, id }
+    }
+
+    fn runtime(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("--root")
+            .arg(self.dir.path().join("state"))
+            .args(args);
+        cmd
+    }
+
+    /// `run --bundle B ID` in the foreground.
+    fn run(&self) -> Output {
+        let bundle = self.dir.path().join("bundle");
+        self.runtime(&[
+            "run",
+            "--bundle",
+            bundle.to_str().expect("utf-8 path"),
+            &self.id,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run berth-runtime")
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self
+            .runtime(&["delete", "--force", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Prints identity, umask, limits and the security fields of /proc/self/status.
+const REPORT: &str = "id; umask; ulimit -n; ulimit -Hn; \
+    grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; cat /proc/self/oom_score_adj";
+
+#[test]
+fn user_groups_umask_rlimits_capabilities_and_oom_score_inside_a_container() {
+    let caps = serde_json::json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let c = Container::new(
+        "confine-user",
+        serde_json::json!({
+            "args": ["sh", "-c", REPORT],
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20], "umask": 23},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
+                             "inheritable": caps, "ambient": caps},
+            "noNewPrivileges": true,
+            "oomScoreAdj": 500
+        }),
+        None,
+    );
+    let out = c.run();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "run failed: {stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("uid=1000 gid=1000 groups=10,20"),
+        "{stdout}"
+    );
+    assert_eq!(lines.get(1).copied(), Some("0027"), "{stdout}");
+    assert_eq!(lines.get(2).copied(), Some("512"), "{stdout}");
+    assert_eq!(lines.get(3).copied(), Some("1024"), "{stdout}");
+    // CAP_KILL is bit 5, CAP_NET_BIND_SERVICE bit 10: a non-root process keeps
+    // them across exec only through the ambient set.
+    for field in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(
+            status_field(&stdout, field),
+            "0000000000000420",
+            "{field}: {stdout}"
+        );
+    }
+    assert_eq!(status_field(&stdout, "NoNewPrivs"), "1", "{stdout}");
+    assert_eq!(status_field(&stdout, "Seccomp"), "0", "{stdout}");
+    assert_eq!(lines.last().copied(), Some("500"), "{stdout}");
+}
+
+#[test]
+fn seccomp_errno_inside_a_container_with_and_without_no_new_privs() {
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    for nnp in [true, false] {
+        let c = Container::new(
+            if nnp { "seccomp-nnp" } else { "seccomp-priv" },
+            serde_json::json!({
+                "args": ["sh", "-c", "mkdir /tmp/blocked; echo mkdir=$?; \
+                          grep -E '^(NoNewPrivs|Seccomp)' /proc/self/status; ls -d /tmp/blocked"],
+                "noNewPrivileges": nnp
+            }),
+            Some(profile.clone()),
+        );
+        let out = c.run();
+        let (stdout, stderr) = text(&out);
+        assert!(stdout.contains("mkdir=1"), "nnp={nnp}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("Operation not permitted"),
+            "nnp={nnp}: {stderr}"
+        );
+        assert_eq!(status_field(&stdout, "Seccomp"), "2", "nnp={nnp}: {stdout}");
+        let want_nnp = if nnp { "1" } else { "0" };
+        assert_eq!(status_field(&stdout, "NoNewPrivs"), want_nnp, "{stdout}");
+    }
+}
+
+#[test]
+fn seccomp_kill_inside_a_container_ends_it_with_sigsys() {
+    let c = Container::new(
+        "seccomp-kill",
+        serde_json::json!({"args": ["mkdir", "/tmp/never"]}),
+        Some(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]
+        })),
+    );
+    let out = c.run();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(128 + 31), "{stdout}{stderr}");
+}
+
+#[test]
+fn an_rlimit_above_the_hard_limit_fails_clearly() {
+    // Root here lacks CAP_SYS_RESOURCE, so a hard limit above the current one is refused.
+    let current = fs::read_to_string("/proc/self/limits").expect("limits");
+    let hard: u64 = current
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|n| n.parse().ok())
+        .expect("hard nofile limit");
+    let c = Container::new(
+        "rlimit-high",
+        serde_json::json!({
+            "args": ["true"],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
+        }),
+        None,
+    );
+    let out = c.run();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "run succeeded: {stdout}{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("rlimit"),
+        "unclear error: {stderr}"
+    );
 }
