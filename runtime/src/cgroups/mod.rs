@@ -11,6 +11,7 @@
 //! ([`libcgroups::stats::Stats`]), its file parsers and the freezer state enum.
 
 mod path;
+mod runc_format;
 mod v1;
 mod v2;
 
@@ -24,6 +25,7 @@ pub use libcgroups::common::FreezerState;
 pub use libcgroups::stats::Stats;
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
+pub use runc_format::runc_stats_json;
 
 /// Where the cgroup filesystems are mounted on a normal host.
 pub const DEFAULT_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -265,7 +267,8 @@ impl Cgroup {
         Ok(pids)
     }
 
-    /// Resource usage for `events --stats`, in libcgroups' serialisable shape.
+    /// Resource usage for `events --stats`, in libcgroups' serialisable shape
+    /// ([`runc_stats_json`] turns it into runc's layout).
     pub fn stats(&self) -> Result<Stats, CgroupError> {
         match &self.layout {
             Layout::V1(c) => c.stats(),
