@@ -193,15 +193,15 @@ fn load_inner(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, 
         }
         let size = entry.size();
         if let Some(digest) = blob_path_digest(&path) {
-            let mut ing = store.ingest(&digest, Some(size))?;
-            if ing.offset() > 0 {
-                ing.abort();
-                ing = store.ingest(&digest, Some(size))?;
-            }
             if store.has_blob(&digest) {
-                ing.abort();
                 io::copy(&mut entry, &mut io::sink()).map_err(read_err(&path))?;
             } else {
+                // The archive streams from byte 0: an earlier partial ingest is restarted.
+                let mut ing = store.ingest(&digest, Some(size))?;
+                if ing.offset() > 0 {
+                    ing.abort();
+                    ing = store.ingest(&digest, Some(size))?;
+                }
                 io::copy(&mut entry, &mut ing).map_err(|e| ArchiveError::Read {
                     archive: archive.to_string(),
                     what: format!("entry {path}"),

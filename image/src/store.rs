@@ -206,7 +206,7 @@ pub struct Ingest {
     blob: PathBuf,
     expected: Digest,
     expected_size: Option<u64>,
-    writer: HashingWriter<File>,
+    writer: HashingWriter<io::BufWriter<File>>,
     offset: u64,
 }
 
@@ -237,8 +237,11 @@ impl Ingest {
             writer,
             ..
         } = self;
-        let (mut file, actual, size) = writer.finish();
+        let (buffered, actual, size) = writer.finish();
         let data = dir.join("data");
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| io_err("write", &data)(e.into_error()))?;
         let mismatch = if actual != expected {
             Some(DigestError::Mismatch {
                 expected: expected.clone(),
@@ -310,6 +313,9 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync directory", dir))
 }
+
+/// Buffer between blob writers and their files: large writes, few syscalls.
+const WRITE_BUFFER: usize = 1 << 20;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -525,7 +531,11 @@ impl Store {
             dir,
             expected: expected.clone(),
             expected_size,
-            writer: HashingWriter::resume(file, hasher, offset),
+            writer: HashingWriter::resume(
+                io::BufWriter::with_capacity(WRITE_BUFFER, file),
+                hasher,
+                offset,
+            ),
             offset,
         })
     }
@@ -563,9 +573,15 @@ impl Store {
         let data = dir.join("data");
         let result = (|| {
             let f = File::create(&data).map_err(io_err("create", &data))?;
-            let mut w = HashingWriter::new(f, Algorithm::Sha256);
+            let mut w = HashingWriter::new(
+                io::BufWriter::with_capacity(WRITE_BUFFER, f),
+                Algorithm::Sha256,
+            );
             io::copy(&mut reader, &mut w).map_err(io_err("write", &data))?;
-            let (f, digest, size) = w.finish();
+            let (buffered, digest, size) = w.finish();
+            let f = buffered
+                .into_inner()
+                .map_err(|e| io_err("write", &data)(e.into_error()))?;
             f.sync_all().map_err(io_err("fsync", &data))?;
             drop(f);
             let blob = self.blob_path(&digest);
