@@ -189,6 +189,16 @@ impl Cgroup {
         }
     }
 
+    /// Every directory of this cgroup with the name of its hierarchy's mount under
+    /// the cgroup root (`memory`, `cpu,cpuacct`, `systemd`; `""` for the v2 tree):
+    /// what a container's `cgroup` mount binds to `/sys/fs/cgroup/<name>`.
+    pub fn hierarchies(&self) -> Vec<(String, PathBuf)> {
+        match &self.layout {
+            Layout::V1(c) => c.hierarchies(),
+            Layout::V2(c) => vec![(String::new(), c.path().to_path_buf())],
+        }
+    }
+
     /// Creates the cgroup directories, writes the limits of `resources` and moves
     /// `pid` into the cgroup (limits first, so the process never runs unconfined).
     pub fn create_and_apply(

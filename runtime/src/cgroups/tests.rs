@@ -117,6 +117,11 @@ fn v1_is_detected_and_paths_follow_the_cgroups_path() {
     assert!(cg.path("unified").is_none());
     assert!(cg.path("not-a-mount").is_none());
 
+    let names: Vec<String> = cg.hierarchies().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"net_cls,net_prio".to_owned()), "{names:?}");
+    assert!(names.contains(&"systemd".to_owned()), "{names:?}");
+    assert!(!names.contains(&"unified".to_owned()), "{names:?}");
+
     let default = Cgroup::open_in(r, None, "abc").unwrap();
     assert_eq!(default.path("pids").unwrap(), r.join("pids/abc"));
 }

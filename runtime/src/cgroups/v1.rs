@@ -104,6 +104,21 @@ impl V1Cgroup {
             })
     }
 
+    /// (mount name, directory) for every hierarchy.
+    pub(super) fn hierarchies(&self) -> Vec<(String, PathBuf)> {
+        self.hierarchies
+            .iter()
+            .map(|h| {
+                let name = h
+                    .mount
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, h.path.clone())
+            })
+            .collect()
+    }
+
     /// The directory to list processes from: pids, else memory, else any hierarchy.
     pub(super) fn pids_dir(&self) -> Option<&Path> {
         self.path("pids")
