@@ -66,8 +66,8 @@ fn assert_outside_untouched(case: &str) {
     );
 }
 
-/// Every path under `dir` except the store's own subtrees that may hold state.
-fn entries_outside_snapshots(dir: &Path) -> Vec<String> {
+/// Names of the entries directly in `dir`, sorted.
+fn store_entries(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
@@ -106,7 +106,7 @@ fn hostile_layers_via_cli_never_escape() {
             "{name}: berth import failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let before = entries_outside_snapshots(&t.store());
+        let before = store_entries(&t.store());
         let out = t
             .berth()
             .args(["snapshot", "unpack", &tag])
@@ -120,7 +120,7 @@ fn hostile_layers_via_cli_never_escape() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(scratch, ["store"], "{name}: files written beside the store");
-        let mut after = entries_outside_snapshots(&t.store());
+        let mut after = store_entries(&t.store());
         after.retain(|e| e != "snapshots");
         let mut before_no_snap = before.clone();
         before_no_snap.retain(|e| e != "snapshots");
