@@ -77,10 +77,16 @@ CASES = {
     "reject-hardlink-abs": [hard("h", OUT + "/victim")],
     "reject-hardlink-through-symlink": [sym("evil", OUT), hard("h", "evil/victim")],
     "reject-hardlink-missing": [hard("h", "does/not/exist")],
+    "reject-hardlink-to-directory": [d("d"), hard("h", "d")],
+    "reject-hardlink-pax-linkpath": [
+        f("target"),
+        info("h", tarfile.LNKTYPE, link="target", pax={"linkpath": UP + "tmp/berth-hostile-outside/victim"}),
+    ],
     # Whiteouts of the parent, the dir itself, or through a link out.
     "reject-whiteout-dotdot": [info(".wh..."), ],
     "reject-whiteout-dotdot-nested": [d("a"), info("a/.wh...")],
     "reject-whiteout-dot": [d("a"), info("a/.wh..")],
+    "reject-whiteout-empty": [d("a"), info("a/.wh.")],
     "reject-whiteout-through-symlink": [sym("evil", OUT), info("evil/.wh.victim")],
     "reject-opaque-through-symlink": [sym("evil", OUT), info("evil/.wh..wh..opq")],
     # Things that look hostile but must stay inside.
