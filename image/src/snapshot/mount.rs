@@ -340,3 +340,43 @@ impl Snapshots {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_list_lowers_top_first() {
+        let lowers = [PathBuf::from("/s/top/fs"), PathBuf::from("/s/base/fs")];
+        let o = overlay_options(&lowers, Path::new("/c/upper"), Path::new("/c/work")).unwrap();
+        assert_eq!(
+            o,
+            "lowerdir=/s/top/fs:/s/base/fs,upperdir=/c/upper,workdir=/c/work"
+        );
+        assert!(matches!(
+            overlay_options(&[PathBuf::from("/a:b")], Path::new("/u"), Path::new("/w")),
+            Err(MountError::UnsafePath(_))
+        ));
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(escape_mountinfo(b"/a b\\c"), "/a\\040b\\134c");
+    }
+
+    #[test]
+    fn unmount_of_a_copy_empties_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        let target = dir.path().join("target");
+        fs::create_dir_all(layer.join("sub")).unwrap();
+        fs::write(layer.join("sub/f"), b"f").unwrap();
+        fs::create_dir(&target).unwrap();
+        let m = RootfsMount::copy(&[layer], &target, false).unwrap();
+        assert_eq!(fs::read(target.join("sub/f")).unwrap(), b"f");
+        let kept = m.keep();
+        assert!(kept.join("sub/f").exists());
+        unmount(&kept).unwrap();
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    }
+}
