@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tracing::{debug, info_span};
 
 use super::record::{proc_stat, Record};
-use super::{ContainerError, Runtime};
+use super::{cgroup_of, ContainerError, Runtime};
 use crate::bundle::Bundle;
 use crate::confine::Confinement;
 use crate::devices;
@@ -71,6 +71,7 @@ impl Runtime {
             (None, false) => None,
         };
         let confinement = Confinement::new(&process, linux.seccomp().as_ref())?;
+        let cgroup = cgroup_of(&opts.id, spec)?;
         let exec_fifo = make_exec_fifo(dir)?;
         let in_userns = bundle.namespaces.has(CloneFlags::CLONE_NEWUSER);
         let rootfs = RootfsConfig {
@@ -88,7 +89,7 @@ impl Runtime {
             bind_devices: in_userns,
             masked_paths: linux.masked_paths().clone().unwrap_or_default(),
             readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
-            cgroup_binds: own_cgroup_dirs(),
+            cgroup_binds: cgroup.hierarchies(),
         };
         let uts = bundle.namespaces.new.contains(CloneFlags::CLONE_NEWUTS);
         let mut sysctl: Vec<(String, String)> = linux
@@ -119,11 +120,22 @@ impl Runtime {
                 linux.gid_mappings().as_deref().unwrap_or(&[]),
             )?;
         }
+        if let Err(e) = cgroup.create_and_apply(pid, linux.resources().as_ref()) {
+            drop(pending);
+            let _ = cgroup.remove();
+            return Err(e.into());
+        }
         if let Some(adj) = process.oom_score_adj() {
             let path = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
             std::fs::write(&path, adj.to_string()).map_err(|e| ContainerError::io(&path, e))?;
         }
-        let pid = pending.release()?;
+        let pid = match pending.release() {
+            Ok(pid) => pid,
+            Err(e) => {
+                let _ = cgroup.remove();
+                return Err(e.into());
+            }
+        };
         let pid_start = proc_stat(pid.as_raw()).map(|(_, s)| s).unwrap_or(0);
         let record = Record {
             id: opts.id.clone(),
@@ -163,26 +175,4 @@ pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError
     let tmp = path.with_extension("berth-tmp");
     std::fs::write(&tmp, pid.to_string()).map_err(|e| ContainerError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| ContainerError::io(path, e))
-}
-
-/// For a `cgroup` mount on cgroup v1: each hierarchy's mount name under
-/// /sys/fs/cgroup and the host directory of the cgroup the init will run in.
-fn own_cgroup_dirs() -> Vec<(String, PathBuf)> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let name = match ctrls {
-                "" => "unified".to_string(),
-                c => c.strip_prefix("name=").unwrap_or(c).to_string(),
-            };
-            let source = Path::new("/sys/fs/cgroup")
-                .join(&name)
-                .join(path.trim_start_matches('/'));
-            source.is_dir().then_some((name, source))
-        })
-        .collect()
 }

@@ -10,7 +10,7 @@ use tracing::info_span;
 
 use super::record::{alive, Record};
 use super::state::ContainerStatus;
-use super::{ContainerError, Runtime};
+use super::{cgroup_of, ContainerError, Runtime};
 
 const STOP_TIMEOUT_SECS: u64 = 10;
 
@@ -44,14 +44,16 @@ impl Runtime {
                 )))
             }
         }
+        remove_cgroup(&record)?;
         self.dirs.remove(id)
     }
 
     /// SIGKILLs the init (thawing a paused container) and waits until it is gone.
     fn stop_init(&self, record: &Record) -> Result<(), ContainerError> {
         let pid = Pid::from_raw(record.pid);
+        let cgroup = cgroup_of(&record.id, &record.config)?;
         let _ = kill(pid, Signal::SIGKILL);
-        thaw(record.pid);
+        let _ = cgroup.thaw();
         let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS);
         while alive(record.pid, record.pid_start) {
             // We are the parent when `run` deletes its own container.
@@ -68,17 +70,20 @@ impl Runtime {
     }
 }
 
-/// A frozen container cannot die: thaw its v1 freezer cgroup if it has one.
-fn thaw(pid: i32) {
-    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return;
-    };
-    if let Some(path) = cgroups
-        .lines()
-        .filter_map(|l| l.split_once(':').and_then(|(_, r)| r.split_once(':')))
-        .find(|(ctrls, _)| ctrls.split(',').any(|c| c == "freezer"))
-        .map(|(_, p)| format!("/sys/fs/cgroup/freezer{p}/freezer.state"))
-    {
-        let _ = std::fs::write(path, "THAWED");
+/// Removes the container's cgroup, giving exiting processes a moment to leave it.
+fn remove_cgroup(record: &Record) -> Result<(), ContainerError> {
+    let cgroup = cgroup_of(&record.id, &record.config)?;
+    let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS);
+    loop {
+        match cgroup.remove() {
+            Ok(()) => return Ok(()),
+            Err(crate::cgroups::CgroupError::Busy { .. }) if Instant::now() < deadline => {
+                for pid in cgroup.pids().unwrap_or_default() {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }

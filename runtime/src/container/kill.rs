@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 use tracing::info_span;
 
 use super::state::ContainerStatus;
-use super::{ContainerError, Runtime};
+use super::{cgroup_of, ContainerError, Runtime};
 
 /// Parses a signal as runc does: a name with or without `SIG`, or a number.
 pub fn parse_signal(text: &str) -> Result<Signal, ContainerError> {
@@ -34,9 +34,13 @@ impl Runtime {
         }
         let mut pids = vec![record.pid];
         if all {
+            let cgroup = cgroup_of(id, &record.config)?;
+            let _ = cgroup.freeze();
             pids.extend(
-                container_pids(record.pid)
+                cgroup
+                    .pids()?
                     .into_iter()
+                    .map(|p| p.as_raw())
                     .filter(|p| *p != record.pid),
             );
         }
@@ -46,26 +50,11 @@ impl Runtime {
                 Err(e) => return Err(ContainerError::Sys("kill", e)),
             }
         }
+        if all && status != ContainerStatus::Paused {
+            cgroup_of(id, &record.config)?.thaw()?;
+        }
         Ok(())
     }
-}
-
-/// Every process in the same pid namespace as `init` (host pids).
-pub(super) fn container_pids(init: i32) -> Vec<i32> {
-    let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<i32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|pid: &i32| {
-            std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|p| p == ns)
-        })
-        .collect();
-    pids.sort();
-    pids
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub use record::{Record, StateDir};
 pub use state::{ContainerStatus, OciState};
 
 use crate::bundle::BundleError;
+use crate::cgroups::Cgroup;
 use crate::process::spawn::SpawnError;
 
 /// Why a lifecycle command failed. Messages follow runc's where tools match on
@@ -38,6 +39,9 @@ pub enum ContainerError {
     /// The process's confinement (capabilities, rlimits, seccomp) is invalid.
     #[error(transparent)]
     Confine(#[from] crate::confine::ConfineError),
+    /// The container's cgroup failed.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroups::CgroupError),
     /// Starting the init failed.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -100,4 +104,14 @@ impl Runtime {
     pub fn state_dir(&self) -> &StateDir {
         &self.dirs
     }
+}
+
+/// The cgroup of a container, from its spec's `cgroupsPath` and its id.
+fn cgroup_of(id: &str, spec: &oci_spec::runtime::Spec) -> Result<Cgroup, ContainerError> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
+    Ok(Cgroup::open(path.as_deref(), id)?)
 }

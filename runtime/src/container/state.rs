@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::record::{alive, Record};
-use super::{ContainerError, Runtime};
+use super::{cgroup_of, ContainerError, Runtime};
+use crate::cgroups::FreezerState;
 
 /// The OCI statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +69,10 @@ impl Runtime {
         if self.dirs.dir(&record.id).join("exec.fifo").exists() {
             return ContainerStatus::Created;
         }
-        if frozen(record.pid) {
+        let frozen = cgroup_of(&record.id, &record.config)
+            .and_then(|c| Ok(c.state()?))
+            .is_ok_and(|s| s == FreezerState::Frozen);
+        if frozen {
             return ContainerStatus::Paused;
         }
         ContainerStatus::Running
@@ -99,19 +103,4 @@ impl Runtime {
             annotations: record.annotations.clone(),
         }
     }
-}
-
-/// True when the init's freezer cgroup (v1) says FROZEN.
-fn frozen(pid: i32) -> bool {
-    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return false;
-    };
-    cgroups
-        .lines()
-        .filter_map(|l| l.split_once(':').and_then(|(_, r)| r.split_once(':')))
-        .find(|(ctrls, _)| ctrls.split(',').any(|c| c == "freezer"))
-        .and_then(|(_, path)| {
-            std::fs::read_to_string(format!("/sys/fs/cgroup/freezer{path}/freezer.state")).ok()
-        })
-        .is_some_and(|s| s.trim() == "FROZEN")
 }
