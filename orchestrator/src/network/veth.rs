@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use sha2::{Digest, Sha256};
 
@@ -47,13 +47,21 @@ pub(crate) fn create(
         source,
     })?;
     let host_owned = host.to_string();
+    // One queue per CPU on both ends, as netavark does, so that a veth's traffic is not tied
+    // to one CPU (the kernel's default is a single queue).
+    let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queues = u32::try_from(queues).unwrap_or(1);
     netlink::run(None, move |handle| async move {
         let peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(CONTAINER_IFNAME)
             .setns_by_fd(ns_file.as_raw_fd())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
             .build();
         let message = LinkVeth::new(&host_owned, CONTAINER_IFNAME)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
             .controller(bridge_index)
             .up()
             .build();
