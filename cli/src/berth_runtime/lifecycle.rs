@@ -11,7 +11,7 @@ use clap::Args;
 #[derive(Args)]
 pub struct IdArg {
     /// Container id.
-    id: String,
+    pub id: String,
 }
 
 /// `create` flags (runc's).

@@ -4,6 +4,8 @@
 //! runtime), because `create`, `run` and `exec` fork the container's init and
 //! continue in Rust in the child.
 
+mod cgroup_cmds;
+mod exec;
 mod lifecycle;
 mod log;
 mod query;
@@ -64,6 +66,20 @@ enum Command {
     Spec(query::SpecArgs),
     /// Print the features this runtime supports as JSON.
     Features,
+    /// Run a process in a running container.
+    Exec(exec::ExecArgs),
+    /// List the processes of a container.
+    Ps(cgroup_cmds::PsArgs),
+    /// List containers.
+    List(cgroup_cmds::ListArgs),
+    /// Freeze a container's processes.
+    Pause(lifecycle::IdArg),
+    /// Thaw a paused container.
+    Resume(lifecycle::IdArg),
+    /// Change a running container's resource limits.
+    Update(cgroup_cmds::UpdateArgs),
+    /// Print resource usage events (one with --stats).
+    Events(cgroup_cmds::EventsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -80,6 +96,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(args) => lifecycle::state(&runtime, args),
         Command::Spec(args) => query::spec(args),
         Command::Features => query::features(),
+        Command::Exec(args) => exec::exec(&runtime, args),
+        Command::Ps(args) => cgroup_cmds::ps(&runtime, args),
+        Command::List(args) => cgroup_cmds::list(&runtime, args),
+        Command::Pause(args) => cgroup_cmds::pause(&runtime, &args.id),
+        Command::Resume(args) => cgroup_cmds::resume(&runtime, &args.id),
+        Command::Update(args) => cgroup_cmds::update(&runtime, args),
+        Command::Events(args) => cgroup_cmds::events(&runtime, args),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Container lifecycle verbs over a state directory, one file per verb:
-//! create, start, run, state, kill, delete.
+//! create, start, run, state, kill, delete, exec, pause/resume, update/events, ps, list.
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
+mod pause;
+mod update;
 pub use kill::parse_signal;
 pub mod record;
 mod run;
@@ -13,6 +16,7 @@ mod state;
 use std::path::{Path, PathBuf};
 
 pub use create::CreateOptions;
+pub use exec::ExecOptions;
 pub use record::{Record, StateDir};
 pub use state::{ContainerStatus, OciState};
 

@@ -24,11 +24,7 @@ impl Runtime {
     /// deletes it, and returns its exit code.
     pub fn run(&self, opts: &CreateOptions, detach: bool) -> Result<i32, ContainerError> {
         let pid = self.create(opts)?;
-        let mut mask = SigSet::empty();
-        for s in FORWARDED {
-            mask.add(s);
-        }
-        mask.add(Signal::SIGCHLD);
+        let mask = forwarded_signals();
         if !detach {
             // Blocked before start, so a quick exit's SIGCHLD is not lost.
             mask.thread_block()
@@ -48,8 +44,18 @@ impl Runtime {
     }
 }
 
+/// The signals `run` and `exec` pass on, plus SIGCHLD, as one set to block.
+pub(super) fn forwarded_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask
+}
+
 /// Waits for our child `pid`, passing forwarded signals to it.
-fn wait_forwarding(pid: Pid, mask: &SigSet) -> Result<i32, ContainerError> {
+pub(super) fn wait_forwarding(pid: Pid, mask: &SigSet) -> Result<i32, ContainerError> {
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),
