@@ -81,8 +81,15 @@ impl CapabilitySets {
             .map_err(caps_err("set the effective set"))?;
         caps::set(None, CapSet::Permitted, &known(&self.permitted))
             .map_err(caps_err("set the permitted set"))?;
-        caps::set(None, CapSet::Ambient, &known(&self.ambient))
-            .map_err(caps_err("set the ambient set"))?;
+        // The kernel raises an ambient capability only if it is both permitted and
+        // inheritable; specs (runc's default among them) often list ambient
+        // capabilities that are not inheritable, and runc then warns and goes on.
+        caps::clear(None, CapSet::Ambient).map_err(caps_err("clear the ambient set"))?;
+        for cap in known(&self.ambient) {
+            if let Err(e) = caps::raise(None, CapSet::Ambient, cap) {
+                tracing::warn!(%cap, error = %e, "ambient capability not raised (not inheritable and permitted)");
+            }
+        }
         Ok(())
     }
 }
