@@ -453,3 +453,65 @@ fn an_rlimit_above_the_hard_limit_fails_clearly() {
         "unclear error: {stderr}"
     );
 }
+
+/// podman's default seccomp profile (moby format) in the OCI form for runc's
+/// default capabilities on x86_64, converted with jq as podman would.
+fn podman_default_profile() -> serde_json::Value {
+    berth_tests::require_command("jq", "jq");
+    let profile = "/usr/share/containers/seccomp.json";
+    assert!(
+        std::path::Path::new(profile).exists(),
+        "{profile} missing: apt-get install podman (golang-github-containers-common)"
+    );
+    let filter = r#"
+      def has_all($need): (($need // []) - $caps) | length == 0;
+      def has_any($some): ($some // []) | any(. as $c | $caps | index($c));
+      {defaultAction, defaultErrnoRet,
+       architectures: [.archMap[] | select(.architecture == "SCMP_ARCH_X86_64")
+                       | .architecture, .subArchitectures[]],
+       syscalls: [.syscalls[]
+         | select(((.includes.arches // []) | length == 0) or ((.includes.arches // []) | index("amd64")))
+         | select(((.excludes.arches // []) | index("amd64")) | not)
+         | select(has_all(.includes.caps))
+         | select(has_any(.excludes.caps) | not)
+         | {names, action}
+           + (if .errnoRet then {errnoRet} else {} end)
+           + (if ((.args // []) | length) > 0 then {args} else {} end)]}"#;
+    let out = berth_tests::run_ok(
+        Command::new("jq")
+            .arg("--argjson")
+            .arg("caps")
+            .arg(r#"["CAP_AUDIT_WRITE","CAP_KILL","CAP_NET_BIND_SERVICE"]"#)
+            .arg(filter)
+            .arg(profile),
+    );
+    serde_json::from_slice(&out.stdout).expect("converted profile JSON")
+}
+
+#[test]
+fn podmans_default_seccomp_profile_compiles_and_lets_a_shell_run() {
+    let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let c = Container::new(
+        "seccomp-podman",
+        serde_json::json!({
+            "args": ["sh", "-c", "echo hello; ls / >/dev/null && echo ls=ok; \
+                      mount -t tmpfs none /tmp 2>/dev/null; echo mount=$?; \
+                      grep Seccomp: /proc/self/status"],
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true
+        }),
+        Some(podman_default_profile()),
+    );
+    let out = c.run();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "run failed: {stdout}{stderr}");
+    assert!(
+        stdout.contains("hello") && stdout.contains("ls=ok"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        !stdout.contains("mount=0"),
+        "mount succeeded under the profile: {stdout}"
+    );
+    assert_eq!(status_field(&stdout, "Seccomp"), "2", "{stdout}");
+}
