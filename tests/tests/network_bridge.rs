@@ -493,3 +493,143 @@ fn the_hosts_own_namespace_is_refused() {
         "n8-host"
     )));
 }
+
+/// Removes network namespace files made by a test (outside any `Fixture`).
+struct NetnsGuard(Vec<PathBuf>);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            if let Err(e) = netns::remove(ns) {
+                eprintln!("netns cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// Traffic from another machine and out to it: the prerouting DNAT path, forwarding and egress
+/// masquerade, which need `ip_forward`. To leave the host's sysctl and links alone, the whole
+/// test runs in a private "host" namespace, wired by a veth to an "outside" namespace that
+/// plays the other machine; removing both namespaces removes everything the test made.
+#[test]
+fn other_machines_reach_forwarded_ports_and_containers_reach_out() {
+    require_root();
+    require_command("ip", "iproute2");
+    let scratch = TestRoot::new();
+    let dir = scratch.path("ns");
+    let mut guard = NetnsGuard(Vec::new());
+    let host = netns::create(&dir, "host").unwrap();
+    guard.0.push(host.clone());
+    let outside = netns::create(&dir, "outside").unwrap();
+    guard.0.push(outside.clone());
+    // The wire between them: 192.168.77.1 (host) <-> 192.168.77.2 (outside).
+    for args in [
+        "link add bto0 type veth peer name bto1",
+        &format!("link set bto1 netns {}", outside.display()),
+        "addr add 192.168.77.1/24 dev bto0",
+        "link set bto0 up",
+        "link set lo up",
+    ] {
+        run_ok(
+            Command::new("nsenter")
+                .arg(format!("--net={}", host.display()))
+                .arg("ip")
+                .args(args.split(' ')),
+        );
+    }
+    for args in [
+        "addr add 192.168.77.2/24 dev bto1",
+        "link set bto1 up",
+        "link set lo up",
+    ] {
+        run_ok(
+            Command::new("nsenter")
+                .arg(format!("--net={}", outside.display()))
+                .arg("ip")
+                .args(args.split(' ')),
+        );
+    }
+
+    let (host_in, outside_in) = (host.clone(), outside.clone());
+    let body = std::thread::spawn(move || {
+        let file = std::fs::File::open(&host_in).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        // From here on this thread, its threads and its children see the private host.
+        let mut f = Fixture::new(9);
+        let network = Network::new(f.network.config().clone().with_ip_forward(true));
+        let ns = f.netns("web");
+        let a = network
+            .attach("n9-web", &ns, &[publish(0, Protocol::Tcp)])
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .unwrap()
+                .trim(),
+            "1",
+            "attach did not enable forwarding in the private host"
+        );
+        f.serve(&ns, "web", a.ip);
+        let port = host_port(&a, Protocol::Tcp);
+
+        // Inbound from the other machine: DNAT in prerouting, the client's address kept.
+        let inbound = run_ok(
+            Command::new("nsenter")
+                .arg(format!("--net={}", outside_in.display()))
+                .args([
+                    "busybox",
+                    "nc",
+                    "-w",
+                    "5",
+                    "192.168.77.1",
+                    &port.to_string(),
+                ])
+                .stdin(Stdio::piped())
+                .env("PAYLOAD", "in"),
+        );
+        let reply = String::from_utf8_lossy(&inbound.stdout).into_owned();
+        assert_eq!(reply, "web 192.168.77.2 ", "inbound reply");
+
+        // Hairpin: the container reaches its own forwarded port via the host's address, its
+        // connection masqueraded to the gateway so the reply comes back the same way.
+        let hairpin = in_netns(
+            &ns,
+            &[
+                "busybox",
+                "nc",
+                "-w",
+                "5",
+                "192.168.77.1",
+                &port.to_string(),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&hairpin.stdout),
+            format!("web {} ", a.gateway),
+            "hairpin reply"
+        );
+
+        // Outbound to the other machine: masqueraded to the host's address on that link.
+        let server = Command::new("nsenter")
+            .arg(format!("--net={}", outside_in.display()))
+            .args(["python3", "-c", ECHO_SERVER, "outside", "7001"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        f.children.push(server);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let reply = loop {
+            let out = in_netns(&ns, &["busybox", "nc", "-w", "5", "192.168.77.2", "7001"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !text.is_empty() || Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(reply, "outside 192.168.77.1 ", "outbound reply");
+    });
+    let result = body.join();
+    drop(guard);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

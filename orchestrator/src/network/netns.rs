@@ -108,7 +108,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NetnsError> {
     Ok(path)
 }
 
-/// Whether `path` is the network namespace this process runs in (the host's, for berth):
+/// Whether `path` is the network namespace the calling thread runs in (the host's, for berth):
 /// attaching that would put `eth0`, an address and a default route on the host.
 pub fn is_current(path: &Path) -> Result<bool, NetnsError> {
     let stat = |p: &Path| {
@@ -118,7 +118,7 @@ pub fn is_current(path: &Path) -> Result<bool, NetnsError> {
         })
     };
     let ns = stat(path)?;
-    let own = stat(Path::new("/proc/self/ns/net"))?;
+    let own = stat(Path::new("/proc/thread-self/ns/net"))?;
     Ok(ns.dev() == own.dev() && ns.ino() == own.ino())
 }
 

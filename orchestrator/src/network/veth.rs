@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
-use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use sha2::{Digest, Sha256};
 
 use super::netlink::{self, is_errno, link_index, NetlinkError};
@@ -31,9 +31,9 @@ pub fn host_name(container_id: &str) -> String {
 }
 
 /// Creates the pair with its container end directly inside `netns` (so no name clash with
-/// host interfaces is possible), plugs the host end into bridge `bridge_index`, then sets up
-/// `lo`, `eth0`, its address and the default route inside the namespace. On failure the pair
-/// is deleted again.
+/// host interfaces is possible), plugs the host end into bridge `bridge_index` in hairpin
+/// mode, then sets up `lo`, `eth0`, its address and the default route inside the namespace.
+/// A failure after the pair exists deletes it again.
 pub(crate) fn create(
     host: &str,
     bridge_index: u32,
@@ -65,16 +65,45 @@ pub(crate) fn create(
             .controller(bridge_index)
             .up()
             .build();
+        let added = handle.link().add(message).execute().await;
+        drop(ns_file);
+        added.map_err(NetlinkError::request(format!("create veth {host_owned}")))
+    })?;
+    let host_owned = host.to_string();
+    let configured = netlink::run(None, move |handle| async move {
+        // Hairpin mode lets a container reach its own forwarded port through the host's
+        // address: with br_netfilter loaded the DNAT happens while the frame is still being
+        // bridged, and the bridge would otherwise refuse to send it back out its own port.
+        let index = link_index(&handle, &host_owned)
+            .await?
+            .ok_or_else(|| NetlinkError::LinkNotFound(host_owned.clone()))?;
         handle
             .link()
-            .add(message)
+            .set_port(LinkBridgePort::new(index).hairpin(true).build())
             .execute()
             .await
-            .map_err(NetlinkError::request(format!("create veth {host_owned}")))?;
-        drop(ns_file);
-        Ok(())
-    })?;
-    let configured = netlink::run(Some(netns), move |handle| async move {
+            .map_err(NetlinkError::request(format!(
+                "set hairpin mode on {host_owned}"
+            )))
+    })
+    .and_then(|()| configure_inside(netns, ip, prefix, gateway));
+    if let Err(e) = configured {
+        if let Err(cleanup) = delete_link(host) {
+            tracing::warn!(veth = host, error = %cleanup, "cannot remove half-configured veth");
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Inside the namespace: `lo` and `eth0` up, the address on `eth0`, the default route.
+fn configure_inside(
+    netns: &Path,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Ipv4Addr,
+) -> Result<(), NetlinkError> {
+    netlink::run(Some(netns), move |handle| async move {
         for name in ["lo", CONTAINER_IFNAME] {
             let index = link_index(&handle, name)
                 .await?
@@ -108,14 +137,7 @@ pub(crate) fn create(
                 "add default route via {gateway}"
             )))?;
         Ok(())
-    });
-    if let Err(e) = configured {
-        if let Err(cleanup) = delete_link(host) {
-            tracing::warn!(veth = host, error = %cleanup, "cannot remove half-configured veth");
-        }
-        return Err(e);
-    }
-    Ok(())
+    })
 }
 
 /// Deletes the host link `name` (for a veth, both ends go); returns whether it existed.
