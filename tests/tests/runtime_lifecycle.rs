@@ -284,7 +284,7 @@ fn the_container_sees_its_own_namespaces_rootfs_and_devices() {
         test -c /dev/urandom && echo urandom=char
         echo ptmx=$(readlink /dev/ptmx)
         echo fd=$(readlink /dev/fd)
-        echo kcore=$(wc -c < /proc/kcore)
+        echo keys=$(wc -c < /proc/keys)
         touch /rootfile 2>/dev/null && echo root=rw || echo root=ro
         (echo 1 > /proc/sys/kernel/ns_last_pid) 2>/dev/null && echo procsys=rw || echo procsys=ro
         touch /dev/shm/x && echo shm=rw
@@ -304,7 +304,7 @@ fn the_container_sees_its_own_namespaces_rootfs_and_devices() {
         "urandom=char",
         "ptmx=pts/ptmx",
         "fd=/proc/self/fd",
-        "kcore=0",
+        "keys=0",
         "root=ro",
         "procsys=ro",
         "shm=rw",
@@ -385,4 +385,66 @@ fn features_lists_hooks_and_namespaces() {
         .unwrap()
         .iter()
         .any(|n| n == "user"));
+}
+
+#[test]
+fn exec_ps_list_pause_resume_on_a_running_container() {
+    let b = Bundle::new(&["sleep", "300"]);
+    let (ok, err) = b.detached(&["run", "--detach"], "busy");
+    assert!(ok, "run --detach: {err}");
+    let init = b.state("busy")["pid"].as_i64().unwrap();
+
+    let out = b
+        .runtime()
+        .args([
+            "exec",
+            "busy",
+            "sh",
+            "-c",
+            "hostname; cat /proc/1/comm; exit 4",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "exec: {}", stderr(&out));
+    assert_eq!(stdout(&out), "runc\nsleep\n");
+
+    let pid_file = b.root.path("exec.pid");
+    let status = b
+        .runtime()
+        .args(["exec", "--detach", "--pid-file"])
+        .arg(&pid_file)
+        .args(["busy", "sleep", "200"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exec_pid: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = run_ok(b.runtime().args(["ps", "--format", "json", "busy"]));
+    let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(pids.contains(&init) && pids.contains(&exec_pid), "{pids:?}");
+
+    let out = run_ok(b.runtime().args(["list", "--format", "json"]));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["id"], "busy");
+    assert_eq!(list[0]["status"], "running");
+
+    run_ok(b.runtime().args(["pause", "busy"]));
+    assert_eq!(b.state("busy")["status"], "paused");
+    let refused = b.runtime().args(["exec", "busy", "true"]).output().unwrap();
+    assert!(stderr(&refused).contains("cannot exec in a paused container"));
+    run_ok(b.runtime().args(["resume", "busy"]));
+    assert_eq!(b.state("busy")["status"], "running");
+    run_ok(b.runtime().args(["delete", "--force", "busy"]));
+    let stat = std::fs::read_to_string(format!("/proc/{exec_pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "exec'd process survived: {stat}"
+    );
 }

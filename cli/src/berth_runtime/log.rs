@@ -22,9 +22,15 @@ pub struct Logger {
 }
 
 impl Logger {
-    /// Sets up tracing (debug level with `--debug`, else warnings) into the log file or stderr.
+    /// Sets up tracing into the log file (warnings, or debug with `--debug`) or
+    /// stderr (errors only, or debug): the container inherits stderr, and its
+    /// output should not carry the runtime's warnings.
     pub fn init(path: Option<PathBuf>, format: Format, debug: bool) -> Logger {
-        let level = if debug { "debug" } else { "warn" };
+        let level = match (debug, path.is_some()) {
+            (true, _) => "debug",
+            (false, true) => "warn",
+            (false, false) => "error",
+        };
         let filter = tracing_subscriber::EnvFilter::new(level);
         let file = path.as_ref().and_then(|p| {
             std::fs::OpenOptions::new()
