@@ -13,10 +13,19 @@
 //!    what it reads ([`cachekey::copy_content_key`] over the copy's items).
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod cachekey;
+pub mod commit;
 pub mod context;
 pub mod copyplan;
 pub mod dockerfile;
+pub mod execute;
+pub mod fscopy;
 mod glob;
 pub mod ignore;
+pub mod imageconfig;
 pub mod plan;
+pub mod progress;
+pub mod rootpath;
+pub mod run;
+pub mod users;

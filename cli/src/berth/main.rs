@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod build;
 mod images;
 mod registry;
 mod snapshots;
@@ -56,6 +57,8 @@ enum Command {
     Login(registry::LoginArgs),
     /// Log out from a registry.
     Logout(registry::LogoutArgs),
+    /// Build an image from a Dockerfile and a context directory.
+    Build(build::BuildArgs),
     /// Unpacked layers: unpack, ls, verify.
     #[command(subcommand)]
     Snapshot(snapshots::SnapshotCommand),
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(a) => registry::push(g, a).map(|()| ExitCode::SUCCESS),
         Command::Login(a) => registry::login(g, a).map(|()| ExitCode::SUCCESS),
         Command::Logout(a) => registry::logout(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Build(a) => build::build(g, a).map(|()| ExitCode::SUCCESS),
         Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
     }
 }

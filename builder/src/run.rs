@@ -1,0 +1,316 @@
+//! RUN: one step's process executed through berth's runtime library in the step's root
+//! filesystem (an overlay the caller mounted), with the step's argv, environment, user,
+//! working directory, network mode and `--mount`s; its output captured to a file.
+//!
+//! Mount points the image lacks are created for the run and removed afterwards when
+//! still empty, so `/proc`, `/etc/resolv.conf` or a cache target do not leak into the
+//! layer, as BuildKit does. The runtime forks: the caller must be single-threaded.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+
+use berth_runtime::{ContainerError, CreateOptions, Runtime};
+use serde_json::{json, Value};
+
+use crate::users::Ids;
+
+/// Why a RUN step could not be executed (a non-zero exit is not an error here).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Preparing the bundle or capturing output failed.
+    #[error("RUN bundle {path}: {source}")]
+    Io {
+        /// The path acted on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The runtime refused or failed to run the container.
+    #[error("RUN container {id}: {source}")]
+    Runtime {
+        /// The container id.
+        id: String,
+        /// The runtime's error.
+        #[source]
+        source: ContainerError,
+    },
+    /// Redirecting the process's output failed.
+    #[error("RUN output redirect: {0}")]
+    Redirect(nix::Error),
+}
+
+/// An extra mount for the step's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepMount {
+    /// A bind mount of a host path.
+    Bind {
+        /// Host path.
+        source: PathBuf,
+        /// Path in the container.
+        target: String,
+        /// Read-only.
+        readonly: bool,
+    },
+    /// An empty tmpfs.
+    Tmpfs {
+        /// Path in the container.
+        target: String,
+    },
+}
+
+/// Everything one RUN needs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Container id (unique among running builds).
+    pub id: String,
+    /// The mounted root filesystem.
+    pub rootfs: PathBuf,
+    /// Scratch directory for the bundle's config.json.
+    pub bundle: PathBuf,
+    /// The runtime's state directory.
+    pub state_root: PathBuf,
+    /// argv.
+    pub args: Vec<String>,
+    /// `NAME=value` environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Process identity.
+    pub user: Ids,
+    /// `--network=none`: a fresh network namespace with loopback only.
+    pub network_none: bool,
+    /// `--security=insecure`: all capabilities.
+    pub privileged: bool,
+    /// Extra mounts.
+    pub mounts: Vec<StepMount>,
+    /// File receiving stdout and stderr.
+    pub output: PathBuf,
+}
+
+/// Docker's default capability set for containers and build steps.
+const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Capabilities a `--security=insecure` step gets on top.
+const INSECURE_CAPS: [&str; 8] = [
+    "CAP_SYS_ADMIN",
+    "CAP_NET_ADMIN",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_TIME",
+    "CAP_IPC_LOCK",
+    "CAP_LINUX_IMMUTABLE",
+];
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The OCI spec of the step.
+fn spec(s: &RunSpec) -> Value {
+    let mut caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    if s.privileged {
+        caps.extend(INSECURE_CAPS);
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for m in &s.mounts {
+        mounts.push(match m {
+            StepMount::Bind {
+                source,
+                target,
+                readonly,
+            } => json!({"destination": target, "type": "bind",
+                        "source": source.display().to_string(),
+                        "options": if *readonly { json!(["rbind", "ro"]) } else { json!(["rbind"]) }}),
+            StepMount::Tmpfs { target } => json!({"destination": target, "type": "tmpfs",
+                        "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+        });
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if s.network_none {
+        namespaces.push(json!({"type": "network"}));
+    }
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": s.user.uid, "gid": s.user.gid, "additionalGids": s.user.additional_gids},
+            "args": s.args,
+            "env": s.env,
+            "cwd": s.cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": false
+        },
+        "root": {"path": s.rootfs.display().to_string(), "readonly": false},
+        "hostname": "buildkitsandbox",
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": [
+                "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
+
+/// Creates the missing components of `target` under `root` (the last one as a file when
+/// `file`), recording what it made. Stops at a symlink: the runtime resolves those.
+fn make_mount_point(root: &Path, target: &str, file: bool, made: &mut Vec<PathBuf>) {
+    let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty()).collect();
+    let mut path = root.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => return,
+            Ok(_) => {}
+            Err(_) => {
+                let ok = if file && i + 1 == parts.len() {
+                    fs::File::create(&path).is_ok()
+                } else {
+                    fs::create_dir(&path).is_ok()
+                };
+                if !ok {
+                    return;
+                }
+                made.push(path.clone());
+            }
+        }
+    }
+}
+
+/// Removes what [`make_mount_point`] made, newest first, where it is still empty.
+fn remove_mount_points(made: &[PathBuf]) {
+    for p in made.iter().rev() {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir(p);
+            }
+            Ok(m) if m.len() == 0 => {
+                let _ = fs::remove_file(p);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Points fds 0, 1 and 2 at `/dev/null` and `file` until dropped.
+struct Redirect {
+    saved: Vec<(std::os::fd::OwnedFd, i32)>,
+}
+
+impl Redirect {
+    fn new(file: &fs::File) -> Result<Self, RunError> {
+        let _ = io::stdout().flush();
+        let _ = io::stderr().flush();
+        let null = fs::File::open("/dev/null").map_err(io_err(Path::new("/dev/null")))?;
+        let mut saved = Vec::new();
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().map_err(|e| {
+                RunError::Redirect(nix::Error::from_raw(e.raw_os_error().unwrap_or(0)))
+            })
+        };
+        saved.push((dup(io::stdin().as_fd())?, 0));
+        saved.push((dup(io::stdout().as_fd())?, 1));
+        saved.push((dup(io::stderr().as_fd())?, 2));
+        let me = Redirect { saved };
+        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(RunError::Redirect)?;
+        nix::unistd::dup2(file.as_raw_fd(), 1).map_err(RunError::Redirect)?;
+        nix::unistd::dup2(file.as_raw_fd(), 2).map_err(RunError::Redirect)?;
+        Ok(me)
+    }
+}
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        for (fd, target) in &self.saved {
+            let _ = nix::unistd::dup2(fd.as_raw_fd(), *target);
+        }
+    }
+}
+
+/// Runs the step and returns its exit code (128+n when killed by signal n).
+pub fn run(s: &RunSpec) -> Result<i32, RunError> {
+    let _span = tracing::info_span!("run", id = %s.id).entered();
+    fs::create_dir_all(&s.bundle).map_err(io_err(&s.bundle))?;
+    fs::create_dir_all(&s.state_root).map_err(io_err(&s.state_root))?;
+    let config = s.bundle.join("config.json");
+    let bytes = serde_json::to_vec_pretty(&spec(s)).map_err(|e| io_err(&config)(e.into()))?;
+    fs::write(&config, bytes).map_err(io_err(&config))?;
+
+    let mut made = Vec::new();
+    for dir in ["/proc", "/dev", "/sys"] {
+        make_mount_point(&s.rootfs, dir, false, &mut made);
+    }
+    make_mount_point(&s.rootfs, &s.cwd, false, &mut made);
+    for m in &s.mounts {
+        match m {
+            StepMount::Bind { source, target, .. } => {
+                make_mount_point(&s.rootfs, target, !source.is_dir(), &mut made)
+            }
+            StepMount::Tmpfs { target } => make_mount_point(&s.rootfs, target, false, &mut made),
+        }
+    }
+    // The working directory stays even when empty: Docker creates it for the step.
+    let cwd_path = s.rootfs.join(s.cwd.trim_start_matches('/'));
+    made.retain(|p| !cwd_path.starts_with(p));
+
+    let out = fs::File::create(&s.output).map_err(io_err(&s.output))?;
+    let runtime = Runtime::new(&s.state_root);
+    let opts = CreateOptions {
+        id: s.id.clone(),
+        bundle: s.bundle.clone(),
+        ..CreateOptions::default()
+    };
+    let result = {
+        let _redirect = Redirect::new(&out)?;
+        runtime.run(&opts, false)
+    };
+    remove_mount_points(&made);
+    result.map_err(|source| RunError::Runtime {
+        id: s.id.clone(),
+        source,
+    })
+}
