@@ -41,6 +41,8 @@ use portmap::Ruleset;
 pub const DEFAULT_BRIDGE: &str = "berth0";
 /// The nftables table (family `ip`) berth uses unless told otherwise.
 pub const DEFAULT_TABLE: &str = "berth";
+/// Where networks keep their address allocations and attachment records by default.
+pub const DEFAULT_STATE_DIR: &str = "/run/berth/networks";
 
 /// Errors from attaching or detaching containers.
 #[derive(Debug, thiserror::Error)]
@@ -143,14 +145,17 @@ impl NetworkConfig {
         })
     }
 
-    /// berth's default network (`berth0`, 10.88.0.0/16, table `berth`) with its state under
-    /// `$ROOT/networks/berth0`.
-    pub fn default_in(root: &Path) -> Self {
+    /// berth's default network: `berth0`, 10.88.0.0/16, table `berth`, state in
+    /// `/run/berth/networks/berth0`. The state sits beside the kernel objects it describes,
+    /// not under a store root: the bridge and table are host-wide, so every store root
+    /// (`--root`) must share one allocator, and after a reboot both the links and the state
+    /// are gone together.
+    pub fn host_default() -> Self {
         NetworkConfig {
             bridge: DEFAULT_BRIDGE.to_string(),
             subnet: Ipv4Subnet::default_berth(),
             table: DEFAULT_TABLE.to_string(),
-            state_dir: root.join("networks").join(DEFAULT_BRIDGE),
+            state_dir: Path::new(DEFAULT_STATE_DIR).join(DEFAULT_BRIDGE),
             ip_forward: true,
         }
     }
@@ -491,7 +496,8 @@ mod tests {
             NetworkConfig::new("b0", s, "berth-x", dir),
             Err(NetworkError::TableName(_))
         ));
-        let d = NetworkConfig::default_in(Path::new("/var/lib/berth"));
+        let d = NetworkConfig::host_default();
+        assert_eq!(d.state_dir, Path::new("/run/berth/networks/berth0"));
         assert_eq!(d.bridge(), "berth0");
         assert_eq!(d.table(), "berth");
         assert_eq!(d.subnet().to_string(), "10.88.0.0/16");
