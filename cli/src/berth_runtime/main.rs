@@ -108,6 +108,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that put a process of ours inside a container run from a sealed
+    // copy of this binary (CVE-2019-5736); the others need not pay for it.
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if let Err(err) = berth_runtime::sys::sealed_exe::ensure_sealed(&args) {
+            eprintln!("berth-runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    }
     let logger = log::Logger::init(cli.log.clone(), cli.log_format, cli.debug);
     match run(cli) {
         Ok(code) => code,
