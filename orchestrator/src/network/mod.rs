@@ -7,6 +7,21 @@
 //! The state that must outlive berth's processes lives in the kernel (links, nft rules) and in
 //! the network's state dir (addresses, attachment records), so forwarding keeps working while
 //! no berth process runs and a restarted monitor or daemon finds everything as it was.
+//!
+//! How `berth run` (or a pod) uses it, by [`NetworkMode`]:
+//! - `bridge`: [`netns::create`] a namespace for the container or pod (under
+//!   [`netns::DEFAULT_DIR`]), [`Network::attach`] it with the parsed `-p` specs
+//!   ([`parse_publish`], or [`publish_all`] for `-P`), write [`files::hosts`] (with the
+//!   attachment's address), [`files::resolv_conf`] and [`files::hostname`] with
+//!   [`files::write_all`] into the container dir and bind-mount them over `/etc/…`; give the
+//!   runtime the namespace path in the spec. On exit: [`Network::detach`], then
+//!   [`netns::remove`].
+//! - `none`: [`netns::create`], then [`netns::loopback_up`]; no attach.
+//! - `host`: no namespace, the host's `/etc/resolv.conf` unchanged; `-p` is meaningless.
+//! - `container:NAME`: the spec points at NAME's namespace path; nothing to attach.
+//!
+//! IPv4 only; the conntrack entries of a detached container's UDP flows are not flushed (a
+//! client that keeps sending from the same port reaches nothing until the entry expires).
 
 mod bridge;
 pub mod files;
