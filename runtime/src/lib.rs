@@ -10,6 +10,7 @@ pub mod confine;
 pub mod container;
 pub mod devices;
 pub mod features;
+pub mod hooks;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

@@ -448,3 +448,66 @@ fn exec_ps_list_pause_resume_on_a_running_container() {
         "exec'd process survived: {stat}"
     );
 }
+
+#[test]
+fn hooks_run_in_order_with_the_state_on_stdin() {
+    let b = Bundle::new(&["true"]);
+    let log = b.root.path("hooks.log");
+    let hook = |stage: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("read -r s; echo \"{stage} $s\" >> {}", log.display())]
+        })
+    };
+    b.edit(|s| {
+        s["hooks"] = serde_json::json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [hook("startContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+        s["process"]["args"] = serde_json::json!(["sleep", "300"]);
+    });
+    b.create("hooked");
+    let pid = b.state("hooked")["pid"].as_i64().unwrap();
+    run_ok(b.runtime().args(["start", "hooked"]));
+    run_ok(b.runtime().args(["delete", "--force", "hooked"]));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stages: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(
+        stages,
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
+    for line in text.lines() {
+        let (_, json) = line.split_once(' ').unwrap();
+        let state: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(state["id"], "hooked", "{line}");
+        if !line.starts_with("poststop") {
+            assert_eq!(state["pid"], pid, "{line}");
+        }
+    }
+
+    // A failing createRuntime hook fails create and leaves nothing behind.
+    b.edit(|s| {
+        s["hooks"] = serde_json::json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 2"]}
+        ]})
+    });
+    let (ok, err) = b.detached(&["create"], "badhook");
+    assert!(!ok);
+    assert!(
+        err.contains("createRuntime hook /bin/sh failed") && err.contains("nope"),
+        "{err}"
+    );
+    assert!(!b.state_root().join("badhook").exists());
+}

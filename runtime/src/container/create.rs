@@ -148,6 +148,31 @@ impl Runtime {
             config: bundle.spec.clone(),
         };
         self.dirs.save(&record)?;
+        if let Some(hooks) = spec.hooks() {
+            let state = serde_json::to_string(&self.oci_state(&record))
+                .map_err(|e| ContainerError::Corrupt(dir.join("state.json"), e))?;
+            #[allow(deprecated)]
+            let prestart = hooks.prestart().clone().unwrap_or_default();
+            let stages = [
+                ("prestart", prestart),
+                (
+                    "createRuntime",
+                    hooks.create_runtime().clone().unwrap_or_default(),
+                ),
+                (
+                    "createContainer",
+                    hooks.create_container().clone().unwrap_or_default(),
+                ),
+            ];
+            for (stage, list) in stages {
+                if let Err(e) = crate::hooks::run(stage, &list, &state) {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                    let _ = cgroup.remove();
+                    return Err(e.into());
+                }
+            }
+        }
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, pid.as_raw())?;
         }

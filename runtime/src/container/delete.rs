@@ -45,6 +45,16 @@ impl Runtime {
             }
         }
         remove_cgroup(&record)?;
+        if let Some(hooks) = record.config.hooks() {
+            let mut state = self.oci_state(&record);
+            state.status = ContainerStatus::Stopped;
+            if let Ok(json) = serde_json::to_string(&state) {
+                let poststop = hooks.poststop().clone().unwrap_or_default();
+                if let Err(e) = crate::hooks::run("poststop", &poststop, &json) {
+                    tracing::warn!(error = %e, "poststop hook failed");
+                }
+            }
+        }
         self.dirs.remove(id)
     }
 

@@ -43,6 +43,9 @@ pub enum ContainerError {
     /// The process's confinement (capabilities, rlimits, seccomp) is invalid.
     #[error(transparent)]
     Confine(#[from] crate::confine::ConfineError),
+    /// A hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// The container's cgroup failed.
     #[error(transparent)]
     Cgroup(#[from] crate::cgroups::CgroupError),

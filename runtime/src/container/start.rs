@@ -31,6 +31,16 @@ impl Runtime {
                 ))
             }
         }
+        let hooks = record.config.hooks().clone().unwrap_or_default();
+        let state = serde_json::to_string(&self.oci_state(&record))
+            .map_err(|e| ContainerError::Corrupt(self.dirs.dir(id).join("state.json"), e))?;
+        // Run from the runtime before the process is released (not from inside
+        // the container's namespaces, as the spec puts it).
+        crate::hooks::run(
+            "startContainer",
+            hooks.start_container().as_deref().unwrap_or(&[]),
+            &state,
+        )?;
         let path = self.dirs.dir(id).join("exec.fifo");
         let mut fifo = std::fs::OpenOptions::new()
             .read(true)
@@ -62,6 +72,13 @@ impl Runtime {
             }
         }
         std::fs::remove_file(&path).map_err(|e| ContainerError::io(&path, e))?;
+        let state = serde_json::to_string(&self.oci_state(&record))
+            .map_err(|e| ContainerError::Corrupt(self.dirs.dir(id).join("state.json"), e))?;
+        crate::hooks::run(
+            "poststart",
+            hooks.poststart().as_deref().unwrap_or(&[]),
+            &state,
+        )?;
         Ok(())
     }
 }
