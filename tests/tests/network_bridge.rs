@@ -633,3 +633,27 @@ fn other_machines_reach_forwarded_ports_and_containers_reach_out() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[test]
+fn a_port_published_on_one_host_address_is_forwarded_only_there() {
+    let mut f = Fixture::new(10);
+    let ns = f.netns("local");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let spec = format!("127.0.0.1:{port}:{SERVER_PORT}");
+    let mappings = berth_orchestrator::network::parse_publish(&spec).unwrap();
+    let a = f.network.attach("n10-local", &ns, &mappings).unwrap();
+    f.serve(&ns, "local", a.ip);
+    let reply = tcp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), "lo");
+    assert_eq!(reply, format!("local {} lo", f.gateway()));
+    let other = TcpStream::connect_timeout(
+        &SocketAddrV4::new(f.gateway(), port).into(),
+        Duration::from_secs(3),
+    );
+    assert!(
+        other.is_err(),
+        "port {port} published on 127.0.0.1 answered on {}",
+        f.gateway()
+    );
+}
