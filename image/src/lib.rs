@@ -3,9 +3,9 @@
 
 pub mod archive;
 pub mod digest;
+pub mod gc;
 pub mod import;
 pub mod manifest;
 pub mod reference;
-pub mod store;
 pub mod snapshot;
-pub mod gc;
+pub mod store;
