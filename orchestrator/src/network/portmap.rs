@@ -528,6 +528,24 @@ mod tests {
     }
 
     #[test]
+    fn reserve_rejects_an_address_the_host_does_not_have() {
+        let err = reserve(
+            &[],
+            &[PortMapping {
+                host_ip: Some(Ipv4Addr::new(203, 0, 113, 9)),
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "host address 203.0.113.9 is not an address of this host"
+        );
+    }
+
+    #[test]
     fn reserve_sees_a_listening_socket() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
