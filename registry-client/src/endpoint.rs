@@ -138,7 +138,7 @@ impl Endpoint {
             .use_rustls_tls()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(15))
-            .pool_max_idle_per_host(options.max_concurrent_blobs.max(1) * 2)
+            .pool_max_idle_per_host((options.max_concurrent_blobs * 2).max(16))
             .danger_accept_invalid_certs(self.skip_verify);
         for path in ca_files(&options.certs_dir, &self.domain, &self.host)? {
             let pem = std::fs::read(&path).map_err(|source| EndpointError::ReadCertificate {

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod schedule;
 pub mod transport;
 
 pub use endpoint::{Endpoint, RegistryOptions};

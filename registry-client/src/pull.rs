@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 
 use crate::auth::pull_scope;
 use crate::progress::{BlobKind, BlobOutcome, Progress, ProgressEvent};
+use crate::schedule::Slots;
 use crate::transport::{error_chain, Request, Transport, TransportError};
 
 /// Every manifest type berth understands, as Docker sends them.
@@ -293,16 +294,19 @@ pub async fn pull(
     }
     let config_ready = Arc::new(tokio::sync::Notify::new());
 
-    let concurrency = transport.options().max_concurrent_blobs.max(1);
+    let slots = Slots::new(transport.options().max_concurrent_blobs);
+    let in_flight = slots.in_flight();
     let fetches = futures::stream::iter(blobs.into_iter().enumerate().map(|(i, (desc, kind))| {
         let progress = progress.clone();
         let repository = repository.clone();
+        let slots = slots.clone();
         async move {
+            let _slot = slots.acquire(desc.size()).await;
             let outcome = fetch_blob(transport, store, &repository, &desc, kind, &progress).await?;
             Ok::<_, PullError>((i, outcome))
         }
     }))
-    .buffer_unordered(concurrency);
+    .buffer_unordered(in_flight);
 
     let unpacker = if options.unpack && !layers.is_empty() {
         let store = store.clone();

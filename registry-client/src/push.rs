@@ -20,10 +20,11 @@ use reqwest::{Method, Response, StatusCode};
 
 use crate::auth::{pull_scope, push_scope};
 use crate::progress::{BlobKind, BlobOutcome, Progress, ProgressEvent};
+use crate::schedule::Slots;
 use crate::transport::{Request, Transport, TransportError};
 
 /// Blobs up to this size are uploaded with POST then one PUT carrying the body.
-const MONOLITHIC_MAX: u64 = 1 << 20;
+const MONOLITHIC_MAX: u64 = crate::schedule::SMALL_BLOB;
 
 /// Errors from pushing.
 #[derive(Debug, thiserror::Error)]
@@ -139,13 +140,16 @@ pub async fn push(
     scopes.extend(from_repos.iter().map(|r| pull_scope(r)));
     let scopes = Arc::new(scopes);
 
-    let concurrency = transport.options().max_concurrent_blobs.max(1);
+    let slots = Slots::new(transport.options().max_concurrent_blobs);
+    let in_flight = slots.in_flight();
     let results: Vec<BlobOutcome> =
         futures::stream::iter(blobs.into_iter().map(|(digest, (size, kind))| {
             let scopes = scopes.clone();
             let repository = repository.clone();
             let from = sources.get(&digest).cloned();
+            let slots = slots.clone();
             async move {
+                let _slot = slots.acquire(size).await;
                 upload_blob(
                     transport,
                     store,
@@ -160,7 +164,7 @@ pub async fn push(
                 .await
             }
         }))
-        .buffer_unordered(concurrency)
+        .buffer_unordered(in_flight)
         .collect::<Vec<_>>()
         .await
         .into_iter()
