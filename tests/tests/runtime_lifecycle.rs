@@ -511,3 +511,78 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     );
     assert!(!b.state_root().join("badhook").exists());
 }
+
+#[test]
+fn a_user_namespace_maps_root_to_an_unprivileged_host_id() {
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; touch /tmp/owned; stat -c %u /tmp/owned",
+    ]);
+    b.edit(|s| {
+        s["root"]["readonly"] = false.into();
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["linux"]["uidMappings"] = map.clone();
+        s["linux"]["gidMappings"] = map;
+    });
+    let out = b.run("userns");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    assert_eq!(lines[2], "0", "{text}");
+    // On the host the file belongs to the mapped id.
+    let meta = std::fs::metadata(b.dir().join("rootfs/tmp/owned")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 200000);
+}
+
+#[test]
+fn a_container_joins_another_containers_namespaces_by_path_and_sets_sysctls() {
+    let host = Bundle::new(&["sleep", "300"]);
+    host.create("pod-infra");
+    let infra = host.state("pod-infra")["pid"].as_i64().unwrap();
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "for n in net uts ipc; do readlink /proc/self/ns/$n; done; hostname; \
+         cat /proc/sys/net/ipv4/ip_forward",
+    ]);
+    b.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        for n in ns.iter_mut() {
+            let t = n["type"].as_str().unwrap().to_string();
+            let name = match t.as_str() {
+                "network" => "net",
+                "uts" => "uts",
+                "ipc" => "ipc",
+                _ => continue,
+            };
+            n["path"] = format!("/proc/{infra}/ns/{name}").into();
+        }
+        s["hostname"] = Value::Null;
+        s["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+    });
+    let out = b.run("member");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, name) in ["net", "uts", "ipc"].iter().enumerate() {
+        let infra_ns = std::fs::read_link(format!("/proc/{infra}/ns/{name}")).unwrap();
+        assert_eq!(lines[i], infra_ns.to_string_lossy(), "{name}: {text}");
+    }
+    assert_eq!(
+        lines[3], "runc",
+        "shares the infra container's hostname: {text}"
+    );
+    assert_eq!(lines[4], "1", "sysctl not applied: {text}");
+    let infra_ns = std::fs::read_link(format!("/proc/{infra}/ns/net")).unwrap();
+    assert_ne!(infra_ns, std::fs::read_link("/proc/self/ns/net").unwrap());
+}

@@ -129,6 +129,16 @@ fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitErr
             namespaces::join(*flag, path)?;
         }
     }
+    if cfg.namespaces.has(CloneFlags::CLONE_NEWUSER) {
+        // Become root of the user namespace (its maps are written by now), so
+        // files made during setup belong to a mapped id.
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .map_err(|e| SysError::new("setresgid", Path::new("0"), e))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .map_err(|e| SysError::new("setresuid", Path::new("0"), e))?;
+    }
     let _ = nix::unistd::setsid();
     if cfg.namespaces.new.contains(CloneFlags::CLONE_NEWNET) {
         namespaces::loopback_up()?;
