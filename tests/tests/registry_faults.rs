@@ -245,3 +245,72 @@ fn redirect_to_blob_storage_drops_authorization() {
         .join(&tok.layer[7..])
         .is_file());
 }
+
+#[test]
+fn interrupted_pull_resumes_in_the_next_process() {
+    require_root();
+    let s = seeded(Auth::None, "faults/resume-later");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject(
+        "GET",
+        &format!("/blobs/{}", s.layer),
+        Fault::DropAfter(900_000),
+        1,
+    );
+    let r = TestRoot::new();
+    let name = format!("{}/{}", proxy.host(), s.name);
+    // No retries: the first pull fails and leaves the partial blob in ingest/.
+    let err = run_fail(berth_cmd(&r).args(["pull", "--no-unpack", "--retries", "0", &name]));
+    assert!(err.contains(&s.layer), "{err}");
+    let partial = r
+        .store()
+        .join("ingest")
+        .join(format!("sha256-{}", &s.layer[7..]))
+        .join("data");
+    let kept = std::fs::metadata(&partial)
+        .expect("partial ingest kept")
+        .len();
+    assert!(kept > 0 && kept < s.layer_size, "kept {kept} bytes");
+    // The next pull asks only for the rest.
+    run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+    let layer_reqs: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains(&s.layer))
+        .collect();
+    assert_eq!(layer_reqs.len(), 2, "{layer_reqs:?}");
+    assert_eq!(
+        layer_reqs[1].range.as_deref(),
+        Some(format!("bytes={kept}-").as_str())
+    );
+    let blob = std::fs::read(r.store().join("blobs/sha256").join(&s.layer[7..])).unwrap();
+    assert_eq!(sha256_digest(&blob), s.layer);
+}
+
+#[test]
+fn push_retries_failed_upload_steps() {
+    require_root();
+    let s = seeded(Auth::None, "faults/push-src");
+    let r = TestRoot::new();
+    // Pull directly, then push through the proxy to a registry of its own
+    // (nothing to mount), with the upload steps failing once each.
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", s.reg.host(), s.name),
+    ]));
+    let target = Registry::start(Auth::None);
+    let proxy = FaultProxy::start(&target.host());
+    proxy.inject("POST", "/blobs/uploads/", Fault::Status(502), 1);
+    proxy.inject("PATCH", "/blobs/uploads/", Fault::Status(500), 1);
+    proxy.inject("PUT", "/blobs/uploads/", Fault::Status(503), 1);
+    proxy.inject("PUT", "/manifests/", Fault::Status(500), 1);
+    let dest = format!("{}/pushed/app:t", proxy.host());
+    run_ok(berth_cmd(&r).args(["tag", &format!("{}/{}", s.reg.host(), s.name), &dest]));
+    run_ok(berth_cmd(&r).args(["push", &dest]));
+    let faults = proxy.seen().iter().filter(|q| q.fault.is_some()).count();
+    assert_eq!(faults, 4, "{:?}", proxy.seen());
+    let raw = skopeo_raw(&format!("{}/pushed/app:t", target.host()), &[]);
+    let src = skopeo_raw(&format!("{}/{}", s.reg.host(), s.name), &[]);
+    assert_eq!(sha256_digest(&raw), sha256_digest(&src));
+}
