@@ -258,3 +258,55 @@ fn pull_of_missing_image_names_registry_repository_and_status() {
     );
     assert!(err.contains("MANIFEST_UNKNOWN"), "{err}");
 }
+
+#[test]
+fn progress_output_plain_quiet_and_terminal() {
+    require_root();
+    let reg = Registry::start(Auth::None);
+    let work = TestRoot::new();
+    let layout = OciLayout::new(&work.path("layout"));
+    let m = layout.image(
+        &[
+            tar_of(&[("a.bin", noise(3 << 20, 5))]),
+            tar_of(&[("b.txt", b"b".to_vec())]),
+        ],
+        "linux",
+        "amd64",
+    );
+    layout.tag(&m, "t");
+    let name = format!("{}/progress/app:t", reg.host());
+    layout.push_with_skopeo("t", &name, &[]);
+
+    // Not a terminal: one plain line per layer event, Docker's wording.
+    let r = TestRoot::new();
+    let out = run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("Pull complete").count(), 2, "{text}");
+    assert!(text.contains("t: Pulling from progress/app"), "{text}");
+
+    // --quiet: only the name.
+    let r = TestRoot::new();
+    let out = run_ok(berth_cmd(&r).args(["pull", "-q", "--no-unpack", &name]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), name);
+
+    // On a terminal (script gives it a pty): indicatif bars with byte counts.
+    berth_tests::require_command("script", "bsdutils");
+    let r = TestRoot::new();
+    let cmd = format!(
+        "{} --root {} pull --no-unpack {name}",
+        berth_tests::bin("berth").display(),
+        r.store().display()
+    );
+    let out = run_ok(
+        std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("DOCKER_CONFIG", r.path("docker-config"))
+            .env("BERTH_REGISTRY_CONFIG", r.path("no-daemon.json"))
+            .env("TERM", "xterm"),
+    );
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("MiB") && tty.contains("Pull complete"),
+        "{tty}"
+    );
+}
