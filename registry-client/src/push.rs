@@ -68,6 +68,14 @@ pub enum PushError {
         /// The last error.
         source: Box<TransportError>,
     },
+    /// A stored manifest's media type cannot be sent as a `Content-Type`.
+    #[error("manifest {digest}: media type {media_type:?} is not a valid Content-Type")]
+    MediaType {
+        /// The manifest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
     /// The image has no manifest berth can push.
     #[error("image {0}: the record points at neither a manifest nor an index")]
     NotAnImage(String),
@@ -552,9 +560,9 @@ async fn put_manifest(
     )
     .header(
         CONTENT_TYPE,
-        HeaderValue::from_str(&m.media_type).map_err(|e| PushError::ReadBlob {
+        HeaderValue::from_str(&m.media_type).map_err(|_| PushError::MediaType {
             digest: m.digest.clone(),
-            source: std::io::Error::other(e),
+            media_type: m.media_type.clone(),
         })?,
     )
     .body(Arc::new(move || Ok(reqwest::Body::from(bytes.clone()))));
