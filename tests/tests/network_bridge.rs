@@ -657,3 +657,45 @@ fn a_port_published_on_one_host_address_is_forwarded_only_there() {
         f.gateway()
     );
 }
+
+#[test]
+fn a_udp_client_reaches_the_new_container_after_its_port_changes_hands() {
+    let mut f = Fixture::new(11);
+    let (ns_a, ns_b) = (f.netns("a"), f.netns("b"));
+    let a = f
+        .network
+        .attach("n11-a", &ns_a, &[publish(0, Protocol::Udp)])
+        .unwrap();
+    f.serve(&ns_a, "a", a.ip);
+    let port = host_port(&a, Protocol::Udp);
+    // One client socket, one source port, for the whole test: the conntrack entry of its
+    // flow to a must not outlive a's detach.
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let ask = |msg: &str| -> Option<String> {
+        let mut buf = [0u8; 4096];
+        for _ in 0..10 {
+            client.send_to(msg.as_bytes(), target).unwrap();
+            if let Ok((n, _)) = client.recv_from(&mut buf) {
+                return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        None
+    };
+    assert_eq!(ask("1").as_deref().map(|r| &r[..2]), Some("a "));
+    assert!(f.network.detach("n11-a").unwrap());
+    let b = f
+        .network
+        .attach("n11-b", &ns_b, &[publish(port, Protocol::Udp)])
+        .unwrap();
+    f.serve(&ns_b, "b", b.ip);
+    let reply = ask("2");
+    assert_eq!(
+        reply.as_deref().map(|r| &r[..2]),
+        Some("b "),
+        "the old flow still points at the detached container: {reply:?}"
+    );
+}

@@ -20,10 +20,11 @@
 //! - `host`: no namespace, the host's `/etc/resolv.conf` unchanged; `-p` is meaningless.
 //! - `container:NAME`: the spec points at NAME's namespace path; nothing to attach.
 //!
-//! IPv4 only; the conntrack entries of a detached container's UDP flows are not flushed (a
-//! client that keeps sending from the same port reaches nothing until the entry expires).
+//! IPv4 only. Forwarded flows carry a conntrack mark derived from their owner's id, which
+//! detach uses to flush them (see `conntrack`).
 
 mod bridge;
+mod conntrack;
 pub mod files;
 mod ipam;
 mod mode;
@@ -441,6 +442,10 @@ impl Network {
                     &format!("remove forwards of {id}"),
                     &self.ruleset().delete(&owned),
                 )?;
+                // Best effort: flows left behind expire once their clients go quiet.
+                if let Err(e) = conntrack::flush_mark(conntrack::mark_for(id)) {
+                    tracing::warn!(error = %e, "cannot forget the forwarded flows");
+                }
                 found = true;
             }
         }

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use super::conntrack;
 use super::ports::{PortMapping, Protocol};
 use super::subnet::Ipv4Subnet;
 
@@ -189,7 +190,8 @@ impl Ruleset {
         )
     }
 
-    /// Rules forwarding each mapping (host ports already chosen) to `container_ip`.
+    /// Rules forwarding each mapping (host ports already chosen) to `container_ip`, stamping
+    /// each flow with the owner's conntrack mark so detach can forget the flows.
     pub fn add_forwards(
         &self,
         owner: &str,
@@ -204,11 +206,12 @@ impl Ruleset {
                 .unwrap_or_default();
             let addr = m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
             script.push_str(&format!(
-                "add rule ip {table} {FORWARDS} {daddr}{proto} dport {hp} dnat to {container_ip}:{cp} comment \"{tag} fwd={proto}/{addr}:{hp}\"\n",
+                "add rule ip {table} {FORWARDS} {daddr}{proto} dport {hp} ct mark set {mark:#010x} dnat to {container_ip}:{cp} comment \"{tag} fwd={proto}/{addr}:{hp}\"\n",
                 table = self.table,
                 proto = m.protocol,
                 hp = m.host_port,
                 cp = m.container_port,
+                mark = conntrack::mark_for(owner),
                 tag = owner_tag(owner),
             ));
         }
@@ -450,10 +453,13 @@ mod tests {
                 },
             ],
         );
+        let mark = format!("{:#010x}", conntrack::mark_for("c1"));
         assert_eq!(
             script,
-            "add rule ip berth forwards tcp dport 8080 dnat to 10.88.0.2:80 comment \"ctr=c1 fwd=tcp/0.0.0.0:8080\"\n\
-             add rule ip berth forwards ip daddr 127.0.0.1 udp dport 5353 dnat to 10.88.0.2:53 comment \"ctr=c1 fwd=udp/127.0.0.1:5353\"\n"
+            format!(
+                "add rule ip berth forwards tcp dport 8080 ct mark set {mark} dnat to 10.88.0.2:80 comment \"ctr=c1 fwd=tcp/0.0.0.0:8080\"\n\
+                 add rule ip berth forwards ip daddr 127.0.0.1 udp dport 5353 ct mark set {mark} dnat to 10.88.0.2:53 comment \"ctr=c1 fwd=udp/127.0.0.1:5353\"\n"
+            )
         );
     }
 
