@@ -99,3 +99,79 @@ pub fn setup_console(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), T
     }
     Ok(())
 }
+
+/// Receives the pty master that init sent over a console socket (SCM_RIGHTS).
+pub fn receive_master(socket: &UnixStream) -> Result<OwnedFd, TtyError> {
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<UnixAddr>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| TtyError::Pty("receive pty master", e))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| TtyError::Pty("receive pty master", e))?
+    {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed this fd in our table for us alone.
+                return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(TtyError::Pty("receive pty master", nix::Error::EBADMSG))
+}
+
+nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, Winsize);
+
+/// Copies the window size of terminal `from` to pty `to` (on start and SIGWINCH).
+pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::BorrowedFd<'_>) {
+    let mut ws = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: both are open fds; ws is a valid winsize for TIOCGWINSZ/TIOCSWINSZ.
+    unsafe {
+        if get_winsize(from.as_raw_fd(), &mut ws).is_ok() {
+            let _ = set_winsize(to.as_raw_fd(), &ws);
+        }
+    }
+}
+
+/// The caller's terminal in raw mode while `run` proxies a container's pty;
+/// restored on drop.
+pub struct RawMode {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl RawMode {
+    /// Puts stdin in raw mode when it is a terminal.
+    pub fn enter() -> RawMode {
+        let stdin = std::io::stdin();
+        let saved = nix::sys::termios::tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            nix::sys::termios::cfmakeraw(&mut raw);
+            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &raw);
+        }
+        RawMode { saved }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}

@@ -586,3 +586,36 @@ fn a_container_joins_another_containers_namespaces_by_path_and_sets_sysctls() {
     let infra_ns = std::fs::read_link(format!("/proc/{infra}/ns/net")).unwrap();
     assert_ne!(infra_ns, std::fs::read_link("/proc/self/ns/net").unwrap());
 }
+
+#[test]
+fn run_with_a_terminal_and_no_console_socket_proxies_a_pty() {
+    berth_tests::require_command("script", "bsdutils");
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "tty; stty size; read line; echo got-$line; exit 6",
+    ]);
+    b.edit(|s| s["process"]["terminal"] = true.into());
+    // `script` gives berth-runtime a terminal of 30x100; our input goes through the pty.
+    let cmd = format!(
+        "stty cols 100 rows 30; {} --root {} run -b {} tty1; echo rc=$?",
+        bin("berth-runtime").display(),
+        b.state_root().display(),
+        b.dir().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("30 100"), "{text}");
+    assert!(text.contains("got-hello"), "{text}");
+    assert!(text.contains("rc=6"), "{text}");
+}
