@@ -201,3 +201,47 @@ fn every_command_has_help() {
         assert!(stdout(&out).contains("Usage"), "{cmd:?}");
     }
 }
+
+#[test]
+fn concurrent_loads_and_reads_keep_the_store_consistent() {
+    let src = TestRoot::new();
+    import(&src, "one:1");
+    run_ok(src.berth().args(["tag", "one:1", "two:2"]));
+    let a = src.path("a.tar");
+    let b = src.path("b.tar");
+    run_ok(src.berth().args(["save", "-o"]).arg(&a).arg("one:1"));
+    run_ok(
+        src.berth()
+            .args(["save", "--format", "oci-archive", "-o"])
+            .arg(&b)
+            .arg("two:2"),
+    );
+
+    let t = TestRoot::new();
+    let mut procs = Vec::new();
+    for i in 0..6 {
+        let archive = if i % 2 == 0 { &a } else { &b };
+        procs.push(
+            t.berth()
+                .arg("load")
+                .arg("-q")
+                .arg("-i")
+                .arg(archive)
+                .spawn()
+                .expect("spawn load"),
+        );
+        procs.push(
+            t.berth()
+                .arg("images")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for mut p in procs {
+        assert!(p.wait().unwrap().success());
+    }
+    let table = stdout(&run_ok(t.berth().arg("images")));
+    assert!(table.contains("one") && table.contains("two"), "{table}");
+    run_ok(t.berth().args(["system", "check"]));
+}
