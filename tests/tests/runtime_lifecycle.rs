@@ -619,3 +619,44 @@ fn run_with_a_terminal_and_no_console_socket_proxies_a_pty() {
     assert!(text.contains("got-hello"), "{text}");
     assert!(text.contains("rc=6"), "{text}");
 }
+
+#[test]
+fn no_pivot_systemd_cgroup_and_json_logs_behave_like_runc() {
+    let b = Bundle::new(&["sh", "-c", "ls /bin/busybox && cat /proc/1/comm"]);
+    let out = b
+        .runtime()
+        .args(["run", "--no-pivot", "--bundle"])
+        .arg(b.dir())
+        .arg("nopivot")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // sh execs its last command, so pid 1 is cat.
+    assert_eq!(stdout(&out), "/bin/busybox\ncat\n");
+
+    let refused = b
+        .runtime()
+        .args(["--systemd-cgroup", "state", "x"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("systemd cgroup"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let log = b.root.path("runtime.log");
+    let out = b
+        .runtime()
+        .arg("--log")
+        .arg(&log)
+        .args(["--log-format", "json", "start", "ghost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert_eq!(last["msg"], "container does not exist");
+}
