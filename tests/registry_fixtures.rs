@@ -412,6 +412,8 @@ pub struct TokenServer {
     pub requests: Arc<Mutex<Vec<TokenRequest>>>,
     /// `expires_in` sent with each token.
     pub expires_in: Arc<Mutex<u64>>,
+    /// How many of the next requests get a 503 (a token server outage).
+    pub fail_next: Arc<Mutex<usize>>,
 }
 
 impl TokenServer {
@@ -450,7 +452,8 @@ impl TokenServer {
             jsonwebtoken::EncodingKey::from_rsa_pem(&key_pem).expect("token key is RSA PEM");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let expires_in = Arc::new(Mutex::new(300u64));
-        let (reqs, exp) = (requests.clone(), expires_in.clone());
+        let fail_next = Arc::new(Mutex::new(0usize));
+        let (reqs, exp, fail) = (requests.clone(), expires_in.clone(), fail_next.clone());
         let server = ServerThread::spawn(move |conn| {
             let mut w = conn.try_clone().expect("clone conn");
             let mut r = BufReader::new(conn);
@@ -469,6 +472,14 @@ impl TokenServer {
                 account: account.clone(),
                 scopes: scopes.clone(),
             });
+            {
+                let mut f = fail.lock().unwrap();
+                if *f > 0 {
+                    *f -= 1;
+                    write_response(&mut w, "503 Service Unavailable", &[], b"outage");
+                    return;
+                }
+            }
             if !ok {
                 write_response(
                     &mut w,
@@ -529,6 +540,7 @@ impl TokenServer {
             cert,
             requests,
             expires_in,
+            fail_next,
         }
     }
 

@@ -287,14 +287,22 @@ impl Transport {
                 .client
                 .request(req.method.clone(), &url)
                 .headers(req.headers.clone());
-            let header = self
-                .auth
-                .header(&self.client, &req.scopes)
-                .await
-                .map_err(|source| TransportError::Token {
-                    registry: self.endpoint.host.clone(),
-                    source,
-                })?;
+            let header = match self.auth.header(&self.client, &req.scopes).await {
+                Ok(h) => h,
+                Err(e) if e.is_transient() && attempt < self.options.max_retries => {
+                    let wait = self.backoff(attempt, None);
+                    tracing::info!(error = %e, ?wait, "token server failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(source) => {
+                    return Err(TransportError::Token {
+                        registry: self.endpoint.host.clone(),
+                        source,
+                    })
+                }
+            };
             if let Some(h) = header {
                 builder = builder.header(AUTHORIZATION, h);
             }

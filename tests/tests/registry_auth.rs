@@ -392,3 +392,33 @@ fn identity_token_uses_the_oauth2_post_flow() {
         "{reqs:?}"
     );
 }
+
+#[test]
+fn token_server_outage_is_retried() {
+    require_root();
+    let reg = Registry::start(Auth::Token);
+    let ts = reg.token_server.as_ref().expect("token server");
+    let host = reg.host();
+    let work = TestRoot::new();
+    let layout = seed_image(&work, "outage");
+    layout.push_with_skopeo(
+        "t",
+        &format!("{host}/out/app:t"),
+        &["--dest-creds", &format!("{USER}:{PASSWORD}")],
+    );
+    *ts.fail_next.lock().unwrap() = 2;
+    let before = ts.count();
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &format!("{host}/out/app:t")]));
+    assert_eq!(*ts.fail_next.lock().unwrap(), 0, "both failures were hit");
+    assert!(
+        ts.count() - before >= 3,
+        "two failed token requests, then one that worked"
+    );
+    // A lasting outage fails with the token server named.
+    *ts.fail_next.lock().unwrap() = 1000;
+    let r = TestRoot::new();
+    let err =
+        run_fail(berth_cmd(&r).args(["pull", "--retries", "1", &format!("{host}/out/app:t")]));
+    assert!(err.contains("token server") && err.contains("503"), "{err}");
+}

@@ -310,3 +310,27 @@ fn progress_output_plain_quiet_and_terminal() {
         "{tty}"
     );
 }
+
+#[test]
+fn pull_by_digest() {
+    require_root();
+    let reg = Registry::start(Auth::None);
+    let work = TestRoot::new();
+    let layout = OciLayout::new(&work.path("layout"));
+    let m = layout.image(
+        &[tar_of(&[("d.txt", b"by digest".to_vec())])],
+        "linux",
+        "amd64",
+    );
+    layout.tag(&m, "t");
+    layout.push_with_skopeo("t", &format!("{}/dig/app:t", reg.host()), &[]);
+    let r = TestRoot::new();
+    let by_digest = format!("{}/dig/app@{}", reg.host(), m.digest);
+    let out = run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &by_digest]));
+    assert_eq!(printed_digest(&out.stdout), m.digest);
+    assert!(stored_blobs(&r.store()).contains(&m.digest[7..].to_string()));
+    // A digest the registry does not have is a 404 naming it.
+    let missing = sha256_digest(b"not there");
+    let err = run_fail(berth_cmd(&r).args(["pull", &format!("{}/dig/app@{missing}", reg.host())]));
+    assert!(err.contains("404") && err.contains(&missing), "{err}");
+}

@@ -41,6 +41,19 @@ pub enum TokenError {
     },
 }
 
+impl TokenError {
+    /// Whether trying again may help (the server was unreachable or failed).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TokenError::Request { source, .. } => !source.is_decode() && !source.is_builder(),
+            TokenError::Status { status, .. } => {
+                status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            }
+            TokenError::NoToken { .. } => false,
+        }
+    }
+}
+
 /// A Bearer token and when it stops being usable.
 #[derive(Clone)]
 pub struct Token {
