@@ -40,10 +40,10 @@ use crate::users::{self, UserError};
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The Dockerfile does not parse.
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
     /// The Dockerfile does not plan.
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] PlanError),
     /// The context could not be read.
     #[error(transparent)]
@@ -73,7 +73,7 @@ pub enum BuildError {
         at: String,
         /// What went wrong.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A RUN step exited non-zero.
     #[error("{at}: process {command:?} did not complete successfully: exit code {code}")]
@@ -533,7 +533,7 @@ impl Runner<'_> {
     ) -> Result<bool, BuildError> {
         let wrap = |source: StepError| BuildError::Step {
             at: at.to_string(),
-            source,
+            source: Box::new(source),
         };
         let inst = &step.instruction;
         let created_by = created_by(inst, &state.config);
@@ -566,7 +566,7 @@ impl Runner<'_> {
             }
         }
         let layer = self.execute(id, at, step, state).map_err(|e| match e {
-            Exec::Failed(b) => b,
+            Exec::Failed(b) => *b,
             Exec::Step(s) => wrap(s),
         })?;
         let record = CacheRecord {
@@ -878,11 +878,11 @@ impl Runner<'_> {
                     });
                 }
                 if code != 0 {
-                    return Err(Exec::Failed(BuildError::RunFailed {
+                    return Err(Exec::Failed(Box::new(BuildError::RunFailed {
                         at: at.to_string(),
                         command: argv.join(" "),
                         code,
-                    }));
+                    })));
                 }
                 true
             }
@@ -996,12 +996,9 @@ impl Runner<'_> {
                             path: scratch.clone(),
                             source,
                         })?;
-                        let into = if args.dest.ends_with('/') || dest_is_dir || sources.len() > 1 {
-                            dest_abs.clone()
-                        } else {
-                            dest_abs.clone()
-                        };
-                        let r = fscopy::extract(&src, root, &into, &scratch);
+                        // An archive is extracted into the destination directory, whatever its
+                        // spelling (`/opt/vendor` or `/opt/vendor/`), as Docker does.
+                        let r = fscopy::extract(&src, root, &dest_abs, &scratch);
                         let _ = fs::remove_dir_all(&scratch);
                         r?;
                         continue;
@@ -1060,7 +1057,7 @@ impl Runner<'_> {
 
 /// Why executing a step stopped: a failed process (already a build error) or a step error.
 enum Exec {
-    Failed(BuildError),
+    Failed(Box<BuildError>),
     Step(StepError),
 }
 

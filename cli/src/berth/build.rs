@@ -172,26 +172,27 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
         }
     }
     let quiet = a.quiet || a.progress == "quiet";
-    let mut err = io::stderr().lock();
-    let mut progress = |e: &Event| {
-        if quiet {
-            return;
-        }
-        let _ = match e {
-            Event::Start { id, label } => writeln!(err, "#{id} {label}"),
-            Event::Cached { id } => writeln!(err, "#{id} CACHED"),
-            Event::Output { id, at, line } => {
-                writeln!(err, "#{id} {:.3} {line}", at.as_secs_f64())
-            }
-            Event::Done { id, took } => writeln!(err, "#{id} DONE {:.1}s", took.as_secs_f64()),
-            Event::Note { text } => writeln!(err, "# {text}"),
-        };
-    };
     let written = {
+        let mut err = io::stderr().lock();
+        let mut progress = |e: &Event| {
+            if quiet {
+                return;
+            }
+            let _ = match e {
+                Event::Start { id, label } => writeln!(err, "#{id} {label}"),
+                Event::Cached { id } => writeln!(err, "#{id} CACHED"),
+                Event::Output { id, at, line } => {
+                    writeln!(err, "#{id} {:.3} {line}", at.as_secs_f64())
+                }
+                Event::Done { id, took } => {
+                    writeln!(err, "#{id} DONE {:.1}s", took.as_secs_f64())
+                }
+                Event::Note { text } => writeln!(err, "# {text}"),
+            };
+        };
         let _lock = store.lock_exclusive()?;
         build.run(&store, &mut progress)?
     };
-    drop(progress);
     if !quiet {
         for t in &a.tags {
             eprintln!("# naming to {t}");
