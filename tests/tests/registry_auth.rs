@@ -116,6 +116,38 @@ fn basic_auth_over_tls_with_certs_dir() {
         .mode();
     assert_eq!(mode & 0o077, 0, "config.json is private");
 
+    // skopeo reads the credentials berth wrote (Docker's format)...
+    run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--authfile"])
+            .arg(r.path("docker-config/config.json"))
+            .arg(format!("--cert-dir={}", cert_dir.display()))
+            .arg(format!("docker://{name}")),
+    );
+    // ...and berth reads what `skopeo login` writes.
+    let other = TestRoot::new();
+    std::fs::create_dir_all(other.path("docker-config")).unwrap();
+    run_ok(
+        Command::new("skopeo")
+            .args([
+                "login",
+                "--username",
+                USER,
+                "--password",
+                PASSWORD,
+                "--authfile",
+            ])
+            .arg(other.path("docker-config/config.json"))
+            .arg(format!("--cert-dir={}", cert_dir.display()))
+            .arg(&host),
+    );
+    run_ok(
+        berth_cmd(&other)
+            .args(["pull", "--no-unpack"])
+            .args(certs_arg)
+            .arg(&name),
+    );
+
     // Now pull and push work with the stored credentials.
     let out = run_ok(berth_cmd(&r).args(["pull"]).args(certs_arg).arg(&name));
     let digest = printed_digest(&out.stdout);

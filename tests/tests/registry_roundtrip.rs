@@ -334,3 +334,61 @@ fn pull_by_digest() {
     let err = run_fail(berth_cmd(&r).args(["pull", &format!("{}/dig/app@{missing}", reg.host())]));
     assert!(err.contains("404") && err.contains(&missing), "{err}");
 }
+
+#[test]
+fn push_of_a_whole_index_puts_manifests_before_the_index() {
+    require_root();
+    let reg = Registry::start(Auth::None);
+    let work = TestRoot::new();
+    let layout = OciLayout::new(&work.path("layout"));
+    let amd = layout.image(
+        &[tar_of(&[("arch", b"amd64\n".to_vec())])],
+        "linux",
+        "amd64",
+    );
+    let arm = layout.image(
+        &[tar_of(&[("arch", b"arm64\n".to_vec())])],
+        "linux",
+        "arm64",
+    );
+    let index = layout.index(
+        &[
+            (amd.clone(), "linux", "amd64"),
+            (arm.clone(), "linux", "arm64"),
+        ],
+        true,
+    );
+    let name = format!("{}/whole/index:v1", reg.host());
+    layout.tag(&index, &name);
+    // An OCI archive of the layout, loaded with every platform into berth's store.
+    let archive = work.path("index.tar");
+    run_ok(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(layout.dir())
+            .arg("-cf")
+            .arg(&archive)
+            .arg("."),
+    );
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args(["load", "-i"]).arg(&archive));
+    let out = run_ok(berth_cmd(&r).args(["push", &name]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("v1: digest: {}", index.digest)),
+        "{text}"
+    );
+    // The registry holds the index byte for byte, and each platform's manifest.
+    assert_eq!(sha256_digest(&skopeo_raw(&name, &[])), index.digest);
+    for m in [&amd, &arm] {
+        let raw = skopeo_raw(&format!("{}/whole/index@{}", reg.host(), m.digest), &[]);
+        assert_eq!(sha256_digest(&raw), m.digest);
+    }
+    // And skopeo can copy every platform back out.
+    run_ok(
+        std::process::Command::new("skopeo")
+            .args(["copy", "--all", "--src-tls-verify=false"])
+            .arg(format!("docker://{name}"))
+            .arg(format!("oci:{}:v1", work.path("copy").display())),
+    );
+}
