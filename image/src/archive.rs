@@ -505,15 +505,19 @@ impl LoadCtx<'_> {
         let (_, parsed) = self.store.read_manifest(&digest, Some(&mt))?;
         match parsed {
             Manifest::Index(idx) => {
+                // An archive may carry only some of an index's platforms (and
+                // leave out attestations); at least one must be there.
+                let mut present = 0;
                 for d in idx.manifests() {
-                    let platform = d.platform().as_ref().map(|p| p.os().to_string());
-                    // Attestation manifests may be left out of archives.
-                    if platform.as_deref() == Some("unknown")
-                        && !self.store.has_blob(&descriptor_digest(d)?)
-                    {
-                        continue;
+                    if self.store.has_blob(&descriptor_digest(d)?) {
+                        self.check_tree(d, depth + 1)?;
+                        present += 1;
                     }
-                    self.check_tree(d, depth + 1)?;
+                }
+                if present == 0 {
+                    return Err(self.malformed(format!(
+                        "index {digest}: none of its manifests is in the archive"
+                    )));
                 }
             }
             Manifest::Image(m) => {
@@ -532,10 +536,14 @@ impl LoadCtx<'_> {
             target: desc.clone(),
             created: String::new(),
         };
-        Ok(self
-            .store
-            .resolve_record(&rec, &PlatformSpec::host())?
-            .config_digest)
+        match self.store.resolve_record(&rec, &PlatformSpec::host()) {
+            Ok(img) => Ok(img.config_digest),
+            // An image for another platform loads fine; it has no id on this host.
+            Err(StoreError::Manifest(ManifestError::NoPlatform { .. })) => {
+                Ok(descriptor_digest(desc)?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -973,5 +981,57 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn oci_index_with_missing_platforms_loads() {
+        let (dir, store) = store_with_image();
+        let img = store.resolve("test/app:1", &PlatformSpec::host()).unwrap();
+        let host = PlatformSpec::host();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_INDEX,
+            "manifests": [
+                {"mediaType": manifest::OCI_MANIFEST, "digest": img.manifest_digest.to_string(),
+                 "size": img.manifest_raw.len(),
+                 "platform": {"os": host.os, "architecture": host.architecture}},
+                {"mediaType": manifest::OCI_MANIFEST,
+                 "digest": Digest::sha256_of(b"elsewhere").to_string(), "size": 9,
+                 "platform": {"os": "linux", "architecture": "s390x"}},
+            ],
+        });
+        let index_bytes = serde_json::to_vec(&index).unwrap();
+        let index_digest = Digest::sha256_of(&index_bytes);
+        let top = json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": manifest::OCI_INDEX,
+                "digest": index_digest.to_string(),
+                "size": index_bytes.len(),
+                "annotations": {manifest::ANNOTATION_REF_NAME: "multi.example/app:2"},
+            }],
+        });
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |path: String, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, path, data).unwrap();
+        };
+        let layer = descriptor_digest(&img.layers[0]).unwrap();
+        add(blob_entry(&layer), &store.read_blob(&layer).unwrap());
+        add(blob_entry(&img.config_digest), &img.config_raw);
+        add(blob_entry(&img.manifest_digest), &img.manifest_raw);
+        add(blob_entry(&index_digest), &index_bytes);
+        add("index.json".into(), &serde_json::to_vec(&top).unwrap());
+        let bytes = b.into_inner().unwrap();
+        let other = Store::open(dir.path().join("multi")).unwrap();
+        let loaded = load(&other, &bytes[..], "multi.tar").unwrap();
+        assert_eq!(loaded.images.len(), 1);
+        assert_eq!(&loaded.images[0].1, img.id());
+        let back = other.resolve("multi.example/app:2", &host).unwrap();
+        assert_eq!(back.id(), img.id());
+        assert!(crate::gc::check(&other).unwrap().problems.is_empty());
     }
 }

@@ -221,4 +221,21 @@ mod tests {
         assert!(err.to_string().contains("junk.bin"), "{err}");
         assert!(store.list_images().unwrap().is_empty());
     }
+
+    #[test]
+    fn gzipped_rootfs_gives_the_same_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tar = rootfs_tar();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let name = Reference::parse("gz:1").unwrap();
+        import_rootfs(&store, &gz[..], "rootfs.tar.gz", Some(&name)).unwrap();
+        let img = store.resolve("gz:1", &PlatformSpec::host()).unwrap();
+        assert_eq!(
+            img.diff_ids().unwrap(),
+            vec![crate::digest::Digest::sha256_of(&tar)]
+        );
+    }
 }

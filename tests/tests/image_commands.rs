@@ -159,6 +159,16 @@ fn save_and_load_round_trip_both_formats() {
         );
         assert!(stdout(&out).contains("rt/app:v1"));
         run_ok(third.berth().args(["system", "check"]));
+        // and gzip-compressed, as docker load accepts
+        let gz = t.path(&format!("{format}.tar.gz"));
+        run_ok(Command::new("sh").arg("-c").arg(format!(
+            "gzip -c {} > {}",
+            archive.display(),
+            gz.display()
+        )));
+        let fourth = TestRoot::new();
+        let out = run_ok(fourth.berth().arg("load").arg("-i").arg(&gz));
+        assert!(stdout(&out).contains("rt/app:v1"), "{format} gzip");
     }
 }
 
