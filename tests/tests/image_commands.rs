@@ -255,3 +255,54 @@ fn concurrent_loads_and_reads_keep_the_store_consistent() {
     assert!(table.contains("one") && table.contains("two"), "{table}");
     run_ok(t.berth().args(["system", "check"]));
 }
+
+#[test]
+fn gc_and_check_cover_snapshots() {
+    let t = TestRoot::new();
+    import(&t, "keep:1");
+    let small = t.path("small");
+    std::fs::create_dir_all(small.join("etc")).unwrap();
+    std::fs::write(small.join("etc/motd"), "dropped image\n").unwrap();
+    let small_tar = t.path("small.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&small_tar)
+            .arg("-C")
+            .arg(&small)
+            .arg("."),
+    );
+    run_ok(t.berth().arg("import").arg(&small_tar).arg("drop:1"));
+    let keep_chain = stdout(&run_ok(t.berth().args(["snapshot", "unpack", "keep:1"])))
+        .trim()
+        .to_string();
+    let drop_chain = stdout(&run_ok(t.berth().args(["snapshot", "unpack", "drop:1"])))
+        .trim()
+        .to_string();
+    assert_ne!(keep_chain, drop_chain);
+    run_ok(t.berth().args(["system", "check"]));
+
+    run_ok(t.berth().args(["rmi", "drop:1"]));
+    let gc = stdout(&run_ok(t.berth().args(["system", "gc"])));
+    assert!(gc.contains(", 1 snapshots"), "{gc}");
+    let snaps = t.store().join("snapshots");
+    assert!(
+        snaps.join(&keep_chain[7..]).exists(),
+        "kept image's snapshot stays"
+    );
+    assert!(
+        !snaps.join(&drop_chain[7..]).exists(),
+        "dropped image's snapshot goes"
+    );
+    run_ok(t.berth().args(["system", "check"]));
+
+    let passwd = snaps.join(&keep_chain[7..]).join("fs/etc/passwd");
+    std::fs::write(&passwd, "root:x:0:0:tampered:/root:/bin/sh\n").unwrap();
+    let out = t.berth().args(["system", "check"]).output().unwrap();
+    assert!(!out.status.success(), "a tampered snapshot fails the check");
+    assert!(
+        stderr(&out).contains(&keep_chain),
+        "check names the snapshot: {}",
+        stderr(&out)
+    );
+}
