@@ -48,6 +48,50 @@ pub fn connect(
     Ok(Transport::new(endpoint, options.clone(), credentials)?)
 }
 
+/// Errors from [`pull_blocking`].
+#[derive(Debug, thiserror::Error)]
+pub enum PullImageError {
+    /// Docker's config could not be found or read.
+    #[error(transparent)]
+    Config(#[from] auth::ConfigError),
+    /// The registry could not be set up.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The pull failed.
+    #[error(transparent)]
+    Pull(#[from] pull::PullError),
+    /// The async runtime for the transfer could not be started.
+    #[error("cannot start the runtime for the pull: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Pulls `reference` into `store` for a synchronous caller (`berth pull`, the
+/// builder's `FROM`, `berth run` of a missing image): connects with the user's
+/// Docker credentials and runs the transfer on a private two-thread runtime.
+/// Must not be called from inside an async runtime.
+pub fn pull_blocking(
+    store: &berth_image::store::Store,
+    reference: &berth_image::reference::Reference,
+    options: &RegistryOptions,
+    pull_options: &pull::PullOptions,
+    progress: &Progress,
+) -> Result<pull::Pulled, PullImageError> {
+    let config_dir = auth::config::default_config_dir()?;
+    let transport = connect(reference.domain(), options, &config_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(PullImageError::Runtime)?;
+    Ok(runtime.block_on(pull::pull(
+        &transport,
+        store,
+        reference,
+        pull_options,
+        progress,
+    ))?)
+}
+
 /// Checks credentials against a registry: pings it and, when it asks for
 /// authentication, obtains a token (or makes a Basic request) with them.
 pub async fn verify_login(transport: &Transport) -> Result<(), TransportError> {

@@ -306,7 +306,6 @@ pub fn pull(g: &Globals, a: PullArgs) -> Result<()> {
     let platform = parse_platform(a.platform.as_deref())?;
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
     let _lock = store.lock_exclusive()?;
-    let transport = berth_registry_client::connect(reference.domain(), &options, &config_dir()?)?;
     if !a.quiet {
         println!(
             "{}: Pulling from {}",
@@ -323,13 +322,13 @@ pub fn pull(g: &Globals, a: PullArgs) -> Result<()> {
         platform,
         unpack: !a.no_unpack,
     };
-    let pulled = runtime()?.block_on(berth_registry_client::pull::pull(
-        &transport,
+    let pulled = berth_registry_client::pull_blocking(
         &store,
         &reference,
+        &options,
         &pull_options,
         &progress,
-    ))?;
+    )?;
     if !a.quiet {
         println!("Digest: {}", pulled.digest);
         if pulled.downloaded == 0 {
