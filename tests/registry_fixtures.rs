@@ -591,6 +591,8 @@ fn token_request_identity(req: &HttpRequest) -> (Option<String>, Vec<(String, St
 pub enum Fault {
     /// Answer with this status (e.g. 500, 429) without asking the registry.
     Status(u16),
+    /// Answer with this status and `Retry-After: <seconds>`.
+    RetryAfter(u16, u64),
     /// Answer 401 with the registry's own Bearer challenge, as for an expired token.
     Unauthorized,
     /// Forward, but close the connection after this many body bytes.
@@ -626,6 +628,8 @@ pub struct ProxiedRequest {
     pub range: Option<String>,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// When the request arrived.
+    pub at: Instant,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
 }
@@ -672,6 +676,7 @@ impl FaultProxy {
                 target: req.target.clone(),
                 range: req.headers.get("range").cloned(),
                 authorization: req.headers.get("authorization").cloned(),
+                at: Instant::now(),
                 fault: fault.clone(),
             });
             match fault {
@@ -681,6 +686,15 @@ impl FaultProxy {
                         &format!("{code} Injected"),
                         &[("Retry-After", "0".into())],
                         b"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected fault\"}]}",
+                    );
+                    return;
+                }
+                Some(Fault::RetryAfter(code, secs)) => {
+                    write_response(
+                        &mut client,
+                        &format!("{code} Injected"),
+                        &[("Retry-After", secs.to_string())],
+                        b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}",
                     );
                     return;
                 }

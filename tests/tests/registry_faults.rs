@@ -314,3 +314,29 @@ fn push_retries_failed_upload_steps() {
     let src = skopeo_raw(&format!("{}/{}", s.reg.host(), s.name), &[]);
     assert_eq!(sha256_digest(&raw), sha256_digest(&src));
 }
+
+#[test]
+fn retry_after_is_honoured() {
+    require_root();
+    let s = seeded(Auth::None, "faults/retry-after");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject("GET", "/manifests/", Fault::RetryAfter(429, 2), 1);
+    let r = TestRoot::new();
+    run_ok(berth_cmd(&r).args([
+        "pull",
+        "--no-unpack",
+        &format!("{}/{}", proxy.host(), s.name),
+    ]));
+    let manifests: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|q| q.target.contains("/manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    let waited = manifests[1].at.duration_since(manifests[0].at);
+    // The default first backoff is 200 ms; the server asked for 2 s.
+    assert!(
+        waited >= std::time::Duration::from_millis(1900),
+        "waited only {waited:?}"
+    );
+}
