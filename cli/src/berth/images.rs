@@ -187,25 +187,43 @@ fn rows(store: &Store, records: &[ImageRecord]) -> Result<Vec<Row>> {
     let platform = PlatformSpec::host();
     let mut out = Vec::new();
     for rec in records {
-        let img = store.resolve_record(rec, &platform).with_context(|| {
-            format!(
-                "image {}",
-                rec.name.as_ref().map(|n| n.familiar()).unwrap_or_default()
-            )
-        })?;
         let (repository, tag) = match &rec.name {
             Some(n) => (n.familiar_name(), n.tag().unwrap_or("<none>").to_string()),
             None => ("<none>".into(), "<none>".into()),
         };
-        out.push(Row {
-            repository,
-            tag,
-            id: img.config_digest.clone(),
-            digest: rec.target_digest()?,
-            created: created_of(&img),
-            size: img.size(),
-        });
+        let digest = rec.target_digest()?;
+        let row = match store.resolve_record(rec, &platform) {
+            Ok(img) => Row {
+                repository,
+                tag,
+                id: img.config_digest.clone(),
+                digest,
+                created: created_of(&img),
+                size: img.size(),
+            },
+            // An image with no manifest for this host (or damaged) is still
+            // listed, by its target digest, so it can be inspected or removed.
+            Err(e) => {
+                tracing::warn!(image = %repository, error = %e, "cannot resolve image");
+                Row {
+                    repository,
+                    tag,
+                    id: digest.clone(),
+                    digest,
+                    created: None,
+                    size: rec.target.size(),
+                }
+            }
+        };
+        out.push(row);
     }
+    // Newest first, as docker images lists them.
+    out.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then_with(|| a.repository.cmp(&b.repository))
+            .then_with(|| a.tag.cmp(&b.tag))
+    });
     Ok(out)
 }
 
@@ -414,15 +432,18 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
     for q in &a.images {
         let result = (|| -> Result<()> {
             let recs = store.find_images(q, &platform)?;
-            let id = store.resolve_record(&recs[0], &platform)?.config_digest;
+            // The image id; unknown when the image has no manifest for this host.
+            let id = store
+                .resolve_record(&recs[0], &platform)
+                .ok()
+                .map(|img| img.config_digest);
             // A name removes just that name; an id removes all of them.
             let by_name = Reference::parse(q)
                 .ok()
                 .is_some_and(|r| recs.len() == 1 && recs[0].name.as_ref() == Some(&r));
-            let doomed = if by_name {
-                recs
-            } else {
-                records_with_id(&store, &id)?
+            let doomed = match &id {
+                Some(id) if !by_name => records_with_id(&store, id)?,
+                _ => recs,
             };
             for rec in &doomed {
                 store.remove_image(rec)?;
@@ -430,8 +451,10 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
                     println!("Untagged: {}", n.familiar());
                 }
             }
-            if records_with_id(&store, &id)?.is_empty() {
-                println!("Deleted: {id}");
+            if let Some(id) = id {
+                if records_with_id(&store, &id)?.is_empty() {
+                    println!("Deleted: {id}");
+                }
             }
             Ok(())
         })();
