@@ -454,3 +454,41 @@ fn token_server_outage_is_retried() {
         run_fail(berth_cmd(&r).args(["pull", "--retries", "1", &format!("{host}/out/app:t")]));
     assert!(err.contains("token server") && err.contains("503"), "{err}");
 }
+
+#[test]
+fn login_prompts_on_a_terminal() {
+    require_root();
+    berth_tests::require_command("script", "bsdutils");
+    let reg = Registry::start(Auth::BasicTls);
+    let host = reg.host();
+    let r = TestRoot::new();
+    let cmd = format!(
+        "{} login --certs-dir {} {host}",
+        berth_tests::bin("berth").display(),
+        reg.certs_dir().display()
+    );
+    // script runs berth on a pty and feeds it our stdin.
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_CONFIG", r.path("docker-config"))
+        .env("BERTH_REGISTRY_CONFIG", r.path("no-daemon.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{USER}\n").as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Username: ") && text.contains("Password: "),
+        "{text}"
+    );
+    assert!(text.contains("Login Succeeded"), "{text}");
+    let cfg = docker_config(&r);
+    assert!(cfg["auths"][host.as_str()]["auth"].is_string(), "{cfg}");
+}

@@ -406,17 +406,30 @@ pub fn login(_g: &Globals, a: LoginArgs) -> Result<()> {
         }
         (None, false) => None,
     };
+    let interactive = std::io::stdin().is_terminal();
     let creds = match (a.username, password) {
         (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Credentials::Basic {
             username: u,
             password: p,
         },
         (None, Some(_)) => bail!("login to {domain}: --username is required"),
-        (_, _) => match config.credentials(&endpoint.auth_key())? {
+        (username, None) if interactive => {
+            let username = match username {
+                Some(u) => u,
+                None => prompt("Username: ", true)?,
+            };
+            let password = prompt("Password: ", false)?;
+            if username.is_empty() || password.is_empty() {
+                bail!("login to {domain}: user name and password must not be empty");
+            }
+            Credentials::Basic { username, password }
+        }
+        (None, None) => match config.credentials(&endpoint.auth_key())? {
             // `berth login SERVER` with stored credentials re-checks them, as docker does.
             Some(c) => c,
             None => bail!("login to {domain}: give --username and --password-stdin"),
         },
+        (_, _) => bail!("login to {domain}: give the password with --password-stdin"),
     };
     let transport =
         berth_registry_client::Transport::new(endpoint.clone(), options, Some(creds.clone()))?;
@@ -428,6 +441,31 @@ pub fn login(_g: &Globals, a: LoginArgs) -> Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "Login Succeeded")?;
     Ok(())
+}
+
+/// Asks on the terminal; with `echo` off the typed text is not shown (passwords).
+fn prompt(label: &str, echo: bool) -> Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    eprint!("{label}");
+    std::io::stderr().flush()?;
+    let saved = if echo {
+        None
+    } else {
+        let saved = tcgetattr(&stdin).context("read terminal settings")?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("turn off echo")?;
+        Some(saved)
+    };
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    if let Some(saved) = saved {
+        tcsetattr(&stdin, SetArg::TCSANOW, &saved).context("restore terminal settings")?;
+        eprintln!();
+    }
+    read.context("read from terminal")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// `berth logout [SERVER]`.
