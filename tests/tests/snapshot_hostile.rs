@@ -31,11 +31,43 @@ fn case_name(p: &Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
 }
 
-fn prepare_outside() {
-    fs::create_dir_all(OUTSIDE).unwrap();
-    let victim = Path::new(OUTSIDE).join("victim");
-    if fs::read(&victim).ok().as_deref() != Some(b"victim\n") {
-        fs::write(&victim, b"victim\n").unwrap();
+/// The shared "outside" directory the corpus aims at, holding a file
+/// `victim`. Test processes hold a shared lock on a lock file while they use
+/// it; the last one to finish (the one that gets the lock exclusively)
+/// removes the directory.
+struct Outside {
+    lock: Option<nix::fcntl::Flock<fs::File>>,
+}
+
+impl Outside {
+    fn prepare() -> Outside {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{OUTSIDE}.lock"))
+            .unwrap();
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        fs::create_dir_all(OUTSIDE).unwrap();
+        let victim = Path::new(OUTSIDE).join("victim");
+        if fs::read(&victim).ok().as_deref() != Some(b"victim\n") {
+            fs::write(&victim, b"victim\n").unwrap();
+        }
+        Outside { lock: Some(lock) }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        let Ok(file) = lock.unlock() else { return };
+        if let Ok(_last) =
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            let _ = fs::remove_dir_all(OUTSIDE);
+        }
     }
 }
 
@@ -89,7 +121,7 @@ fn snapshot_dirs(store: &Path) -> Vec<String> {
 #[test]
 fn hostile_layers_via_cli_never_escape() {
     require_root();
-    prepare_outside();
+    let _outside = Outside::prepare();
     for case in corpus() {
         let name = case_name(&case);
         let t = TestRoot::new();
@@ -155,7 +187,7 @@ fn hostile_layers_via_cli_never_escape() {
 #[test]
 fn hostile_layers_privileged_library_never_escape() {
     require_root();
-    prepare_outside();
+    let _outside = Outside::prepare();
     let options = UnpackOptions::for_current_user();
     assert!(options.privileged && options.preserve_ownership);
     for case in corpus() {

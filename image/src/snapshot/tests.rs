@@ -30,12 +30,43 @@ fn option_sets() -> Vec<UnpackOptions> {
     sets
 }
 
-/// Makes the shared "outside" directory with its victim file.
-fn prepare_outside() {
-    fs::create_dir_all(OUTSIDE).unwrap();
-    let victim = Path::new(OUTSIDE).join("victim");
-    if fs::read(&victim).ok().as_deref() != Some(b"victim\n") {
-        fs::write(&victim, b"victim\n").unwrap();
+/// The shared "outside" directory the corpus aims at, holding a file
+/// `victim`. Test processes hold a shared lock on a lock file while they use
+/// it; the last one to finish (the one that gets the lock exclusively)
+/// removes the directory.
+struct Outside {
+    lock: Option<nix::fcntl::Flock<fs::File>>,
+}
+
+impl Outside {
+    fn prepare() -> Outside {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(format!("{OUTSIDE}.lock"))
+            .unwrap();
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        fs::create_dir_all(OUTSIDE).unwrap();
+        let victim = Path::new(OUTSIDE).join("victim");
+        if fs::read(&victim).ok().as_deref() != Some(b"victim\n") {
+            fs::write(&victim, b"victim\n").unwrap();
+        }
+        Outside { lock: Some(lock) }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else { return };
+        let Ok(file) = lock.unlock() else { return };
+        if let Ok(_last) =
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            let _ = fs::remove_dir_all(OUTSIDE);
+        }
     }
 }
 
@@ -77,7 +108,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn hostile_corpus_never_escapes() {
-    prepare_outside();
+    let _outside = Outside::prepare();
     let mut cases: Vec<_> = fs::read_dir(corpus_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
