@@ -115,7 +115,7 @@ struct Attrs {
     mode: u32,
     uid: u64,
     gid: u64,
-    mtime: i64,
+    mtime: FileTime,
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
@@ -123,7 +123,7 @@ struct Attrs {
 struct PendingDir {
     path: PathBuf,
     mode: u32,
-    mtime: i64,
+    mtime: FileTime,
 }
 
 /// Unpacks the tar stream `reader` into the existing, empty directory `root`.
@@ -165,8 +165,8 @@ pub fn unpack_tar<R: Read>(
         };
         fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode))
             .map_err(|e| fail("chmod", e))?;
-        let t = FileTime::from_unix_time(dir.mtime, 0);
-        filetime::set_symlink_file_times(&dir.path, t, t).map_err(|e| fail("set times on", e))?;
+        filetime::set_symlink_file_times(&dir.path, dir.mtime, dir.mtime)
+            .map_err(|e| fail("set times on", e))?;
     }
     tracing::debug!(entries = count, root = %root.display(), "layer unpacked");
     Ok(())
@@ -321,8 +321,8 @@ impl Unpacker<'_> {
             fs::set_permissions(&path, fs::Permissions::from_mode(attrs.mode))
                 .map_err(self.io("chmod", &path))?;
         }
-        let t = FileTime::from_unix_time(attrs.mtime, 0);
-        filetime::set_symlink_file_times(&path, t, t).map_err(self.io("set times on", &path))?;
+        filetime::set_symlink_file_times(&path, attrs.mtime, attrs.mtime)
+            .map_err(self.io("set times on", &path))?;
         Ok(())
     }
 
@@ -346,7 +346,10 @@ impl Unpacker<'_> {
                 & 0o7777,
             uid: field(&raw.uid, header.uid())?,
             gid: field(&raw.gid, header.gid())?,
-            mtime: i64::try_from(field(&raw.mtime, header.mtime())?).unwrap_or(0),
+            mtime: FileTime::from_unix_time(
+                i64::try_from(field(&raw.mtime, header.mtime())?).unwrap_or(0),
+                0,
+            ),
             xattrs: Vec::new(),
         };
         if let Some(pax) = entry.pax_extensions().map_err(bad)? {
@@ -363,7 +366,11 @@ impl Unpacker<'_> {
                 match key {
                     "uid" => attrs.uid = number().map_or(attrs.uid, |v| v as u64),
                     "gid" => attrs.gid = number().map_or(attrs.gid, |v| v as u64),
-                    "mtime" => attrs.mtime = number().unwrap_or(attrs.mtime),
+                    "mtime" => {
+                        if let Some(t) = std::str::from_utf8(value).ok().and_then(pax_time) {
+                            attrs.mtime = t;
+                        }
+                    }
                     _ => {
                         if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                             attrs.xattrs.push((name.to_string(), value.to_vec()));
@@ -472,5 +479,42 @@ impl Unpacker<'_> {
             });
         }
         fs::hard_link(&target, path).map_err(self.io("link", path))
+    }
+}
+
+/// Parses a PAX time record (`secs[.fraction]`, possibly negative).
+fn pax_time(value: &str) -> Option<FileTime> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    let secs: i64 = secs.parse().ok()?;
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Nanoseconds from the first nine fraction digits, right-padded with zeros.
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+    let nanos: u32 = digits.parse().ok()?;
+    if secs < 0 && nanos > 0 {
+        // -1.25 means 1.25 s before the epoch: -2 s + 0.75 s.
+        return Some(FileTime::from_unix_time(secs - 1, 1_000_000_000 - nanos));
+    }
+    Some(FileTime::from_unix_time(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        assert_eq!(pax_time("12"), Some(FileTime::from_unix_time(12, 0)));
+        assert_eq!(
+            pax_time("1600000000.123456789123"),
+            Some(FileTime::from_unix_time(1_600_000_000, 123_456_789))
+        );
+        assert_eq!(
+            pax_time("5.5"),
+            Some(FileTime::from_unix_time(5, 500_000_000))
+        );
+        assert_eq!(pax_time("x"), None);
+        assert_eq!(pax_time("1.2e3"), None);
     }
 }
