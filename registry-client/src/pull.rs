@@ -174,6 +174,11 @@ pub async fn fetch_manifest(
     )
     .header(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
     let reply = transport.send_ok(&req).await?;
+    let served_digest = reply
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<Digest>().ok());
     let header_type = reply
         .headers()
         .get(CONTENT_TYPE)
@@ -206,7 +211,21 @@ pub async fn fetch_manifest(
             }
             actual
         }
-        None => Digest::sha256_of(&raw),
+        None => match served_digest {
+            // By tag: the registry's own digest must match the bytes it sent.
+            Some(served) => {
+                let actual = Digest::of(served.algorithm(), &raw);
+                if actual != served {
+                    return Err(PullError::ManifestDigest {
+                        reference: name,
+                        expected: served,
+                        actual,
+                    });
+                }
+                Digest::sha256_of(&raw)
+            }
+            None => Digest::sha256_of(&raw),
+        },
     };
     let declared = header_type.filter(|t| ManifestKind::of(t).is_some());
     let manifest = Manifest::parse(&digest, declared.as_deref(), &raw)?;

@@ -340,3 +340,17 @@ fn retry_after_is_honoured() {
         "waited only {waited:?}"
     );
 }
+
+#[test]
+fn corrupt_manifest_by_tag_fails_against_docker_content_digest() {
+    require_root();
+    let s = seeded(Auth::None, "faults/manifest");
+    let proxy = FaultProxy::start(&s.reg.host());
+    proxy.inject("GET", "/manifests/t", Fault::Corrupt, 1);
+    let r = TestRoot::new();
+    let name = format!("{}/{}", proxy.host(), s.name);
+    let err = run_fail(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+    assert!(err.contains("manifest digest mismatch"), "{err}");
+    assert!(stored_blobs(&r.store()).is_empty(), "nothing stored");
+    run_ok(berth_cmd(&r).args(["pull", "--no-unpack", &name]));
+}
