@@ -589,4 +589,105 @@ mod tests {
             "http://h/v2/a/blobs/uploads/u?_state=s&digest=sha256:x"
         );
     }
+
+    /// Stores a one-layer image for `arch` and returns its manifest descriptor.
+    fn image(store: &Store, arch: &str) -> Descriptor {
+        let layer = format!("layer for {arch}");
+        let (ld, ls) = store.write_blob_bytes(layer.as_bytes()).unwrap();
+        let config = serde_json::json!({"architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [ld.to_string()]}})
+        .to_string();
+        let (cd, cs) = store.write_blob_bytes(config.as_bytes()).unwrap();
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": berth_image::manifest::OCI_MANIFEST,
+            "config": {"mediaType": berth_image::manifest::OCI_CONFIG, "digest": cd.to_string(), "size": cs},
+            "layers": [{"mediaType": berth_image::manifest::OCI_LAYER_TAR, "digest": ld.to_string(), "size": ls}]})
+        .to_string();
+        let (md, ms) = store.write_blob_bytes(manifest.as_bytes()).unwrap();
+        berth_image::manifest::descriptor(berth_image::manifest::OCI_MANIFEST, &md, ms)
+    }
+
+    fn index(store: &Store, children: &[(&Descriptor, &str)]) -> Descriptor {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|(d, arch)| {
+                serde_json::json!({"mediaType": media_type_str(d), "digest": d.digest().to_string(),
+                    "size": d.size(), "platform": {"os": "linux", "architecture": arch}})
+            })
+            .collect();
+        let raw = serde_json::json!({"schemaVersion": 2,
+            "mediaType": berth_image::manifest::OCI_INDEX, "manifests": manifests})
+        .to_string();
+        let (d, s) = store.write_blob_bytes(raw.as_bytes()).unwrap();
+        berth_image::manifest::descriptor(berth_image::manifest::OCI_INDEX, &d, s)
+    }
+
+    fn platform(arch: &str) -> PlatformSpec {
+        PlatformSpec {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: None,
+        }
+    }
+
+    #[test]
+    fn complete_index_pushes_children_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let amd = image(&store, "amd64");
+        let arm = image(&store, "arm64");
+        let top = index(&store, &[(&amd, "amd64"), (&arm, "arm64")]);
+        let name: Reference = "localhost:5000/a/b:t".parse().unwrap();
+        let record = store.put_image(Some(&name), &top).unwrap();
+        let (manifests, blobs) = plan(&store, &record, &platform("amd64")).unwrap();
+        let order: Vec<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
+        let want: Vec<Digest> = [&amd, &arm, &top]
+            .iter()
+            .map(|d| descriptor_digest(d).unwrap())
+            .collect();
+        assert_eq!(order, want);
+        assert_eq!(blobs.len(), 4, "two configs and two layers");
+    }
+
+    #[test]
+    fn partial_index_pushes_the_stored_platform_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let amd = image(&store, "amd64");
+        let arm = image(&store, "arm64");
+        let top = index(&store, &[(&amd, "amd64"), (&arm, "arm64")]);
+        // The arm64 layer is missing, as after a single-platform pull.
+        let arm_raw = store.read_blob(&descriptor_digest(&arm).unwrap()).unwrap();
+        let arm_manifest: serde_json::Value = serde_json::from_slice(&arm_raw).unwrap();
+        let arm_layer: Digest = arm_manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        store.remove_blob(&arm_layer).unwrap();
+        let name: Reference = "localhost:5000/a/b:t".parse().unwrap();
+        let record = store.put_image(Some(&name), &top).unwrap();
+        let (manifests, blobs) = plan(&store, &record, &platform("amd64")).unwrap();
+        assert_eq!(manifests.len(), 1);
+        assert_eq!(manifests[0].digest, descriptor_digest(&amd).unwrap());
+        assert_eq!(blobs.len(), 2);
+        assert!(!blobs.contains_key(&arm_layer));
+    }
+
+    #[test]
+    fn mount_sources_come_from_other_repositories_of_the_same_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let amd = image(&store, "amd64");
+        let same: Reference = "localhost:5000/team/base:1".parse().unwrap();
+        let other_registry: Reference = "quay.io/team/base:1".parse().unwrap();
+        store.put_image(Some(&same), &amd).unwrap();
+        store.put_image(Some(&other_registry), &amd).unwrap();
+        let dest: Reference = "localhost:5000/team/app:1".parse().unwrap();
+        let sources = mount_sources(&store, &dest, &platform("amd64"));
+        assert_eq!(sources.len(), 1, "the layer");
+        assert!(sources.values().all(|r| r == "team/base"));
+        // Pushing to the repository itself mounts nothing.
+        assert!(mount_sources(&store, &same, &platform("amd64")).is_empty());
+    }
 }
