@@ -82,20 +82,26 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// A busybox root filesystem tarball made once per test process by
-/// `Dockerfiles/base/busybox-rootfs.sh` (needs `busybox-static`).
+/// A busybox root filesystem tarball made by `Dockerfiles/base/busybox-rootfs.sh`
+/// (needs `busybox-static`). It is kept in the target dir (build output, not host
+/// state) and made once: each test process writes its own copy and renames it into
+/// place, so parallel test binaries never see a half-written tar.
 pub fn busybox_rootfs_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
         require_command("busybox", "busybox-static");
-        let dir = std::env::temp_dir().join(format!("berth-test-busybox-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create busybox tar dir");
+        let dir = bin_dir().join("berth-test-data");
+        std::fs::create_dir_all(&dir).expect("create test data dir in the target dir");
         let tar = dir.join("busybox.tar");
-        run_ok(
-            Command::new("sh")
-                .arg(workspace_root().join("Dockerfiles/base/busybox-rootfs.sh"))
-                .arg(&tar),
-        );
+        if !tar.exists() {
+            let partial = dir.join(format!("busybox.tar.{}", std::process::id()));
+            run_ok(
+                Command::new("sh")
+                    .arg(workspace_root().join("Dockerfiles/base/busybox-rootfs.sh"))
+                    .arg(&partial),
+            );
+            std::fs::rename(&partial, &tar).expect("move busybox.tar into place");
+        }
         tar
     })
 }
