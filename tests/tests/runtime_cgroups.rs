@@ -159,6 +159,55 @@ fn v1_limits_freeze_stats_and_remove_on_a_sleeping_process() {
     }
 }
 
+#[test]
+fn v2_code_path_on_the_hosts_unified_hierarchy() {
+    // This host's hybrid v2 mount carries no resource controllers, but the v2
+    // core (cgroup.procs, cgroup.freeze, cgroup.events, cpu.stat) is all there.
+    require_root();
+    let unified = Path::new(ROOT).join("unified");
+    let name = test_name("v2");
+    let cgroup = Cgroup::open_in(&unified, Some(&format!("/{name}")), &name).expect("open");
+    assert_eq!(cgroup.version(), CgroupVersion::V2);
+    let child = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = Pid::from_raw(child.id() as i32);
+    let mut guard = Guard {
+        cgroup: cgroup.clone(),
+        children: vec![child],
+    };
+    cgroup
+        .create_and_apply(pid, None)
+        .expect("create and apply");
+    let dir = unified.join(&name);
+    assert_eq!(read(&dir.join("cgroup.procs")), pid.to_string());
+    let proc_cgroup = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    assert!(
+        proc_cgroup.lines().any(|l| l == format!("0::/{name}")),
+        "{proc_cgroup}"
+    );
+    assert_eq!(cgroup.pids().expect("pids"), vec![pid]);
+
+    cgroup.freeze().expect("freeze");
+    assert_eq!(cgroup.state().expect("state"), FreezerState::Frozen);
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 1"));
+    cgroup.thaw().expect("thaw");
+    assert_eq!(cgroup.state().expect("state"), FreezerState::Thawed);
+    assert!(read(&dir.join("cgroup.events")).contains("frozen 0"));
+
+    let stats = cgroup.stats().expect("stats");
+    assert!(serde_json::to_value(&stats).is_ok());
+    assert!(matches!(cgroup.remove(), Err(CgroupError::Busy { .. })));
+    for c in &mut guard.children {
+        c.kill().expect("kill sleep");
+        c.wait().expect("wait sleep");
+    }
+    guard.children.clear();
+    cgroup.remove().expect("remove");
+    assert!(!dir.exists());
+}
+
 /// Starts `sh -c SCRIPT` blocked on a line of stdin, moves it into the cgroup,
 /// then lets it run, so the script runs entirely under the limits.
 fn run_confined(cgroup: &Cgroup, res: &LinuxResources, script: &str) -> std::process::Output {
