@@ -244,6 +244,16 @@ fn v1_update_changes_the_memory_limit_and_keeps_devices() {
     assert_eq!(get(&r.join("memory/c1/memory.limit_in_bytes")), "1000000");
     assert_eq!(get(&r.join("pids/c1/pids.max")), "max");
     assert_eq!(get(&r.join("devices/c1/devices.allow")), "");
+
+    // Unlimited memory without a swap value lifts memsw as well.
+    put(
+        &r.join("memory/c1/memory.memsw.limit_in_bytes"),
+        "2000000\n",
+    );
+    cg.update(&resources(r#"{"memory": {"limit": -1}}"#))
+        .unwrap();
+    assert_eq!(get(&r.join("memory/c1/memory.limit_in_bytes")), "-1");
+    assert_eq!(get(&r.join("memory/c1/memory.memsw.limit_in_bytes")), "-1");
 }
 
 #[test]

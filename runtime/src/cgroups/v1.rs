@@ -224,7 +224,13 @@ impl V1Cgroup {
                 "memory.kernel is obsolete since Linux 5.4 and is ignored, as runc does"
             );
         }
-        match (m.limit(), m.swap()) {
+        // An unlimited memory limit without a swap value lifts memsw too (as
+        // runc does), or the old memsw limit would still cap the group.
+        let swap = match (m.limit(), m.swap()) {
+            (Some(-1), None) if dir.join("memory.memsw.limit_in_bytes").exists() => Some(-1),
+            (_, swap) => swap,
+        };
+        match (m.limit(), swap) {
             (Some(limit), Some(swap)) => {
                 // The kernel insists limit <= memsw.limit at every step, so raise
                 // memsw first when it grows and lower the limit first when it shrinks.
