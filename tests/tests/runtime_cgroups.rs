@@ -645,6 +645,20 @@ fn container_cgroup_values_update_stats_pause_resume_and_delete() {
         .or_else(|| data["memory"]["memory"]["limit"].as_u64());
     assert_eq!(mem_limit, Some(50331648), "{event}");
 
+    // A process started by exec joins the container's cgroup (and its limits).
+    let out = berth_tests::run_ok(
+        c.runtime(&["exec", &c.id, "cat", "/proc/self/cgroup"])
+            .stdin(Stdio::null()),
+    );
+    let exec_cgroup = String::from_utf8_lossy(&out.stdout);
+    for ctrl in ["memory", "pids", "cpu", "freezer"] {
+        let want = format!(":{ctrl}:{}", c.cgroups_path);
+        assert!(
+            exec_cgroup.lines().any(|l| l.ends_with(&want)),
+            "exec'd process outside the {ctrl} cgroup:\n{exec_cgroup}"
+        );
+    }
+
     // pause / resume through the freezer.
     berth_tests::run_ok(&mut c.runtime(&["pause", &c.id]));
     assert_eq!(c.status(), "paused");
