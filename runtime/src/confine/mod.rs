@@ -147,3 +147,36 @@ pub fn check(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<(), Co
 pub fn apply(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<(), ConfineError> {
     Confinement::new(process, seccomp)?.apply()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_process_and_runc_spec_process_validate() {
+        let default = Confinement::new(&Process::default(), None).unwrap();
+        assert!(default.capabilities.is_some());
+        let runc: Process = serde_json::from_str(
+            r#"{"user": {"uid": 0, "gid": 0}, "args": ["sh"], "cwd": "/",
+                "capabilities": {"bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                                 "ambient": ["CAP_KILL"]},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "noNewPrivileges": true}"#,
+        )
+        .unwrap();
+        let c = Confinement::new(&runc, None).unwrap();
+        assert!(c.no_new_privileges);
+        assert_eq!(c.rlimits.len(), 1);
+        assert!(c.seccomp.is_none());
+        check(&runc, None).unwrap();
+    }
+
+    #[test]
+    fn a_process_without_capabilities_leaves_them_alone() {
+        let bare: Process =
+            serde_json::from_str(r#"{"user": {"uid": 0, "gid": 0}, "cwd": "/"}"#).unwrap();
+        let c = Confinement::new(&bare, None).unwrap();
+        assert!(c.capabilities.is_none());
+        assert!(!c.no_new_privileges);
+    }
+}
