@@ -27,6 +27,7 @@ use crate::dockerfile::{
     parse, Command, CopyArgs, Dockerfile, Instruction, MountType, NetworkMode, ParseError,
     SecurityMode,
 };
+use crate::fetch::{self, FetchError, Fetched};
 use crate::fscopy::{self, Attrs, FsCopyError};
 use crate::ignore::IgnorePatterns;
 use crate::imageconfig::{ImageConfig, DEFAULT_PATH};
@@ -48,8 +49,8 @@ pub enum BuildError {
     /// The context could not be read.
     #[error(transparent)]
     Context(#[from] ContextError),
-    /// A base or `--from` image is not in the store.
-    #[error("image {reference}: {source}")]
+    /// A base or `--from` image is not in the store (the cause follows in the chain).
+    #[error("base image {reference}")]
     Image {
         /// The image.
         reference: String,
@@ -57,8 +58,8 @@ pub enum BuildError {
         #[source]
         source: StoreError,
     },
-    /// A base image's config is not JSON.
-    #[error("image {reference}: config: {source}")]
+    /// A base image's config is not JSON (the cause follows in the chain).
+    #[error("base image {reference}: config")]
     BaseConfig {
         /// The image.
         reference: String,
@@ -66,8 +67,9 @@ pub enum BuildError {
         #[source]
         source: serde_json::Error,
     },
-    /// A step failed; `at` names it (`Dockerfile:12 RUN make`).
-    #[error("{at}: {source}")]
+    /// A step failed; `at` names it (`Dockerfile:12 RUN make`); the cause follows in the
+    /// error chain.
+    #[error("{at}")]
     Step {
         /// The step's position and text.
         at: String,
@@ -133,7 +135,7 @@ pub enum StepError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// A source image.
-    #[error("image {reference}: {source}")]
+    #[error("image {reference}")]
     Image {
         /// The image.
         reference: String,
@@ -150,6 +152,9 @@ pub enum StepError {
         #[source]
         source: io::Error,
     },
+    /// ADD from a URL.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// Something berth does not do yet.
     #[error("{0} is not supported by berth yet")]
     Unsupported(String),
@@ -280,6 +285,7 @@ struct Runner<'a> {
     progress: &'a mut dyn FnMut(&Event),
     outs: BTreeMap<usize, StageOut>,
     files: Option<Vec<String>>,
+    fetched: BTreeMap<String, Fetched>,
 }
 
 impl Build {
@@ -360,6 +366,7 @@ impl Build {
             progress,
             outs: BTreeMap::new(),
             files: None,
+            fetched: BTreeMap::new(),
         };
         let result = runner.run_all();
         let _ = fs::remove_dir_all(&scratch);
@@ -620,6 +627,19 @@ impl Runner<'_> {
                         keys.push(CacheKey::base(&img.config_digest.to_string()));
                     }
                     None => {
+                        let checksum = match &step.instruction {
+                            Instruction::Add { checksum, .. } => checksum.clone(),
+                            _ => None,
+                        };
+                        for url in args.sources.iter().map(|s| &s.value).filter(|s| is_url(s)) {
+                            // A pinned checksum is the content's identity: no download
+                            // is needed to know the key.
+                            let id = match &checksum {
+                                Some(c) => c.clone(),
+                                None => self.fetch(url, None)?.digest,
+                            };
+                            keys.push(CacheKey::base(&format!("{url} {id}")));
+                        }
                         let local: Vec<String> = args
                             .sources
                             .iter()
@@ -752,7 +772,10 @@ impl Runner<'_> {
                 self.copy(id, step, args, false, &sfs.merged)?;
                 true
             }
-            Instruction::Add { args, .. } => {
+            Instruction::Add { args, checksum, .. } => {
+                for url in args.sources.iter().map(|s| &s.value).filter(|s| is_url(s)) {
+                    self.add_url(url, checksum.as_deref(), step, args, &sfs.merged)?;
+                }
                 self.copy(id, step, args, true, &sfs.merged)?;
                 true
             }
@@ -903,6 +926,74 @@ impl Runner<'_> {
         Ok(Some(layer))
     }
 
+    /// Downloads `url` once per build (checking `checksum`), into the build's scratch dir.
+    fn fetch(&mut self, url: &str, checksum: Option<&str>) -> Result<Fetched, StepError> {
+        if let Some(f) = self.fetched.get(url) {
+            if let Some(c) = checksum {
+                if c != f.digest {
+                    return Err(FetchError::Checksum {
+                        url: url.to_string(),
+                        expected: c.to_string(),
+                        actual: f.digest.clone(),
+                    }
+                    .into());
+                }
+            }
+            return Ok(f.clone());
+        }
+        let dir = self.scratch.join("fetch");
+        fs::create_dir_all(&dir).map_err(|source| StepError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let dest = dir.join(berth_image::digest::Digest::sha256_of(url.as_bytes()).hex());
+        let f = fetch::fetch(url, &dest, checksum)?;
+        self.fetched.insert(url.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// ADD of a URL: the file (not extracted) at the destination, mode 0600 unless
+    /// `--chmod`, owned by root unless `--chown`, dated by `Last-Modified`.
+    fn add_url(
+        &mut self,
+        url: &str,
+        checksum: Option<&str>,
+        step: &Step,
+        args: &CopyArgs,
+        root: &Path,
+    ) -> Result<(), StepError> {
+        let f = self.fetch(url, checksum)?;
+        let dest_abs = if args.dest.starts_with('/') {
+            args.dest.clone()
+        } else {
+            format!("{}/{}", step.workdir.trim_end_matches('/'), args.dest)
+        };
+        let dest_host = rootpath::resolve(root, &dest_abs, true, false)?;
+        let dest = if args.dest.ends_with('/') || dest_host.is_dir() {
+            format!("{}/{}", dest_abs.trim_end_matches('/'), f.name)
+        } else {
+            dest_abs
+        };
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StepError::Io { path, source }
+        };
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&f.path, fs::Permissions::from_mode(0o600)).map_err(io_err(&f.path))?;
+        let mtime = filetime::FileTime::from_unix_time(f.mtime.unwrap_or(0), 0);
+        filetime::set_file_mtime(&f.path, mtime).map_err(io_err(&f.path))?;
+        let owner = match &args.chown {
+            Some(spec) => users::chown_ids(root, spec)?,
+            None => (0, 0),
+        };
+        let attrs = Attrs {
+            owner: Some(owner),
+            chmod: args.chmod.clone(),
+        };
+        fscopy::copy_entry(&f.path, root, &dest, &attrs)?;
+        Ok(())
+    }
+
     /// COPY or ADD into `root`.
     fn copy(
         &mut self,
@@ -953,10 +1044,12 @@ impl Runner<'_> {
                 }
             })?;
         }
-        let sources: Vec<String> = args.sources.iter().map(|s| s.value.clone()).collect();
-        if sources.iter().any(|s| is_url(s)) {
-            return Err(StepError::Unsupported("ADD from a URL".into()));
-        }
+        let sources: Vec<String> = args
+            .sources
+            .iter()
+            .map(|s| s.value.clone())
+            .filter(|s| !is_url(s))
+            .collect();
         if sources.is_empty() {
             return Ok(());
         }

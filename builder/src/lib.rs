@@ -20,6 +20,7 @@ pub mod context;
 pub mod copyplan;
 pub mod dockerfile;
 pub mod execute;
+pub mod fetch;
 pub mod fscopy;
 mod glob;
 pub mod ignore;

@@ -216,3 +216,129 @@ RUN echo good > /good
         String::from_utf8_lossy(&inspect.stdout)
     );
 }
+
+/// Kills the HTTP server on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// ADD of a URL (a busybox httpd on loopback): `--checksum` is checked, the file gets
+/// mode 0600 and the server's Last-Modified time, and a pinned checksum makes the step
+/// cacheable without contacting the server again.
+#[test]
+fn add_url_with_checksum() {
+    let env = BuildEnv::new();
+    berth_tests::require_command("busybox", "busybox-static");
+    let www = env.root.path("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("remote.txt"), "remote content\n").unwrap();
+    let stamp = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    fs::File::options()
+        .write(true)
+        .open(www.join("remote.txt"))
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server(
+        std::process::Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(&www)
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/remote.txt");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sum = {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(b"remote content\n"))
+    };
+    let ctx = env.root.path("url-ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox:latest\nADD --checksum=sha256:{sum} {url} /dl/\n"),
+    )
+    .unwrap();
+    let tar = env.root.path("url.tar");
+    let out = format!("type=docker,dest={}", tar.display());
+    env.build_ok(&["--output", &out, ctx.to_str().unwrap()]);
+    let (files, _) = flatten(&tar);
+    let f = files.get("dl/remote.txt").expect("downloaded file in /dl/");
+    assert_eq!(f.mode, 0o600);
+    assert_eq!((f.uid, f.gid), (0, 0));
+    assert_eq!(f.data, sum);
+    let mut archive = tar::Archive::new(fs::File::open(&tar).unwrap());
+    let mut mtime = None;
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().ends_with("layer.tar") {
+            let mut layer = tar::Archive::new(e);
+            for le in layer.entries().unwrap() {
+                let le = le.unwrap();
+                if le
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .ends_with("dl/remote.txt")
+                {
+                    mtime = Some(le.header().mtime().unwrap());
+                }
+            }
+        }
+    }
+    assert_eq!(
+        mtime,
+        Some(1_600_000_000),
+        "Last-Modified becomes the mtime"
+    );
+
+    // With the server gone, the pinned step still comes from the cache.
+    drop(server);
+    let (_, log) = env.build_ok(&[ctx.to_str().unwrap()]);
+    assert!(
+        steps(&log)
+            .iter()
+            .all(|(l, cached)| l.contains("FROM") || *cached),
+        "{log}"
+    );
+
+    // A wrong checksum fails the build, naming both digests.
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM busybox:latest\nADD --checksum=sha256:{} {url} /dl/\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let _server = Server(
+        std::process::Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+            .arg(&www)
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = env.build(&[ctx.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("checksum mismatch") && err.contains(&sum),
+        "{err}"
+    );
+}
