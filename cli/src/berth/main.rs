@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod build;
+mod containers;
 mod images;
 mod registry;
 mod snapshots;
@@ -62,6 +63,23 @@ enum Command {
     /// Unpacked layers: unpack, ls, verify.
     #[command(subcommand)]
     Snapshot(snapshots::SnapshotCommand),
+    /// Run a command in a new container.
+    Run(containers::RunArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Show a container's output.
+    Logs(containers::LogsArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL).
+    Stop(containers::StopArgs),
+    /// Send a signal to running containers.
+    Kill(containers::KillArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(containers::WaitArgs),
+    /// The per-container monitor `run` starts (internal).
+    #[command(name = "__monitor", hide = true)]
+    Monitor(containers::MonitorArgs),
 }
 
 /// Global options every command needs.
@@ -87,6 +105,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(a) => registry::logout(g, a).map(|()| ExitCode::SUCCESS),
         Command::Build(a) => build::build(g, a).map(|()| ExitCode::SUCCESS),
         Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
+        Command::Run(a) => containers::run(g, a),
+        Command::Ps(a) => containers::ps(g, a),
+        Command::Logs(a) => containers::logs(g, a),
+        Command::Stop(a) => containers::stop(g, a),
+        Command::Kill(a) => containers::kill(g, a),
+        Command::Rm(a) => containers::rm(g, a),
+        Command::Wait(a) => containers::wait(g, a),
+        Command::Monitor(a) => containers::monitor(g, a),
     }
 }
 

@@ -1,0 +1,439 @@
+//! Container commands: run, ps, logs, stop, kill, wait, rm, and the hidden `__monitor`
+//! that `run` starts for each container. Docker's flags and output shapes.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use berth_orchestrator::container::{
+    self, monitor, ContainerConfig, Containers, LogReader, RunOptions, State, Status, Stream,
+};
+use berth_orchestrator::network::{parse_publish, NetworkMode};
+use clap::Args;
+
+use crate::Globals;
+
+/// `berth run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    rm: bool,
+    /// Name of the container.
+    #[arg(long)]
+    name: Option<String>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/udp].
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Set an environment variable (NAME=value, or NAME to take berth's own).
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// User (name or uid, optionally :group).
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// Replace the image's entrypoint ("" clears it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// The container's host name.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Network mode: bridge, none or host.
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// The image.
+    image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+/// `berth ps`.
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show every container (by default only running ones).
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Only print ids.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Do not truncate ids and commands.
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// `berth logs`.
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Keep printing output until the container exits.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Only the last N lines ("all" for every line).
+    #[arg(long, default_value = "all")]
+    tail: String,
+    /// The container.
+    container: String,
+}
+
+/// `berth stop`.
+#[derive(Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    time: u64,
+    /// The containers.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `berth kill`.
+#[derive(Args)]
+pub struct KillArgs {
+    /// The signal (name, SIGNAME or number).
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    signal: String,
+    /// The containers.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `berth rm`.
+#[derive(Args)]
+pub struct RmArgs {
+    /// Kill running containers first.
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// The containers.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `berth wait`.
+#[derive(Args)]
+pub struct WaitArgs {
+    /// The containers.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// `berth __monitor` (hidden).
+#[derive(Args)]
+pub struct MonitorArgs {
+    /// The container id.
+    id: String,
+}
+
+/// Creates and starts a container; in the foreground, streams its output and exits with its
+/// exit code.
+pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
+    let network: NetworkMode = a.network.parse()?;
+    let mut publish = Vec::new();
+    for p in &a.publish {
+        publish.extend(parse_publish(p)?);
+    }
+    let opts = RunOptions {
+        image: a.image,
+        cmd: a.cmd,
+        name: a.name,
+        entrypoint: a.entrypoint,
+        env: a.env,
+        workdir: a.workdir,
+        user: a.user,
+        hostname: a.hostname,
+        network,
+        publish,
+        auto_remove: a.rm,
+    };
+    let c = Containers::new(&g.root);
+    let config = container::create(&c, &opts)?;
+    let exe = std::env::current_exe().context("find the berth binary")?;
+    let mut handle = match monitor::spawn(&c, &exe, &config.id) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = container::remove(&c, &config, true);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = handle.started() {
+        // The monitor released what it could; remove the rest unless --rm did.
+        if !a.rm {
+            let _ = container::remove(&c, &config, true);
+        }
+        return Err(e.into());
+    }
+    if a.detach {
+        println!("{}", config.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut reader = LogReader::new(&c.log_path(&config.id));
+    // Opened now, so output stays readable after --rm removes the file.
+    print_entries(&mut reader)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.wait());
+    });
+    loop {
+        print_entries(&mut reader)?;
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(code) => {
+                print_entries(&mut reader)?;
+                let code = code?;
+                return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("lost the monitor of container {}", config.short_id())
+            }
+        }
+    }
+}
+
+fn print_entries(reader: &mut LogReader) -> Result<()> {
+    for e in reader.read_new()? {
+        write_entry(&e.log, e.stream);
+    }
+    Ok(())
+}
+
+fn write_entry(text: &str, stream: Stream) {
+    match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+        Stream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+        }
+    }
+}
+
+/// The monitor subcommand.
+pub fn monitor(g: &Globals, a: MonitorArgs) -> Result<ExitCode> {
+    let c = Containers::new(&g.root);
+    monitor::serve(&c, &a.id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's "x seconds ago" wording.
+fn human_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+fn since(time: Option<&str>) -> String {
+    time.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| human_duration(chrono::Utc::now().signed_duration_since(t)))
+        .unwrap_or_default()
+}
+
+fn status_text(state: &State) -> String {
+    match state.status {
+        Status::Created => "Created".into(),
+        Status::Running if !state.monitor_alive() => "Exited (unknown)".into(),
+        Status::Running => format!("Up {}", since(state.started_at.as_deref())),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            state.exit_code.unwrap_or(-1),
+            since(state.finished_at.as_deref())
+        ),
+    }
+}
+
+fn ports_text(config: &ContainerConfig) -> String {
+    config
+        .ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Lists containers.
+pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
+    let c = Containers::new(&g.root);
+    let rows: Vec<_> = c
+        .list()?
+        .into_iter()
+        .filter(|(_, s)| a.all || (s.status == Status::Running && s.monitor_alive()))
+        .collect();
+    if a.quiet {
+        for (config, _) in rows {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    &config.id
+                } else {
+                    config.short_id()
+                }
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = vec![[
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "COMMAND".into(),
+        "CREATED".into(),
+        "STATUS".into(),
+        "PORTS".into(),
+        "NAMES".into(),
+    ]];
+    for (config, state) in rows {
+        let mut command = config.args.join(" ");
+        if !a.no_trunc && command.chars().count() > 20 {
+            command = command.chars().take(19).collect::<String>() + "…";
+        }
+        table.push([
+            if a.no_trunc {
+                config.id.clone()
+            } else {
+                config.short_id().to_string()
+            },
+            config.image.clone(),
+            format!("\"{command}\""),
+            format!("{} ago", since(Some(&config.created))),
+            status_text(&state),
+            ports_text(&config),
+            config.name.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for row in table {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == 6 {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a container's output (stdout entries to stdout, stderr entries to stderr).
+pub fn logs(g: &Globals, a: LogsArgs) -> Result<ExitCode> {
+    let c = Containers::new(&g.root);
+    let config = c.lookup(&a.container)?;
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .with_context(|| format!("--tail {n:?}: expected a number or \"all\""))?,
+        ),
+    };
+    let mut reader = LogReader::new(&c.log_path(&config.id));
+    let entries = reader.read_new()?;
+    let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
+    for e in &entries[skip..] {
+        write_entry(&e.log, e.stream);
+    }
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        let state = c.state(&config.id);
+        print_entries(&mut reader)?;
+        match state {
+            Ok(s) if s.status == Status::Running && s.monitor_alive() => {}
+            Ok(s) if s.status == Status::Created => {}
+            _ => {
+                print_entries(&mut reader)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn each(
+    g: &Globals,
+    names: &[String],
+    mut act: impl FnMut(&Containers, &ContainerConfig) -> Result<()>,
+) -> Result<ExitCode> {
+    let c = Containers::new(&g.root);
+    let mut failed = false;
+    for name in names {
+        let done = c
+            .lookup(name)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| act(&c, &config));
+        match done {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("berth: {name}: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Stops containers: SIGTERM, then SIGKILL after `-t` seconds.
+pub fn stop(g: &Globals, a: StopArgs) -> Result<ExitCode> {
+    let t = Duration::from_secs(a.time);
+    each(g, &a.containers, |c, config| {
+        Ok(container::stop(c, config, t)?)
+    })
+}
+
+/// Sends a signal to containers.
+pub fn kill(g: &Globals, a: KillArgs) -> Result<ExitCode> {
+    let name = a.signal.to_ascii_uppercase();
+    let signal = berth_runtime::container::parse_signal(&name)
+        .with_context(|| format!("signal {:?}", a.signal))?;
+    each(g, &a.containers, |c, config| {
+        Ok(container::kill(c, config, signal)?)
+    })
+}
+
+/// Removes containers.
+pub fn rm(g: &Globals, a: RmArgs) -> Result<ExitCode> {
+    each(g, &a.containers, |c, config| {
+        Ok(container::remove(c, config, a.force)?)
+    })
+}
+
+/// Waits for containers to exit and prints their exit codes.
+pub fn wait(g: &Globals, a: WaitArgs) -> Result<ExitCode> {
+    let c = Containers::new(&g.root);
+    for name in &a.containers {
+        let config = c.lookup(name)?;
+        match container::wait_exit(&c, &config.id, None)? {
+            Some(code) => println!("{code}"),
+            None => bail!("container {name}: gave up waiting"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,268 @@
+//! Creating a container: every check that can fail on input (network mode, ports, image,
+//! name) comes before anything is made; then the rootfs overlay, network namespace and
+//! attachment, `/etc` files and OCI bundle are made under `$ROOT/containers/<id>/`. A failure
+//! part-way removes everything made so far (the same release as `rm -f`), so nothing is left
+//! half-created.
+
+use std::path::{Path, PathBuf};
+
+use berth_image::manifest::PlatformSpec;
+use berth_image::snapshot::Snapshots;
+use berth_image::store::Store;
+
+use super::spec::{self, SpecValues};
+use super::state::{now_rfc3339, State};
+use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
+use crate::network::{files, netns, NetworkMode, PortMapping};
+
+/// What `berth run` asks for, parsed but not yet checked against the image.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The image (name, id or id prefix).
+    pub image: String,
+    /// CMD from the command line (replaces the image's Cmd when not empty).
+    pub cmd: Vec<String>,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--entrypoint` (an empty string clears the image's).
+    pub entrypoint: Option<String>,
+    /// `-e NAME=value` (or `NAME` alone, taken from berth's own environment).
+    pub env: Vec<String>,
+    /// `-w`.
+    pub workdir: Option<String>,
+    /// `-u user[:group]`.
+    pub user: Option<String>,
+    /// `--hostname`.
+    pub hostname: Option<String>,
+    /// `--network`.
+    pub network: NetworkMode,
+    /// `-p`, parsed.
+    pub publish: Vec<PortMapping>,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// Creates a container from `opts` and returns its record; it is left in state `created`
+/// for a monitor to start.
+pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, ContainerError> {
+    if let NetworkMode::Container(_) = opts.network {
+        return Err(ContainerError::UnsupportedNetwork(opts.network.to_string()));
+    }
+    if !opts.publish.is_empty() && !opts.network.attaches() {
+        return Err(ContainerError::PublishWithoutBridge(
+            opts.network.to_string(),
+        ));
+    }
+    if let Some(h) = &opts.hostname {
+        files::validate_hostname(h)?;
+    }
+    let store = Store::open(c.root())?;
+    let _lock = store.lock_shared()?;
+    let image = store.resolve(&opts.image, &PlatformSpec::host())?;
+    let image_cfg = image.config.config().clone().unwrap_or_default();
+    let args = spec::argv(
+        image_cfg.entrypoint().as_deref().unwrap_or(&[]),
+        image_cfg.cmd().as_deref().unwrap_or(&[]),
+        opts.entrypoint.as_deref(),
+        &opts.cmd,
+    );
+    if args.is_empty() {
+        return Err(ContainerError::NoCommand(opts.image.clone()));
+    }
+    let id = hex::encode(rand::random::<[u8; 32]>());
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("berth_{}", &id[..12]));
+    c.reserve_name(&name, &id)?;
+    let _span = tracing::info_span!("create", container = %&id[..12], %name).entered();
+    let config = ContainerConfig {
+        id: id.clone(),
+        name: name.clone(),
+        image: opts.image.clone(),
+        image_id: image.id().to_string(),
+        args,
+        created: now_rfc3339(),
+        network: opts.network.to_string(),
+        netns: opts
+            .network
+            .own_namespace()
+            .then(|| Path::new(netns::DEFAULT_DIR).join(&id)),
+        ports: Vec::new(),
+        auto_remove: opts.auto_remove,
+    };
+    let made = Prepare {
+        c,
+        opts,
+        store: &store,
+        image: &image,
+        image_cfg: &image_cfg,
+    }
+    .run(config);
+    match made {
+        Ok(config) => Ok(config),
+        Err(e) => {
+            tracing::debug!(error = %e, "create failed; removing what was made");
+            if let Err(cleanup) = lifecycle::release(c, &id, &opts.network) {
+                tracing::warn!(error = %cleanup, "cannot undo a failed create");
+            }
+            let dir = c.dir(&id);
+            if let Err(cleanup) = std::fs::remove_dir_all(&dir) {
+                if cleanup.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(error = %cleanup, dir = %dir.display(), "cannot remove");
+                }
+            }
+            c.release_name(&name, &id);
+            Err(e)
+        }
+    }
+}
+
+struct Prepare<'a> {
+    c: &'a Containers,
+    opts: &'a RunOptions,
+    store: &'a Store,
+    image: &'a berth_image::store::ResolvedImage,
+    image_cfg: &'a oci_spec::image::Config,
+}
+
+impl Prepare<'_> {
+    fn run(self, mut config: ContainerConfig) -> Result<ContainerConfig, ContainerError> {
+        let id = config.id.clone();
+        let dir = self.c.dir(&id);
+        for sub in ["upper", "work", "rootfs", "bundle", "etc"] {
+            let p = dir.join(sub);
+            std::fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let rootfs = dir.join("rootfs");
+        let snapshots = Snapshots::new(self.store.snapshots_dir());
+        let top = snapshots.unpack_image(self.store, self.image)?;
+        snapshots
+            .mount_rootfs(top.as_ref(), &dir.join("upper"), &dir.join("work"), &rootfs)?
+            .keep();
+
+        let user_spec = self
+            .opts
+            .user
+            .clone()
+            .or_else(|| self.image_cfg.user().clone())
+            .unwrap_or_default();
+        let ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        let cwd = self
+            .opts
+            .workdir
+            .clone()
+            .or_else(|| self.image_cfg.working_dir().clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_string());
+        make_dir_in_root(&rootfs, &cwd)?;
+
+        let mode = &self.opts.network;
+        let hostname = match (&self.opts.hostname, mode) {
+            (Some(h), _) => h.clone(),
+            (None, NetworkMode::Host) => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| id[..12].to_string()),
+            (None, _) => id[..12].to_string(),
+        };
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (hosts, resolv) = match (mode, &config.netns) {
+            (NetworkMode::Host, _) | (_, None) => (
+                std::fs::read_to_string("/etc/hosts")
+                    .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".to_string()),
+                host_resolv,
+            ),
+            (_, Some(_)) => {
+                let ns = netns::create(Path::new(netns::DEFAULT_DIR), &id)?;
+                let ip = if mode.attaches() {
+                    let attachment = self.c.network().attach(&id, &ns, &self.opts.publish)?;
+                    config.ports = attachment.ports.clone();
+                    Some(attachment.ip)
+                } else {
+                    netns::loopback_up(&ns)?;
+                    None
+                };
+                (
+                    files::hosts(&hostname, ip, &[])?,
+                    files::resolv_conf(&host_resolv),
+                )
+            }
+        };
+        let [hosts_path, resolv_path, hostname_path] = files::write_all(
+            &dir.join("etc"),
+            &hosts,
+            &resolv,
+            &files::hostname(&hostname)?,
+        )?;
+        let mut etc_files = Vec::new();
+        for (path, name) in [
+            (hosts_path, "hosts"),
+            (resolv_path, "resolv.conf"),
+            (hostname_path, "hostname"),
+        ] {
+            make_file_in_root(&rootfs, &format!("/etc/{name}"))?;
+            etc_files.push((path, name));
+        }
+
+        let env_in: Vec<String> = self
+            .opts
+            .env
+            .iter()
+            .filter_map(|kv| match kv.split_once('=') {
+                Some(_) => Some(kv.clone()),
+                None => std::env::var(kv).ok().map(|v| format!("{kv}={v}")),
+            })
+            .collect();
+        let values = SpecValues {
+            id: id.clone(),
+            rootfs: rootfs.clone(),
+            args: config.args.clone(),
+            env: spec::merge_env(
+                self.image_cfg.env().as_deref().unwrap_or(&[]),
+                &env_in,
+                &hostname,
+            ),
+            cwd,
+            user: (ids.uid, ids.gid, ids.additional_gids),
+            hostname,
+            netns: config.netns.clone(),
+            etc_files,
+        };
+        write_json(&dir.join("bundle/config.json"), &spec::build(&values))?;
+        write_json(&dir.join("config.json"), &config)?;
+        State::created().save(&dir)?;
+        tracing::info!("created");
+        Ok(config)
+    }
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ContainerError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| ContainerError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io_err(path))
+}
+
+/// Creates directory `path` (absolute in the image) inside `root` unless it exists.
+fn make_dir_in_root(root: &Path, path: &str) -> Result<(), ContainerError> {
+    let host = berth_builder::rootpath::resolve(root, path, true, true)?;
+    if !host.exists() {
+        std::fs::create_dir(&host).map_err(io_err(&host))?;
+    }
+    Ok(())
+}
+
+/// Creates an empty file at `path` inside `root` (a bind-mount point) unless something is
+/// there already.
+fn make_file_in_root(root: &Path, path: &str) -> Result<(), ContainerError> {
+    let host = berth_builder::rootpath::resolve(root, path, true, true)?;
+    if std::fs::symlink_metadata(&host).is_err() {
+        std::fs::File::create(&host).map_err(io_err(&host))?;
+    }
+    Ok(())
+}

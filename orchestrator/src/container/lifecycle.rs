@@ -1,0 +1,196 @@
+//! Stop, kill, wait and remove, acting on what the monitor records in `state.json`, and the
+//! one release every path shares (failed create, exit, `rm -f`): runtime state and cgroup,
+//! network attachment, network namespace, rootfs mount. Release is idempotent, so the
+//! monitor and `rm -f` may both run it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::state::Status;
+use super::{io_err, ContainerConfig, ContainerError, Containers};
+use crate::network::{netns, NetworkMode};
+
+/// How long `rm -f` and the SIGKILL half of `stop` wait for the monitor to finish.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// Removes what container `id` holds on the host, keeping its directory (logs, state).
+pub(super) fn release(c: &Containers, id: &str, mode: &NetworkMode) -> Result<(), ContainerError> {
+    let mut first: Option<ContainerError> = None;
+    let mut note = |r: Result<(), ContainerError>| {
+        if let Err(e) = r {
+            tracing::warn!(container = id, error = %e, "release");
+            first.get_or_insert(e);
+        }
+    };
+    note(match c.runtime().delete(id, true) {
+        Ok(()) | Err(berth_runtime::ContainerError::NotExist(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    });
+    if mode.attaches() {
+        note(c.network().detach(id).map(drop).map_err(Into::into));
+    }
+    if mode.own_namespace() {
+        let ns = Path::new(netns::DEFAULT_DIR).join(id);
+        note(netns::remove(&ns).map(drop).map_err(Into::into));
+    }
+    let rootfs = c.dir(id).join("rootfs");
+    if is_mount_point(&rootfs) {
+        note(berth_image::snapshot::mount::unmount(&rootfs).map_err(Into::into));
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Whether `path` is a mount point in our mount namespace.
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(canonical) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let Some(wanted) = canonical.to_str() else {
+        return false;
+    };
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|m| m == wanted)
+    })
+}
+
+/// Sends `signal` to the container's init (Docker's `kill -s`).
+pub fn kill(
+    c: &Containers,
+    config: &ContainerConfig,
+    signal: Signal,
+) -> Result<(), ContainerError> {
+    let state = c.state(&config.id)?;
+    if state.status != Status::Running {
+        return Err(ContainerError::WrongState {
+            id: config.id.clone(),
+            reason: "container is not running".into(),
+        });
+    }
+    match c.runtime().kill(&config.id, signal, false) {
+        Ok(()) => Ok(()),
+        Err(berth_runtime::ContainerError::NotExist(_)) => Err(ContainerError::WrongState {
+            id: config.id.clone(),
+            reason: "container is not running".into(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SIGTERM, then SIGKILL (to every process of the container) when it is still running after
+/// `timeout`; returns once the monitor has recorded the exit. A stopped container is left as is.
+pub fn stop(
+    c: &Containers,
+    config: &ContainerConfig,
+    timeout: Duration,
+) -> Result<(), ContainerError> {
+    if c.state(&config.id)?.status != Status::Running {
+        return Ok(());
+    }
+    let _span = tracing::info_span!("stop", container = config.short_id()).entered();
+    let runtime = c.runtime();
+    if let Err(e) = runtime.kill(&config.id, Signal::SIGTERM, false) {
+        tracing::debug!(error = %e, "SIGTERM");
+    }
+    if wait_exit(c, &config.id, Some(timeout))?.is_some() {
+        return Ok(());
+    }
+    tracing::info!("still running after {}s: SIGKILL", timeout.as_secs());
+    if let Err(e) = runtime.kill(&config.id, Signal::SIGKILL, true) {
+        tracing::debug!(error = %e, "SIGKILL");
+    }
+    match wait_exit(c, &config.id, Some(KILL_WAIT))? {
+        Some(_) => Ok(()),
+        None => Err(ContainerError::WrongState {
+            id: config.id.clone(),
+            reason: format!("did not exit within {}s of SIGKILL", KILL_WAIT.as_secs()),
+        }),
+    }
+}
+
+/// Waits until container `id` has exited and returns its exit code; `None` when `timeout`
+/// passed first. A container whose monitor died without recording an exit is an error.
+pub fn wait_exit(
+    c: &Containers,
+    id: &str,
+    timeout: Option<Duration>,
+) -> Result<Option<i32>, ContainerError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let state = c.state(id)?;
+        match state.status {
+            Status::Exited => return Ok(Some(state.exit_code.unwrap_or(-1))),
+            Status::Running if !state.monitor_alive() => {
+                // The monitor writes the exit before it goes: re-read once to be sure.
+                let again = c.state(id)?;
+                if again.status == Status::Exited {
+                    return Ok(Some(again.exit_code.unwrap_or(-1)));
+                }
+                return Err(ContainerError::Monitor(format!(
+                    "the monitor of container {id} is gone without recording an exit"
+                )));
+            }
+            _ => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for the monitor recorded in `id`'s state to exit.
+fn wait_monitor_gone(c: &Containers, id: &str) -> Result<(), ContainerError> {
+    let deadline = Instant::now() + KILL_WAIT;
+    loop {
+        match c.state(id) {
+            Ok(s) if s.monitor_alive() => {}
+            _ => return Ok(()),
+        }
+        if Instant::now() >= deadline {
+            return Err(ContainerError::Monitor(format!(
+                "the monitor of container {id} did not finish within {}s",
+                KILL_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Removes a container and everything it holds; with `force`, kills it first when running.
+pub fn remove(c: &Containers, config: &ContainerConfig, force: bool) -> Result<(), ContainerError> {
+    let id = &config.id;
+    let _span = tracing::info_span!("rm", container = config.short_id()).entered();
+    let state = c.state(id)?;
+    if state.status == Status::Running && state.monitor_alive() {
+        if !force {
+            return Err(ContainerError::WrongState {
+                id: id.clone(),
+                reason: "cannot remove a running container: stop it first or use rm -f".into(),
+            });
+        }
+        if let Err(e) = c.runtime().kill(id, Signal::SIGKILL, true) {
+            tracing::debug!(error = %e, "SIGKILL");
+        }
+        wait_monitor_gone(c, id)?;
+    } else if state.monitor_alive() {
+        // Exited and finishing its release, or still starting the container.
+        wait_monitor_gone(c, id)?;
+    }
+    release(c, id, &config.network_mode())?;
+    let dir = c.dir(id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&dir)(e)),
+    }
+    c.release_name(&config.name, id);
+    tracing::info!("removed");
+    Ok(())
+}

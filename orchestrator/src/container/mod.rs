@@ -1,0 +1,370 @@
+//! Containers made from images and run without a daemon: [`create`] prepares everything
+//! (rootfs overlay, network, `/etc` files, OCI bundle) under `$ROOT/containers/<id>/`, a
+//! per-container [`monitor`] process (a re-executed `berth __monitor <id>`) creates and starts
+//! it through the runtime library, writes its [`logs`] and records its [`state`], and the
+//! lifecycle verbs (stop, kill, remove, wait) act on what is recorded there.
+//!
+//! Layout of `$ROOT/containers/<id>/`: `config.json` (berth's view: [`ContainerConfig`]),
+//! `state.json` ([`State`]), `<id>-json.log`, `bundle/config.json` (OCI), `rootfs/`,
+//! `upper/` + `work/` (overlay), `etc/` (hosts, resolv.conf, hostname), `monitor.log` (the
+//! monitor's own diagnostics). Names are reserved in `$ROOT/names/<name>` (created
+//! exclusively, so two containers never share one). The runtime keeps its state in
+//! `$ROOT/runtime/` (derived from the store root, so separate stores, such as tests, never
+//! see each other's containers); cgroups are `berth/<id>`; network namespaces are
+//! `/run/berth/netns/<id>`.
+
+mod create;
+mod lifecycle;
+pub mod logs;
+pub mod monitor;
+mod spec;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::{self, NetworkMode, PortMapping};
+
+pub use create::{create, RunOptions};
+pub use lifecycle::{kill, remove, stop, wait_exit};
+pub use logs::{LogEntry, LogReader, Stream};
+pub use state::{State, Status};
+
+/// Errors from creating, running, inspecting or removing containers.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// No container has this name or id.
+    #[error("no such container: {0}")]
+    NotFound(String),
+    /// An id prefix matches several containers.
+    #[error("container id prefix {0:?} matches several containers")]
+    Ambiguous(String),
+    /// The name is taken by another container.
+    #[error("container name {name:?} is already in use by container {id}")]
+    NameInUse {
+        /// The name.
+        name: String,
+        /// The container holding it.
+        id: String,
+    },
+    /// The name has characters Docker refuses.
+    #[error("invalid container name {0:?}: use letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    InvalidName(String),
+    /// `-p` with a network mode that has no bridge.
+    #[error("-p needs --network bridge (got --network {0})")]
+    PublishWithoutBridge(String),
+    /// `--network container:NAME` is not supported yet.
+    #[error("network mode {0} is not supported by berth run yet")]
+    UnsupportedNetwork(String),
+    /// The image has no command and none was given.
+    #[error("image {0}: no command specified")]
+    NoCommand(String),
+    /// The container is in the wrong state for the request.
+    #[error("container {id}: {reason}")]
+    WrongState {
+        /// The container id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The image store failed (unknown image included).
+    #[error(transparent)]
+    Store(#[from] berth_image::store::StoreError),
+    /// Unpacking or mounting layers failed.
+    #[error(transparent)]
+    Snapshot(#[from] berth_image::snapshot::SnapshotError),
+    /// Unmounting the rootfs failed.
+    #[error(transparent)]
+    Mount(#[from] berth_image::snapshot::mount::MountError),
+    /// The user could not be resolved in the image.
+    #[error("user: {0}")]
+    User(#[from] berth_builder::users::UserError),
+    /// A path in the image could not be resolved inside its root.
+    #[error(transparent)]
+    RootPath(#[from] berth_builder::rootpath::RootPathError),
+    /// The runtime refused or failed.
+    #[error("runtime: {0}")]
+    Runtime(#[from] berth_runtime::ContainerError),
+    /// Networking failed (a port taken included).
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// A network namespace could not be made or removed.
+    #[error(transparent)]
+    Netns(#[from] network::netns::NetnsError),
+    /// The `/etc` files could not be written.
+    #[error(transparent)]
+    Files(#[from] network::files::FilesError),
+    /// The state record failed.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] logs::LogError),
+    /// A file operation failed.
+    #[error("container {path}: {source}")]
+    Io {
+        /// The path acted on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The monitor failed to start the container or went away.
+    #[error("monitor: {0}")]
+    Monitor(String),
+    /// A system call failed.
+    #[error("{0}: {1}")]
+    Sys(&'static str, nix::Error),
+    /// A config record is not valid JSON.
+    #[error("container config {path}: corrupt: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
+    move |source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// berth's record of a container (`config.json` in its directory), fixed at create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    /// 64 hex digits.
+    pub id: String,
+    /// Its unique name.
+    pub name: String,
+    /// The image as given on the command line.
+    pub image: String,
+    /// The image id (config digest).
+    pub image_id: String,
+    /// The argv it runs.
+    pub args: Vec<String>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// `bridge`, `none` or `host`.
+    pub network: String,
+    /// Its own network namespace, if it has one.
+    pub netns: Option<PathBuf>,
+    /// Forwarded ports, host ports filled in.
+    pub ports: Vec<PortMapping>,
+    /// `--rm`: removed as soon as it exits.
+    pub auto_remove: bool,
+}
+
+impl ContainerConfig {
+    /// The first 12 hex digits of the id, as Docker shows it.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+
+    /// The network mode it was created with.
+    pub fn network_mode(&self) -> NetworkMode {
+        self.network.parse().unwrap_or(NetworkMode::None)
+    }
+}
+
+/// The containers of one store root.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    root: PathBuf,
+}
+
+impl Containers {
+    /// The containers kept under store root `root` (`--root`).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Containers { root: root.into() }
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of container `id`.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    /// The json-file log of container `id`.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    fn names_dir(&self) -> PathBuf {
+        self.root.join("names")
+    }
+
+    /// The runtime library bound to this store's runtime state dir (`$ROOT/runtime`).
+    pub fn runtime(&self) -> berth_runtime::Runtime {
+        berth_runtime::Runtime::new(self.root.join("runtime"))
+    }
+
+    /// The network containers in bridge mode attach to.
+    pub fn network(&self) -> network::Network {
+        network::Network::new(network::NetworkConfig::host_default())
+    }
+
+    /// Reads container `id`'s config.
+    pub fn config(&self, id: &str) -> Result<ContainerConfig, ContainerError> {
+        let path = self.dir(id).join("config.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ContainerError::NotFound(id.to_string()))
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })
+    }
+
+    /// Reads container `id`'s state.
+    pub fn state(&self, id: &str) -> Result<State, ContainerError> {
+        Ok(State::load(&self.dir(id))?)
+    }
+
+    /// The ids of every container, sorted.
+    pub fn ids(&self) -> Result<Vec<String>, ContainerError> {
+        let dir = self.root.join("containers");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if is_id(name) && entry.path().join("config.json").exists() {
+                    ids.push(name.to_string());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Every container with its state, newest first.
+    pub fn list(&self) -> Result<Vec<(ContainerConfig, State)>, ContainerError> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            // A container removed while we list is simply not listed.
+            let (Ok(config), Ok(state)) = (self.config(&id), self.state(&id)) else {
+                continue;
+            };
+            out.push((config, state));
+        }
+        out.sort_by(|a, b| b.0.created.cmp(&a.0.created));
+        Ok(out)
+    }
+
+    /// The container called `query`: a name, a full id, or a unique id prefix.
+    pub fn lookup(&self, query: &str) -> Result<ContainerConfig, ContainerError> {
+        if valid_name(query) {
+            if let Ok(id) = std::fs::read_to_string(self.names_dir().join(query)) {
+                if let Ok(c) = self.config(id.trim()) {
+                    return Ok(c);
+                }
+            }
+        }
+        if !query.is_empty() && query.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<String> = self
+                .ids()?
+                .into_iter()
+                .filter(|id| id.starts_with(query))
+                .collect();
+            match hits.as_slice() {
+                [one] => return self.config(one),
+                [] => {}
+                _ => return Err(ContainerError::Ambiguous(query.to_string())),
+            }
+        }
+        Err(ContainerError::NotFound(query.to_string()))
+    }
+
+    /// Reserves `name` for `id`; fails when another container holds it.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        if !valid_name(name) {
+            return Err(ContainerError::InvalidName(name.to_string()));
+        }
+        let dir = self.names_dir();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(id.as_bytes()).map_err(io_err(&path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                Err(ContainerError::NameInUse {
+                    name: name.to_string(),
+                    id: holder.trim().to_string(),
+                })
+            }
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Releases `name` if `id` holds it.
+    fn release_name(&self, name: &str, id: &str) {
+        let path = self.names_dir().join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|holder| holder.trim() == id) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker() {
+        assert!(valid_name("web-1.a_b"));
+        for bad in ["", "a", "-x", "a/b", "a b", ".x"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_reserved_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Containers::new(dir.path());
+        c.reserve_name("web", "aaa").unwrap();
+        assert!(matches!(
+            c.reserve_name("web", "bbb"),
+            Err(ContainerError::NameInUse { ref id, .. }) if id == "aaa"
+        ));
+        c.release_name("web", "bbb");
+        assert!(c.reserve_name("web", "ccc").is_err());
+        c.release_name("web", "aaa");
+        c.reserve_name("web", "ccc").unwrap();
+    }
+}
