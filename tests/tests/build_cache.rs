@@ -200,7 +200,9 @@ RUN echo good > /good
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
         stdin
-            .write_all(b"FROM busybox:latest\nLABEL from=stdin\n")
+            .write_all(
+                b"FROM scratch\nCOPY --from=busybox:latest /etc/passwd /bin/busybox /\nLABEL from=stdin\n",
+            )
             .unwrap();
     }
     let out = child.wait_with_output().unwrap();
@@ -208,6 +210,20 @@ RUN echo good > /good
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = env.root.path("stdin.tar");
+    berth_tests::run_ok(
+        env.root
+            .berth()
+            .args(["save", "-o"])
+            .arg(&tar)
+            .arg("stdin:1"),
+    );
+    let (files, _) = flatten(&tar);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["busybox", "passwd"],
+        "COPY --from an image onto scratch"
     );
     let inspect = berth_tests::run_ok(env.root.berth().args(["inspect", "stdin:1"]));
     assert!(
