@@ -63,6 +63,9 @@ pub struct CacheRecord {
     pub created_by: String,
     /// The keys of what the step read besides its parent (context content, stages).
     pub inputs: Vec<String>,
+    /// When the step ran (RFC 3339): its history time in every image that reuses it.
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 /// The cache index of one store.

@@ -199,6 +199,9 @@ struct StageOut {
     layers: Vec<LayerRef>,
     config: ImageConfig,
     end: StageBase,
+    /// When the newest layer was made (a cache hit keeps its original time), so an
+    /// unchanged rebuild writes the same config and so the same image id, as BuildKit.
+    created: String,
 }
 
 fn layers_of(img: &berth_image::store::ResolvedImage) -> Result<Vec<LayerRef>, StoreError> {
@@ -389,7 +392,7 @@ impl Runner<'_> {
                 source: io::Error::other("target stage was not built"),
             })?;
         let mut config = target.config;
-        config.finish(&self.created);
+        config.finish(&target.created);
         (self.progress)(&Event::Note {
             text: "exporting to image".into(),
         });
@@ -496,7 +499,18 @@ impl Runner<'_> {
             took: started.elapsed(),
         });
         let resolved = plan.resolve_stage(index, &base)?;
+        let created = match (&stage.base, config.doc["created"].as_str()) {
+            _ if self.build.opts.source_date_epoch.is_some() => self.created.clone(),
+            (Base::Stage(p), _) => self
+                .outs
+                .get(p)
+                .map(|o| o.created.clone())
+                .unwrap_or_else(|| self.created.clone()),
+            (_, Some(c)) => c.to_string(),
+            _ => self.created.clone(),
+        };
         let mut state = StageOut {
+            created,
             key,
             layers,
             config: {
@@ -556,7 +570,7 @@ impl Runner<'_> {
             _ => {
                 state.key = CacheKey::step(&state.key, step, &[]).map_err(|e| wrap(e.into()))?;
                 state.config.apply(inst, &step.workdir);
-                state.config.history(&self.created, &created_by, true);
+                state.config.history(&state.created, &created_by, true);
                 return Ok(false);
             }
         }
@@ -568,6 +582,12 @@ impl Runner<'_> {
         }
         if !self.build.opts.no_cache {
             if let Some(rec) = self.cache.get(self.store, &key, self.format) {
+                if let Some(c) = rec
+                    .created
+                    .filter(|_| self.build.opts.source_date_epoch.is_none())
+                {
+                    state.created = c;
+                }
                 self.add_layer(state, rec.layer, &created_by);
                 return Ok(true);
             }
@@ -581,7 +601,9 @@ impl Runner<'_> {
             layer: layer.clone(),
             created_by: created_by.clone(),
             inputs: inputs.iter().map(|k| k.to_string()).collect(),
+            created: Some(self.created.clone()),
         };
+        state.created = self.created.clone();
         self.cache
             .put(&record, &key, self.format)
             .map_err(|e| wrap(e.into()))?;
@@ -594,7 +616,7 @@ impl Runner<'_> {
         if let Some(l) = layer {
             state.layers.push(l);
         }
-        state.config.history(&self.created, created_by, empty);
+        state.config.history(&state.created, created_by, empty);
     }
 
     fn context_files(&mut self) -> Result<Vec<String>, StepError> {
