@@ -211,9 +211,33 @@ fn live_set(store: &Store) -> Result<(Live, usize), GcError> {
     Ok((live, records.len()))
 }
 
+/// Keeps the config blob of each image id in `in_use` (images that
+/// containers were created from, possibly since removed by `rmi`) and the
+/// snapshots of its layer chain, so gc never pulls a rootfs out from under
+/// a container.
+fn pin_in_use(store: &Store, in_use: &[Digest], live: &mut Live) {
+    for id in in_use {
+        live.blobs.insert(id.clone());
+        let Ok(bytes) = store.read_blob(id) else {
+            continue;
+        };
+        let Ok(cfg) = manifest::parse_config(id, &bytes) else {
+            continue;
+        };
+        let ids: Result<Vec<Digest>, _> =
+            cfg.rootfs().diff_ids().iter().map(|s| s.parse()).collect();
+        if let Ok(ids) = ids {
+            live.chains.extend(chain_ids(&ids));
+        }
+    }
+}
+
 /// Removes every blob and snapshot no image needs, and interrupted ingests.
-pub fn gc(store: &Store) -> Result<GcReport, GcError> {
-    let (live, _) = live_set(store)?;
+/// `in_use` lists the image ids (config digests) of existing containers:
+/// their configs and snapshots are kept even when no image record names them.
+pub fn gc(store: &Store, in_use: &[Digest]) -> Result<GcReport, GcError> {
+    let (mut live, _) = live_set(store)?;
+    pin_in_use(store, in_use, &mut live);
     let mut report = GcReport::default();
     for d in store.list_blobs()? {
         if !live.blobs.contains(&d) {
@@ -315,7 +339,7 @@ mod tests {
         assert_eq!(store.list_blobs().unwrap().len(), 7);
         let rec = store.get_image(&drop_).unwrap().unwrap();
         store.remove_image(&rec).unwrap();
-        let report = gc(&store).unwrap();
+        let report = gc(&store, &[]).unwrap();
         assert_eq!(
             report.blobs_removed.len(),
             4,
@@ -345,5 +369,21 @@ mod tests {
         std::fs::remove_file(store.blob_path(&layer)).unwrap();
         let report = check(&store).unwrap();
         assert!(matches!(report.problems[0], Problem::MissingBlob { .. }));
+    }
+
+    #[test]
+    fn gc_keeps_what_containers_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let name = Reference::parse("used").unwrap();
+        let out = import_rootfs(&store, &tar_with(b"u")[..], "u.tar", Some(&name)).unwrap();
+        let rec = store.get_image(&name).unwrap().unwrap();
+        store.remove_image(&rec).unwrap();
+        let report = gc(&store, std::slice::from_ref(&out.id)).unwrap();
+        assert_eq!(report.blobs_removed.len(), 2, "manifest and layer go");
+        assert!(
+            store.has_blob(&out.id),
+            "the config of an image in use stays"
+        );
     }
 }

@@ -306,3 +306,48 @@ fn gc_and_check_cover_snapshots() {
         stderr(&out)
     );
 }
+
+#[test]
+fn gc_keeps_the_rootfs_of_containers_whose_image_was_removed() {
+    berth_tests::require_root();
+    let t = TestRoot::new();
+    let id = import(&t, "inuse:1");
+    let out = run_ok(t.berth().args([
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "gc-pin",
+        "inuse:1",
+        "true",
+    ]));
+    assert!(out.status.success());
+    // Remove the container even if an assertion below fails.
+    struct Rm<'a>(&'a TestRoot);
+    impl Drop for Rm<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.berth().args(["rm", "-f", "gc-pin"]).output();
+        }
+    }
+    let rm = Rm(&t);
+    let snaps = || {
+        std::fs::read_dir(t.store().join("snapshots"))
+            .map(|d| d.flatten().filter(|e| e.file_name().len() == 64).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(snaps(), 1);
+    run_ok(t.berth().args(["rmi", "inuse:1"]));
+    let gc = stdout(&run_ok(t.berth().args(["system", "gc"])));
+    assert!(gc.contains(", 0 snapshots"), "{gc}");
+    assert_eq!(snaps(), 1, "the container's snapshot stays");
+    assert!(
+        t.store().join("blobs/sha256").join(&id[7..]).exists(),
+        "the container's image config stays"
+    );
+    run_ok(t.berth().args(["system", "check"]));
+    run_ok(t.berth().args(["rm", "gc-pin"]));
+    drop(rm);
+    let gc = stdout(&run_ok(t.berth().args(["system", "gc"])));
+    assert!(gc.contains(", 1 snapshots"), "{gc}");
+    assert_eq!(snaps(), 0);
+}

@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use berth_image::digest::Digest;
 use berth_image::gc;
 use berth_image::store::Store;
+use berth_orchestrator::container::Containers;
 use clap::Subcommand;
 
 use crate::Globals;
@@ -18,13 +20,26 @@ pub enum SystemCommand {
     Check,
 }
 
+/// Image ids of the containers that exist: gc keeps their configs and snapshots.
+fn images_in_use(g: &Globals) -> Result<Vec<Digest>> {
+    let containers = Containers::new(&g.root);
+    let mut ids = Vec::new();
+    for (config, _) in containers.list().context("list containers")? {
+        match config.image_id.parse() {
+            Ok(id) => ids.push(id),
+            Err(e) => tracing::warn!(container = %config.id, error = %e, "bad image id"),
+        }
+    }
+    Ok(ids)
+}
+
 /// Runs a `berth system` subcommand.
 pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
     let _lock = store.lock_exclusive()?;
     match cmd {
         SystemCommand::Gc => {
-            let r = gc::gc(&store)?;
+            let r = gc::gc(&store, &images_in_use(g)?)?;
             println!(
                 "Deleted {} blobs ({} bytes), {} snapshots, {} interrupted ingests",
                 r.blobs_removed.len(),
