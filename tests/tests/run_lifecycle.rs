@@ -330,3 +330,42 @@ fn kill_and_rm_force() {
         assert_eq!(host_leftovers(id, &f.root.store()), Vec::<String>::new());
     }
 }
+
+#[test]
+fn foreground_run_passes_sigterm_on() {
+    use std::io::{BufRead, BufReader};
+    let mut f = Fixture::new();
+    let name = f.name("sigproxy-1");
+    let mut child = f
+        .berth()
+        .args([
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+        ])
+        .arg("trap 'echo got-term; exit 5' TERM; echo ready; while true; do sleep 0.1; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+    let ps = f.ps(true);
+    let row = ps
+        .lines()
+        .find(|l| l.contains(&name))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(row.contains("Exited (5)"), "{row}");
+}

@@ -171,6 +171,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         println!("{}", config.id);
         return Ok(ExitCode::SUCCESS);
     }
+    forward_signals(&c, &config)?;
     let mut reader = LogReader::new(&c.log_path(&config.id));
     // Opened now, so output stays readable after --rm removes the file.
     print_entries(&mut reader)?;
@@ -192,6 +193,32 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Passes SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to a foreground `run` on to the
+/// container, as Docker's sig-proxy does. Blocked only now: the monitor, already started,
+/// must not inherit the mask.
+fn forward_signals(c: &Containers, config: &ContainerConfig) -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        mask.add(s);
+    }
+    mask.thread_block().context("block signals")?;
+    let (c, config) = (c.clone(), config.clone());
+    std::thread::spawn(move || {
+        while let Ok(sig) = mask.wait() {
+            if let Err(e) = container::kill(&c, &config, sig) {
+                tracing::warn!(error = %e, "cannot pass {sig} on to the container");
+            }
+        }
+    });
+    Ok(())
 }
 
 fn print_entries(reader: &mut LogReader) -> Result<()> {
