@@ -195,6 +195,19 @@ fn exit_codes_and_stderr_pass_through() {
         stdout(&out),
         "hey /tmp/work boxy /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     );
+    let out = run_ok(f.berth().args([
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-u",
+        "nobody",
+        "--entrypoint",
+        "id",
+        "busybox",
+        "-u",
+    ]));
+    assert_eq!(stdout(&out), "65534\n");
     assert!(f.container_dirs().is_empty());
 }
 

@@ -47,11 +47,15 @@ pub struct RunArgs {
     /// Network mode: bridge, none or host.
     #[arg(long, default_value = "bridge")]
     network: String,
-    /// The image.
-    image: String,
-    /// The command and its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    cmd: Vec<String>,
+    /// The image, then the command and its arguments (options end at the image, as in Docker).
+    #[arg(
+        value_name = "IMAGE [COMMAND [ARG...]]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    image_and_cmd: Vec<String>,
 }
 
 /// `berth ps`.
@@ -137,9 +141,13 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
     for p in &a.publish {
         publish.extend(parse_publish(p)?);
     }
+    let mut words = a.image_and_cmd.into_iter();
+    let Some(image) = words.next() else {
+        bail!("berth run needs an image");
+    };
     let opts = RunOptions {
-        image: a.image,
-        cmd: a.cmd,
+        image,
+        cmd: words.collect(),
         name: a.name,
         entrypoint: a.entrypoint,
         env: a.env,
