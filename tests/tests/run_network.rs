@@ -79,10 +79,33 @@ fn nft_berth() -> String {
     stdout(&out)
 }
 
-fn netns_count() -> usize {
+fn netns_names() -> Vec<String> {
     std::fs::read_dir("/run/berth/netns")
-        .map(|rd| rd.count())
-        .unwrap_or(0)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Namespaces made since `before` that still exist and belong to no container of any test
+/// store (other tests run containers at the same time).
+fn stray_netns(before: &[String]) -> Vec<String> {
+    netns_names()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .filter(|n| Path::new("/run/berth/netns").join(n).exists())
+        .filter(|n| {
+            let owned = std::fs::read_dir(std::env::temp_dir())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .any(|e| e.path().join("store/containers").join(n).exists())
+                })
+                .unwrap_or(false);
+            !owned
+        })
+        .collect()
 }
 
 #[test]
@@ -173,7 +196,7 @@ fn bad_input_leaves_nothing_half_created() {
             .arg(format!("127.0.0.1:{port}:80"))
             .args(["busybox", "sleep", "1000"]),
     );
-    let netns_before = netns_count();
+    let netns_before = netns_names();
     let err = f
         .berth()
         .args(["run", "-d", "--name", &name, "busybox", "sleep", "1000"])
@@ -191,7 +214,7 @@ fn bad_input_leaves_nothing_half_created() {
     assert!(!err.status.success());
     assert!(stderr(&err).contains(&port.to_string()), "{}", stderr(&err));
     assert_eq!(f.container_count(), 1);
-    assert!(netns_count() <= netns_before, "a namespace was left behind");
+    assert_eq!(stray_netns(&netns_before), Vec::<String>::new());
     assert!(!std::fs::read_dir(f.root.store().join("names"))
         .unwrap()
         .any(|e| e.unwrap().file_name() != name.as_str()));
