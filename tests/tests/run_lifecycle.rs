@@ -186,14 +186,14 @@ fn exit_codes_and_stderr_pass_through() {
             "busybox",
             "sh",
             "-c",
-            "echo $GREETING $(pwd) $(hostname) $PATH",
+            "echo $GREETING $(pwd) $(hostname) $HOME $PATH",
         ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "hey /tmp/work boxy /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        "hey /tmp/work boxy /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     );
     let out = run_ok(f.berth().args([
         "run",

@@ -218,10 +218,14 @@ impl Prepare<'_> {
             id: id.clone(),
             rootfs: rootfs.clone(),
             args: config.args.clone(),
-            env: spec::merge_env(
-                self.image_cfg.env().as_deref().unwrap_or(&[]),
-                &env_in,
-                &hostname,
+            env: with_home(
+                spec::merge_env(
+                    self.image_cfg.env().as_deref().unwrap_or(&[]),
+                    &env_in,
+                    &hostname,
+                ),
+                &rootfs,
+                ids.uid,
             ),
             cwd,
             user: (ids.uid, ids.gid, ids.additional_gids),
@@ -235,6 +239,26 @@ impl Prepare<'_> {
         tracing::info!("created");
         Ok(config)
     }
+}
+
+/// Adds `HOME` (the user's home from the image's passwd, else `/`) unless set, as Docker does.
+fn with_home(mut env: Vec<String>, rootfs: &Path, uid: u32) -> Vec<String> {
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return env;
+    }
+    let passwd = berth_builder::rootpath::resolve(rootfs, "/etc/passwd", true, false)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let home = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.get(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .and_then(|f| f.get(5).map(|h| h.to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    env.push(format!("HOME={home}"));
+    env
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ContainerError> {
