@@ -382,3 +382,33 @@ fn foreground_run_passes_sigterm_on() {
         .unwrap_or_else(|| panic!("{ps}"));
     assert!(row.contains("Exited (5)"), "{row}");
 }
+
+#[test]
+fn logs_follow_ends_with_the_container() {
+    let mut f = Fixture::new();
+    let name = f.name("follow-1");
+    run_ok(
+        f.berth()
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+            ])
+            .arg("for i in 1 2 3; do echo line$i; sleep 0.3; done"),
+    );
+    let started = Instant::now();
+    let out = run_ok(f.berth().args(["logs", "-f", &name]));
+    assert_eq!(stdout(&out), "line1\nline2\nline3\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stdout(&run_ok(f.berth().args(["wait", &name]))).trim(), "0");
+}
