@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -168,7 +169,9 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
         let have = store.resolve(&image.to_string(), &platform).is_ok();
         if a.pull || !have {
             let line = PullLine::try_parse_from(["pull", "--quiet", &image.to_string()])?;
-            registry::pull(g, line.args).with_context(|| format!("pulling base image {image}"))?;
+            // stdout carries only the built image's id: pull's own lines go to stderr.
+            on_stderr(|| registry::pull(g, line.args))?
+                .with_context(|| format!("pulling base image {image}"))?;
         }
     }
     let quiet = a.quiet || a.progress == "quiet";
@@ -216,6 +219,17 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
     }
     println!("{}", written.id);
     Ok(())
+}
+
+/// Runs `f` with fd 1 pointing at stderr, restoring it afterwards.
+fn on_stderr<T>(f: impl FnOnce() -> T) -> Result<T> {
+    io::stdout().flush()?;
+    let saved = io::stdout().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2(io::stderr().as_raw_fd(), io::stdout().as_raw_fd())?;
+    let out = f();
+    let _ = io::stdout().flush();
+    nix::unistd::dup2(saved.as_raw_fd(), io::stdout().as_raw_fd())?;
+    Ok(out)
 }
 
 /// Writes the archive next to `dest` and renames it into place.
