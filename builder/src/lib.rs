@@ -11,6 +11,12 @@
 //! 4. [`copyplan::copy_items`] lays out where a COPY/ADD from the context puts each file.
 //! 5. [`cachekey::CacheKey::step`] chains keys: base, then each step with the keys of
 //!    what it reads ([`cachekey::copy_content_key`] over the copy's items).
+//! 6. [`execute::Build`] runs it all against a store: each needed stage from its base
+//!    image (or parent stage), each step looked up in the [`cache`] index by its key and
+//!    otherwise executed on an overlay of the layers so far ([`run`] for RUN through
+//!    berth's runtime library, [`fscopy`] and [`fetch`] for COPY/ADD, [`imageconfig`] for
+//!    metadata), the upper dir committed as a layer ([`commit`]); the target stage becomes
+//!    an image record per tag. [`progress`] events report each step.
 #![forbid(unsafe_code)]
 
 pub mod cache;
