@@ -54,7 +54,10 @@ fn only_steps_after_a_changed_file_rerun() {
         "unchanged rebuild:\n{log}"
     );
     assert!(first.starts_with("sha256:"), "{first}");
-    assert_eq!(first, second, "an unchanged rebuild gives the same image id");
+    assert_eq!(
+        first, second,
+        "an unchanged rebuild gives the same image id"
+    );
 
     // A new mtime alone keeps every step cached.
     let later = SystemTime::now() + Duration::from_secs(3600);
