@@ -154,3 +154,45 @@ impl CacheIndex {
         fs::rename(&tmp, &path).map_err(io_err(&path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cachekey::CacheKey;
+
+    #[test]
+    fn records_round_trip_and_a_missing_layer_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("root")).unwrap();
+        let index = CacheIndex::new(store.root());
+        let key = CacheKey::base("scratch");
+        let gzip = LayerFormat {
+            compression: Compression::Gzip,
+            mtime: None,
+        };
+        let (digest, size) = store.write_blob_bytes(b"layer").unwrap();
+        let record = CacheRecord {
+            key: key.to_string(),
+            layer: Some(LayerRef {
+                digest: digest.clone(),
+                diff_id: digest.clone(),
+                size,
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            }),
+            created_by: "RUN true".into(),
+            inputs: Vec::new(),
+            created: None,
+        };
+        index.put(&record, &key, gzip).unwrap();
+        assert_eq!(index.get(&store, &key, gzip), Some(record));
+        // Another layer format is another entry.
+        let zstd = LayerFormat {
+            compression: Compression::Zstd,
+            mtime: None,
+        };
+        assert_eq!(index.get(&store, &key, zstd), None);
+        // A layer blob removed from the store (gc) makes the record a miss.
+        store.remove_blob(&digest).unwrap();
+        assert_eq!(index.get(&store, &key, gzip), None);
+    }
+}

@@ -269,6 +269,39 @@ impl Drop for StepFs {
     }
 }
 
+/// Removes the scratch directories of builds whose process is gone (killed mid-step),
+/// unmounting the overlays they left first. The caller holds the store lock.
+fn remove_stale_scratch(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix('b').and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let prefix = format!("{}/", path.display());
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            if let Err(e) = berth_image::snapshot::mount::unmount(Path::new(p)) {
+                tracing::warn!(mount = p, error = %e, "cannot unmount a stale build's overlay");
+            }
+        }
+        tracing::info!(path = %path.display(), "removing a stale build's scratch directory");
+        let _ = fs::remove_dir_all(&path);
+    }
+}
+
 fn upper_is_empty(upper: &Path) -> bool {
     fs::read_dir(upper)
         .map(|mut d| d.next().is_none())
@@ -344,6 +377,7 @@ impl Build {
         store: &Store,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<WrittenImage, BuildError> {
+        remove_stale_scratch(&store.root().join("build"));
         let scratch = store
             .root()
             .join("build")
