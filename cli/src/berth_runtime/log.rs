@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use tracing_subscriber::filter::LevelFilter;
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Format {
@@ -26,12 +28,14 @@ impl Logger {
     /// stderr (errors only, or debug): the container inherits stderr, and its
     /// output should not carry the runtime's warnings.
     pub fn init(path: Option<PathBuf>, format: Format, debug: bool) -> Logger {
-        let level = match (debug, path.is_some()) {
-            (true, _) => "debug",
-            (false, true) => "warn",
-            (false, false) => "error",
+        // A plain level filter, not an EnvFilter: parsing directives would pull
+        // regex into the binary and run at every start, twice per create/run
+        // (the sealed re-exec).
+        let filter = match (debug, path.is_some()) {
+            (true, _) => LevelFilter::DEBUG,
+            (false, true) => LevelFilter::WARN,
+            (false, false) => LevelFilter::ERROR,
         };
-        let filter = tracing_subscriber::EnvFilter::new(level);
         let file = path.as_ref().and_then(|p| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -42,16 +46,16 @@ impl Logger {
         match (file, format) {
             (Some(f), Format::Json) => tracing_subscriber::fmt()
                 .json()
-                .with_env_filter(filter)
+                .with_max_level(filter)
                 .with_writer(Mutex::new(f))
                 .init(),
             (Some(f), Format::Text) => tracing_subscriber::fmt()
-                .with_env_filter(filter)
+                .with_max_level(filter)
                 .with_ansi(false)
                 .with_writer(Mutex::new(f))
                 .init(),
             (None, _) => tracing_subscriber::fmt()
-                .with_env_filter(filter)
+                .with_max_level(filter)
                 .with_writer(std::io::stderr)
                 .init(),
         }
