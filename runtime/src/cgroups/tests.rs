@@ -182,10 +182,14 @@ fn v1_create_and_apply_writes_limits_and_joins_the_pid() {
     assert_eq!(get(&r.join("cpuset/berth-test/cpuset.mems")), "0");
     assert_eq!(get(&r.join("cpuset/berth-test/c1/cpuset.cpus")), "1");
     assert_eq!(get(&r.join("cpuset/berth-test/c1/cpuset.mems")), "0");
-    // Devices: the spec's deny-all, then the default allow list (last one stays in the fake file).
+    // Devices: the spec's deny-all, then the default allow list, one write per
+    // rule through one open file (so the fake file holds them all, in order).
     let devices = r.join("devices/berth-test/c1");
     assert_eq!(get(&devices.join("devices.deny")), "a *:* rwm");
-    assert_eq!(get(&devices.join("devices.allow")), "c 10:200 rwm");
+    assert_eq!(
+        get(&devices.join("devices.allow")),
+        super::v1::DEFAULT_ALLOWED_DEVICES.concat()
+    );
     // The pid joined every hierarchy, including named and comounted ones.
     for ctrl in [
         "memory",

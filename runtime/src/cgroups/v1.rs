@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use super::{
 
 /// Device rules every container gets after those of its spec, as runc's
 /// `AllowedDevices`: mknod of anything, and the standard character devices.
-const DEFAULT_ALLOWED_DEVICES: &[&str] = &[
+pub(super) const DEFAULT_ALLOWED_DEVICES: &[&str] = &[
     "c *:* m",
     "b *:* m",
     "c 1:3 rwm",    // /dev/null
@@ -505,19 +506,63 @@ fn create_cpuset(mount: &Path, leaf: &Path) -> Result<(), CgroupError> {
 }
 
 /// Writes device allow/deny rules: the spec's in order, then the defaults.
+///
+/// The kernel takes one rule per write, so each of `devices.allow` and
+/// `devices.deny` is opened once and written rule by rule, in order.
 fn apply_devices(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
+    let mut allow = ControlFile::new(dir, "devices.allow");
+    let mut deny = ControlFile::new(dir, "devices.deny");
     for rule in rules {
-        let file = if rule.allow() {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        write_file(dir, file, &device_rule(rule))?;
+        let file = if rule.allow() { &mut allow } else { &mut deny };
+        file.write(&device_rule(rule))?;
     }
     for rule in DEFAULT_ALLOWED_DEVICES {
-        write_file(dir, "devices.allow", rule)?;
+        allow.write(rule)?;
     }
     Ok(())
+}
+
+/// A control file opened on its first write and kept open for the next ones.
+struct ControlFile {
+    path: PathBuf,
+    file: Option<fs::File>,
+}
+
+impl ControlFile {
+    fn new(dir: &Path, name: &str) -> Self {
+        ControlFile {
+            path: dir.join(name),
+            file: None,
+        }
+    }
+
+    /// Writes `value` in one write call, as the kernel reads one rule per call.
+    fn write(&mut self, value: &str) -> Result<(), CgroupError> {
+        let result = match &mut self.file {
+            Some(f) => f.write(value.as_bytes()),
+            None => fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|mut f| {
+                    let n = f.write(value.as_bytes());
+                    self.file = Some(f);
+                    n
+                }),
+        };
+        match result {
+            Ok(n) if n == value.len() => Ok(()),
+            Ok(_) => Err(CgroupError::Write {
+                path: self.path.clone(),
+                value: value.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::WriteZero),
+            }),
+            Err(source) => Err(CgroupError::Write {
+                path: self.path.clone(),
+                value: value.to_owned(),
+                source,
+            }),
+        }
+    }
 }
 
 /// A spec device rule in the kernel's `type major:minor access` form (`*` for absent numbers).
