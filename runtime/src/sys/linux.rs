@@ -103,7 +103,9 @@ impl Syscall for Linux {
 
     fn pivot_root(&self, rootfs: &Path) -> Result<(), SysError> {
         // runc's trick: pivot_root(".", ".") stacks the old root under the new one,
-        // then the old root is made a slave and lazily unmounted, with no temp dir.
+        // then the old root is lazily unmounted, with no temp dir. The old tree is
+        // made private first (crun does too): no unmount reaches the host, and the
+        // detach skips walking the host's peer groups as a slave tree needs.
         let old_root = fs::File::open("/").map_err(|e| SysError::io("open", Path::new("/"), e))?;
         chdir(rootfs).map_err(|e| SysError::new("chdir", rootfs, e))?;
         nix::unistd::pivot_root(".", ".").map_err(|e| SysError::new("pivot_root", rootfs, e))?;
@@ -113,7 +115,7 @@ impl Syscall for Linux {
             None::<&str>,
             ".",
             None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             None::<&str>,
         )
         .map_err(|e| SysError::new("mount", Path::new("old root"), e))?;
