@@ -306,7 +306,13 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
     };
     let result = {
         let _redirect = Redirect::new(&out)?;
-        runtime.run(&opts, false)
+        // The runtime's mknod of /dev/null & co. honours the caller's umask (0644 under
+        // 022, which breaks apt's unprivileged `_apt` user); with 0 they get the spec's
+        // 0666. The init sets the process's own umask (022) itself.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let r = runtime.run(&opts, false);
+        nix::sys::stat::umask(old);
+        r
     };
     remove_mount_points(&made);
     result.map_err(|source| RunError::Runtime {
