@@ -46,7 +46,7 @@ pub(super) fn release(c: &Containers, id: &str, mode: &NetworkMode) -> Result<()
 }
 
 /// Whether `path` is a mount point in our mount namespace.
-fn is_mount_point(path: &Path) -> bool {
+pub(super) fn is_mount_point(path: &Path) -> bool {
     let Ok(canonical) = std::fs::canonicalize(path) else {
         return false;
     };

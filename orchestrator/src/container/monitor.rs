@@ -173,12 +173,13 @@ fn supervise(
         Ok(pid) => pid,
         Err(e) => {
             let e = ContainerError::from(e);
-            state.status = Status::Exited;
             state.exit_code = Some(START_FAILED);
             state.error = Some(e.to_string());
             state.finished_at = Some(now_rfc3339());
+            release(c, &config);
+            state.status = Status::Exited;
             state.save(&dir)?;
-            finish(c, &config);
+            remove_if_auto(c, &config);
             return Err(e);
         }
     };
@@ -196,24 +197,31 @@ fn supervise(
         tracing::warn!(error = %e, "writing the container's log");
     }
     let code = reap(pid);
+    state.finished_at = Some(now_rfc3339());
+    tracing::info!(code, "exited");
+    // Released before the exit is recorded: once `stop` or `wait` see it, nothing is held.
+    release(c, &config);
     state.status = Status::Exited;
     state.pid = None;
     state.exit_code = Some(code);
-    state.finished_at = Some(now_rfc3339());
     state.save(&dir)?;
-    tracing::info!(code, "exited");
-    finish(c, &config);
+    remove_if_auto(c, &config);
     let _ = writeln!(reports, "exit {code}");
     Ok(())
 }
 
-/// After the exit: release what the container held and, for `--rm`, remove it.
-fn finish(c: &Containers, config: &ContainerConfig) {
+/// After the exit: release what the container held on the host.
+fn release(c: &Containers, config: &ContainerConfig) {
     if let Err(e) = lifecycle::release(c, &config.id, &config.network_mode()) {
         tracing::warn!(error = %e, "cannot release the container");
-        return;
     }
-    if config.auto_remove {
+}
+
+/// For `--rm`: remove the container once released (left in place when the release failed,
+/// so `rm -f` can retry it).
+fn remove_if_auto(c: &Containers, config: &ContainerConfig) {
+    let rootfs = c.dir(&config.id).join("rootfs");
+    if config.auto_remove && !lifecycle::is_mount_point(&rootfs) {
         let dir = c.dir(&config.id);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             tracing::warn!(error = %e, dir = %dir.display(), "cannot remove");
