@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use berth_orchestrator::container::{
-    self, monitor, ContainerConfig, Containers, LogReader, RunOptions, State, Status, Stream,
+    self, monitor, ContainerConfig, Containers, LogReader, RunOptions, Settings, State, Status,
+    Stream,
 };
 use berth_orchestrator::network::{parse_publish, NetworkMode};
 use clap::Args;
@@ -133,6 +134,29 @@ pub struct MonitorArgs {
     id: String,
 }
 
+/// The containers of `g`'s store with the installation settings from the environment:
+/// `BERTH_BRIDGE`, `BERTH_SUBNET`, `BERTH_NFT_TABLE` and `BERTH_CGROUP_PARENT` (dockerd's
+/// `--bridge`, `--fixed-cidr`, `--cgroup-parent`), each defaulting to berth's own.
+pub fn open(g: &Globals) -> Result<Containers> {
+    let defaults = Settings::host_default();
+    let var = |name: &str, default: &str| -> Result<String> {
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(v),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(default.to_string()),
+            Err(e) => Err(e).with_context(|| format!("environment variable {name}")),
+        }
+    };
+    let net = defaults.network_config();
+    let settings = Settings::new(
+        &var("BERTH_BRIDGE", net.bridge())?,
+        &var("BERTH_SUBNET", &net.subnet().to_string())?,
+        &var("BERTH_NFT_TABLE", net.table())?,
+        &var("BERTH_CGROUP_PARENT", defaults.cgroup_parent())?,
+    )
+    .context("berth settings (BERTH_BRIDGE, BERTH_SUBNET, BERTH_NFT_TABLE, BERTH_CGROUP_PARENT)")?;
+    Ok(Containers::new(&g.root).with_settings(settings))
+}
+
 /// Creates and starts a container; in the foreground, streams its output and exits with its
 /// exit code.
 pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
@@ -158,7 +182,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         publish,
         auto_remove: a.rm,
     };
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     let config = container::create(&c, &opts)?;
     let exe = std::env::current_exe().context("find the berth binary")?;
     let mut handle = match monitor::spawn(&c, &exe, &config.id) {
@@ -252,7 +276,7 @@ fn write_entry(text: &str, stream: Stream) {
 
 /// The monitor subcommand.
 pub fn monitor(g: &Globals, a: MonitorArgs) -> Result<ExitCode> {
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     monitor::serve(&c, &a.id)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -302,7 +326,7 @@ fn ports_text(config: &ContainerConfig) -> String {
 
 /// Lists containers.
 pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     let rows: Vec<_> = c
         .list()?
         .into_iter()
@@ -375,7 +399,7 @@ pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
 
 /// Prints a container's output (stdout entries to stdout, stderr entries to stderr).
 pub fn logs(g: &Globals, a: LogsArgs) -> Result<ExitCode> {
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     let config = c.lookup(&a.container)?;
     let tail: Option<usize> = match a.tail.as_str() {
         "all" | "-1" => None,
@@ -413,7 +437,7 @@ fn each(
     names: &[String],
     mut act: impl FnMut(&Containers, &ContainerConfig) -> Result<()>,
 ) -> Result<ExitCode> {
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     let mut failed = false;
     for name in names {
         let done = c
@@ -462,7 +486,7 @@ pub fn rm(g: &Globals, a: RmArgs) -> Result<ExitCode> {
 
 /// Waits for containers to exit and prints their exit codes.
 pub fn wait(g: &Globals, a: WaitArgs) -> Result<ExitCode> {
-    let c = Containers::new(&g.root);
+    let c = open(g)?;
     for name in &a.containers {
         let config = c.lookup(name)?;
         match container::wait_exit(&c, &config.id, None)? {

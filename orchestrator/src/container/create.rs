@@ -12,7 +12,7 @@ use berth_image::store::Store;
 
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
-use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
+use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
 use crate::network::{files, netns, NetworkMode, PortMapping};
 
 /// What `berth run` asks for, parsed but not yet checked against the image.
@@ -90,6 +90,10 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             .then(|| Path::new(netns::DEFAULT_DIR).join(&id)),
         ports: Vec::new(),
         auto_remove: opts.auto_remove,
+        attached_network: opts
+            .network
+            .attaches()
+            .then(|| AttachedNetwork::of(c.settings().network_config())),
     };
     let made = Prepare {
         c,
@@ -98,12 +102,12 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         image: &image,
         image_cfg: &image_cfg,
     }
-    .run(config);
+    .run(config.clone());
     match made {
         Ok(config) => Ok(config),
         Err(e) => {
             tracing::debug!(error = %e, "create failed; removing what was made");
-            if let Err(cleanup) = lifecycle::release(c, &id, &opts.network) {
+            if let Err(cleanup) = lifecycle::release(c, &config) {
                 tracing::warn!(error = %cleanup, "cannot undo a failed create");
             }
             let dir = c.dir(&id);
@@ -230,6 +234,7 @@ impl Prepare<'_> {
             cwd,
             user: (ids.uid, ids.gid, ids.additional_gids),
             hostname,
+            cgroup_parent: self.c.settings().cgroup_parent().to_string(),
             netns: config.netns.clone(),
             etc_files,
         };

@@ -10,13 +10,16 @@ use nix::sys::signal::Signal;
 
 use super::state::Status;
 use super::{io_err, ContainerConfig, ContainerError, Containers};
-use crate::network::{netns, NetworkMode};
+use crate::network::netns;
 
 /// How long `rm -f` and the SIGKILL half of `stop` wait for the monitor to finish.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-/// Removes what container `id` holds on the host, keeping its directory (logs, state).
-pub(super) fn release(c: &Containers, id: &str, mode: &NetworkMode) -> Result<(), ContainerError> {
+/// Removes what container `config` holds on the host, keeping its directory (logs, state);
+/// it is detached from the network recorded in `config`, not the current settings' one.
+pub(super) fn release(c: &Containers, config: &ContainerConfig) -> Result<(), ContainerError> {
+    let id = config.id.as_str();
+    let mode = config.network_mode();
     let mut first: Option<ContainerError> = None;
     let mut note = |r: Result<(), ContainerError>| {
         if let Err(e) = r {
@@ -29,7 +32,10 @@ pub(super) fn release(c: &Containers, id: &str, mode: &NetworkMode) -> Result<()
         Err(e) => Err(e.into()),
     });
     if mode.attaches() {
-        note(c.network().detach(id).map(drop).map_err(Into::into));
+        note(
+            c.network_of(config)
+                .and_then(|net| net.detach(id).map(drop).map_err(Into::into)),
+        );
     }
     if mode.own_namespace() {
         let ns = Path::new(netns::DEFAULT_DIR).join(id);
@@ -183,7 +189,7 @@ pub fn remove(c: &Containers, config: &ContainerConfig, force: bool) -> Result<(
         // Exited and finishing its release, or still starting the container.
         wait_monitor_gone(c, id)?;
     }
-    release(c, id, &config.network_mode())?;
+    release(c, config)?;
     let dir = c.dir(id);
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}

@@ -10,13 +10,27 @@
 //! monitor's own diagnostics). Names are reserved in `$ROOT/names/<name>` (created
 //! exclusively, so two containers never share one). The runtime keeps its state in
 //! `$ROOT/runtime/` (derived from the store root, so separate stores, such as tests, never
-//! see each other's containers); cgroups are `berth/<id>`; network namespaces are
+//! see each other's containers); cgroups are `<cgroup parent>/<id>`; network namespaces are
 //! `/run/berth/netns/<id>`.
+//!
+//! Installation [`Settings`] (dockerd's `--bridge`, `--fixed-cidr`, `--cgroup-parent`) choose
+//! the host-wide names; the `berth` command reads them from the environment:
+//! - `BERTH_BRIDGE` (default `berth0`): the bridge bridge-mode containers attach to;
+//! - `BERTH_SUBNET` (default `10.88.0.0/16`): its subnet, the gateway being its first address;
+//! - `BERTH_NFT_TABLE` (default `berth`, must start with `berth`): the `ip` nft table holding
+//!   port forwards;
+//! - `BERTH_CGROUP_PARENT` (default `berth`): containers' cgroups are `<parent>/<id>`.
+//!
+//! The network a container was attached to is recorded in its [`ContainerConfig`], so
+//! release (by its monitor or by `rm -f`) detaches it from that bridge and table whatever the
+//! settings are by then. Separate settings give separate networks: tests use their own so they
+//! can remove the bridge, table and cgroup parent they made.
 
 mod create;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod settings;
 mod spec;
 pub mod state;
 
@@ -29,6 +43,7 @@ use crate::network::{self, NetworkMode, PortMapping};
 pub use create::{create, RunOptions};
 pub use lifecycle::{kill, remove, stop, wait_exit};
 pub use logs::{LogEntry, LogReader, Stream};
+pub use settings::{AttachedNetwork, Settings, SettingsError};
 pub use state::{State, Status};
 
 /// Errors from creating, running, inspecting or removing containers.
@@ -89,6 +104,9 @@ pub enum ContainerError {
     /// Networking failed (a port taken included).
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// A recorded network setting is refused.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     /// A network namespace could not be made or removed.
     #[error(transparent)]
     Netns(#[from] network::netns::NetnsError),
@@ -157,6 +175,10 @@ pub struct ContainerConfig {
     pub ports: Vec<PortMapping>,
     /// `--rm`: removed as soon as it exits.
     pub auto_remove: bool,
+    /// The network it was attached to (bridge mode); absent in records from before
+    /// installation settings existed, which used the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attached_network: Option<AttachedNetwork>,
 }
 
 impl ContainerConfig {
@@ -175,12 +197,27 @@ impl ContainerConfig {
 #[derive(Debug, Clone)]
 pub struct Containers {
     root: PathBuf,
+    settings: Settings,
 }
 
 impl Containers {
-    /// The containers kept under store root `root` (`--root`).
+    /// The containers kept under store root `root` (`--root`), with the default settings.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Containers { root: root.into() }
+        Containers {
+            root: root.into(),
+            settings: Settings::host_default(),
+        }
+    }
+
+    /// The same containers, created from now on with installation settings `settings`.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The installation settings new containers are created with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The store root.
@@ -207,9 +244,18 @@ impl Containers {
         berth_runtime::Runtime::new(self.root.join("runtime"))
     }
 
-    /// The network containers in bridge mode attach to.
+    /// The network new containers in bridge mode attach to.
     pub fn network(&self) -> network::Network {
-        network::Network::new(network::NetworkConfig::host_default())
+        network::Network::new(self.settings.network_config().clone())
+    }
+
+    /// The network `config`'s container was attached to: the recorded one, else (records
+    /// from before settings existed) the default.
+    pub fn network_of(&self, config: &ContainerConfig) -> Result<network::Network, ContainerError> {
+        match &config.attached_network {
+            Some(recorded) => Ok(recorded.network()?),
+            None => Ok(network::Network::new(network::NetworkConfig::host_default())),
+        }
     }
 
     /// Reads container `id`'s config.

@@ -212,7 +212,7 @@ fn supervise(
 
 /// After the exit: release what the container held on the host.
 fn release(c: &Containers, config: &ContainerConfig) {
-    if let Err(e) = lifecycle::release(c, &config.id, &config.network_mode()) {
+    if let Err(e) = lifecycle::release(c, config) {
         tracing::warn!(error = %e, "cannot release the container");
     }
 }

@@ -30,7 +30,7 @@ const DEFAULT_CAPS: [&str; 14] = [
 /// Everything the spec is made from, already resolved.
 #[derive(Debug, Clone)]
 pub struct SpecValues {
-    /// The container id (names its cgroup `berth/<id>`).
+    /// The container id (names its cgroup `<cgroup_parent>/<id>`).
     pub id: String,
     /// The mounted root filesystem.
     pub rootfs: PathBuf,
@@ -44,6 +44,8 @@ pub struct SpecValues {
     pub user: (u32, u32, Vec<u32>),
     /// The host name.
     pub hostname: String,
+    /// The cgroup parent (relative, validated by [`super::Settings`]).
+    pub cgroup_parent: String,
     /// The network namespace to join; `None` shares the host's.
     pub netns: Option<PathBuf>,
     /// `hosts`, `resolv.conf` and `hostname` files bind-mounted over `/etc/…`.
@@ -121,7 +123,7 @@ pub fn build(v: &SpecValues) -> Value {
         namespaces.push(json!({"type": "network", "path": path_str(netns)}));
     }
     spec["linux"]["namespaces"] = json!(namespaces);
-    spec["linux"]["cgroupsPath"] = json!(format!("/berth/{}", v.id));
+    spec["linux"]["cgroupsPath"] = json!(format!("/{}/{}", v.cgroup_parent, v.id));
     spec
 }
 
@@ -165,11 +167,12 @@ mod tests {
             cwd: "/".into(),
             user: (0, 0, vec![]),
             hostname: "abc".into(),
+            cgroup_parent: "berth-t/x".into(),
             netns: Some("/run/berth/netns/abc".into()),
             etc_files: vec![("/c/hosts".into(), "hosts")],
         };
         let spec = build(&v);
-        assert_eq!(spec["linux"]["cgroupsPath"], "/berth/abc");
+        assert_eq!(spec["linux"]["cgroupsPath"], "/berth-t/x/abc");
         assert_eq!(spec["process"]["terminal"], false);
         let ns = spec["linux"]["namespaces"].as_array().unwrap();
         assert!(ns
