@@ -1,6 +1,8 @@
 //! `berth run` end to end, as root: foreground output and exit codes, `--rm` leaving nothing
 //! behind, detached containers with `ps`, `logs`, `stop`, `kill`, `wait` and `rm`, and the
-//! json-file log. Every test uses its own store and removes its containers (Drop guard).
+//! json-file log. Every test uses its own store and its own bridge, nft table and cgroup
+//! parent (`TestRoot::with_private_network`), and removes its containers (Drop guard) and then
+//! those (TestRoot's drop), so the host is left as it was found.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,7 +19,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         require_root();
-        let root = TestRoot::new();
+        let root = TestRoot::with_private_network();
         run_ok(
             root.berth()
                 .arg("import")
@@ -81,7 +83,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Whether anything of container `id` is left on the host: mounts, cgroups, veth, netns.
-fn host_leftovers(id: &str, store: &Path) -> Vec<String> {
+fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {
     let mut left = Vec::new();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for line in mountinfo.lines() {
@@ -99,7 +101,7 @@ fn host_leftovers(id: &str, store: &Path) -> Vec<String> {
     ] {
         let p = Path::new("/sys/fs/cgroup")
             .join(controller)
-            .join("berth")
+            .join(cgroup_parent)
             .join(id);
         if p.exists() {
             left.push(format!("cgroup {}", p.display()));
@@ -126,7 +128,7 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn run_rm_prints_output_and_leaves_nothing() {
-    let f = Fixture::new();
+    let mut f = Fixture::new();
     let out = run_ok(f.berth().args(["run", "--rm", "busybox", "echo", "hi"]));
     assert_eq!(stdout(&out), "hi\n");
     assert!(f.container_dirs().is_empty(), "{:?}", f.container_dirs());
@@ -147,7 +149,11 @@ fn run_rm_prints_output_and_leaves_nothing() {
         Duration::from_secs(10),
         || !dir.exists(),
     );
-    assert_eq!(host_leftovers(&id, &f.root.store()), Vec::<String>::new());
+    let net = f.root.private_network().expect("a private network");
+    assert_eq!(
+        host_leftovers(&id, &f.root.store(), &net.cgroup_parent()),
+        Vec::<String>::new()
+    );
     assert!(!f
         .root
         .store()
@@ -155,6 +161,11 @@ fn run_rm_prints_output_and_leaves_nothing() {
         .read_dir()
         .unwrap()
         .any(|_| true));
+    // Nothing with this test's names is left once its network is torn down: no link, no nft
+    // table, no state dir, no cgroup parent in any hierarchy.
+    let bridge = net.bridge();
+    assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
+    assert!(!Path::new("/sys/class/net").join(&bridge).exists());
 }
 
 #[test]
@@ -267,7 +278,11 @@ fn detached_ps_logs_stop_rm() {
     let waited = run_ok(f.berth().args(["wait", &name]));
     assert_eq!(stdout(&waited).trim(), "137");
     // Stopped: nothing held on the host any more, but the container is still listed.
-    assert_eq!(host_leftovers(&id, &f.root.store()), Vec::<String>::new());
+    let net = f.root.private_network().expect("a private network");
+    assert_eq!(
+        host_leftovers(&id, &f.root.store(), &net.cgroup_parent()),
+        Vec::<String>::new()
+    );
 
     run_ok(f.berth().args(["rm", &name]));
     assert!(!f.ps(true).contains(&name));
@@ -340,8 +355,14 @@ fn kill_and_rm_force() {
     run_ok(f.berth().args(["rm", "-f", &name2, &name]));
     assert!(f.container_dirs().is_empty(), "{:?}", f.container_dirs());
     for id in [&id, &id2] {
-        assert_eq!(host_leftovers(id, &f.root.store()), Vec::<String>::new());
+        let net = f.root.private_network().expect("a private network");
+        assert_eq!(
+            host_leftovers(id, &f.root.store(), &net.cgroup_parent()),
+            Vec::<String>::new()
+        );
     }
+    // With its containers gone, this test's bridge, table, state dir and cgroup parent go too.
+    assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
 }
 
 #[test]

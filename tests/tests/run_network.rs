@@ -1,7 +1,8 @@
 //! `berth run` networking and bad input, as root: `-p 127.0.0.1:HOST:80` reaches busybox
 //! httpd and `rm -f` removes its nft rules and veth; unknown image, bad `-p`, a taken name or
-//! port are clear errors that leave nothing half-created. Uses berth's own bridge `berth0`
-//! and table `berth`; every container made is removed (Drop guard).
+//! port are clear errors that leave nothing half-created. Each test has its own bridge, nft
+//! table and cgroup parent (`TestRoot::with_private_network`), never berth's defaults; every
+//! container made is removed (Drop guard), then those (TestRoot's drop).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -18,7 +19,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Self {
         require_root();
-        let root = TestRoot::new();
+        let root = TestRoot::with_private_network();
         run_ok(
             root.berth()
                 .arg("import")
@@ -38,6 +39,16 @@ impl Fixture {
     fn name(&mut self, name: &str) -> String {
         self.names.push(name.to_string());
         name.to_string()
+    }
+
+    /// This test's nft table, listed.
+    fn nft_table(&self) -> String {
+        let net = self.root.private_network().expect("a private network");
+        let out = Command::new("nft")
+            .args(["list", "table", "ip", &net.table()])
+            .output()
+            .unwrap();
+        stdout(&out)
     }
 
     fn container_count(&self) -> usize {
@@ -71,41 +82,43 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn nft_berth() -> String {
-    let out = Command::new("nft")
-        .args(["list", "table", "ip", "berth"])
-        .output()
-        .unwrap();
-    stdout(&out)
+/// The ids (12-digit prefixes) of the containers a failed `berth run` began to create, from
+/// its debug log (`create{container=...}` spans); ANSI colours removed.
+fn created_ids(stderr_text: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = stderr_text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let mut ids: Vec<String> = plain
+        .match_indices("container=")
+        .filter_map(|(i, m)| plain.get(i + m.len()..i + m.len() + 12))
+        .filter(|id| id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
-fn netns_names() -> Vec<String> {
+/// Network namespaces left of the containers whose id starts with one of `ids`.
+fn netns_of(ids: &[String]) -> Vec<String> {
     std::fs::read_dir("/run/berth/netns")
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| ids.iter().any(|id| n.starts_with(id.as_str())))
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Namespaces made since `before` that still exist and belong to no container of any test
-/// store (other tests run containers at the same time).
-fn stray_netns(before: &[String]) -> Vec<String> {
-    netns_names()
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .filter(|n| Path::new("/run/berth/netns").join(n).exists())
-        .filter(|n| {
-            let owned = std::fs::read_dir(std::env::temp_dir())
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .any(|e| e.path().join("store/containers").join(n).exists())
-                })
-                .unwrap_or(false);
-            !owned
-        })
-        .collect()
 }
 
 #[test]
@@ -139,15 +152,20 @@ fn published_port_reaches_httpd_and_rm_f_removes_rules() {
     assert_eq!(body, "hello-from-berth\n");
     let ps = stdout(&run_ok(f.berth().arg("ps")));
     assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
-    assert!(nft_berth().contains(&id), "no rule tagged {id}");
+    assert!(f.nft_table().contains(&id), "no rule tagged {id}");
     let veth = format!("bv{}", &id[..12]);
     assert!(Path::new("/sys/class/net").join(&veth).exists());
 
     run_ok(f.berth().args(["rm", "-f", &name]));
-    assert!(!nft_berth().contains(&id), "a rule of {id} survived rm -f");
+    assert!(
+        !f.nft_table().contains(&id),
+        "a rule of {id} survived rm -f"
+    );
     assert!(!Path::new("/sys/class/net").join(&veth).exists());
     assert!(!Path::new("/run/berth/netns").join(&id).exists());
     assert_eq!(f.container_count(), 0);
+    // Nothing of this test's network is left: no bridge, table, state dir or cgroup parent.
+    assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
 }
 
 #[test]
@@ -196,7 +214,6 @@ fn bad_input_leaves_nothing_half_created() {
             .arg(format!("127.0.0.1:{port}:80"))
             .args(["busybox", "sleep", "1000"]),
     );
-    let netns_before = netns_names();
     let err = f
         .berth()
         .args(["run", "-d", "--name", &name, "busybox", "sleep", "1000"])
@@ -204,8 +221,11 @@ fn bad_input_leaves_nothing_half_created() {
         .unwrap();
     assert!(!err.status.success());
     assert!(stderr(&err).contains("already in use"), "{}", stderr(&err));
+    // Logged at debug level so the id of the half-made container is known: only its
+    // namespace is looked for, not those of containers other tests run meanwhile.
     let err = f
         .berth()
+        .env("BERTH_LOG", "debug")
         .args(["run", "-d", "-p"])
         .arg(format!("127.0.0.1:{port}:80"))
         .args(["busybox", "sleep", "1000"])
@@ -214,7 +234,9 @@ fn bad_input_leaves_nothing_half_created() {
     assert!(!err.status.success());
     assert!(stderr(&err).contains(&port.to_string()), "{}", stderr(&err));
     assert_eq!(f.container_count(), 1);
-    assert_eq!(stray_netns(&netns_before), Vec::<String>::new());
+    let failed = created_ids(&stderr(&err));
+    assert_eq!(failed.len(), 1, "{}", stderr(&err));
+    assert_eq!(netns_of(&failed), Vec::<String>::new());
     assert!(!std::fs::read_dir(f.root.store().join("names"))
         .unwrap()
         .any(|e| e.unwrap().file_name() != name.as_str()));
