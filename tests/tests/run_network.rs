@@ -257,3 +257,60 @@ fn bad_input_leaves_nothing_half_created() {
     assert!(!err.status.success());
     assert_eq!(f.container_count(), 1);
 }
+
+#[test]
+fn rm_detaches_from_the_recorded_network_whatever_the_settings_say_now() {
+    let mut f = Fixture::new();
+    require_command("nft", "nftables");
+    let name = f.name("recorded-net-1");
+    let port = free_port();
+    let id = stdout(&run_ok(
+        f.berth()
+            .args(["run", "-d", "--name", &name, "-p"])
+            .arg(format!("127.0.0.1:{port}:80"))
+            .args(["busybox", "sleep", "1000"]),
+    ))
+    .trim()
+    .to_string();
+    assert!(f.nft_table().contains(&id), "no rule tagged {id}");
+    let veth = format!("bv{}", &id[..12]);
+    assert!(Path::new("/sys/class/net").join(&veth).exists());
+
+    // Settings are checked before anything is done.
+    let bad = f
+        .berth()
+        .env("BERTH_SUBNET", "10.88.0.1/33")
+        .arg("ps")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("10.88.0.1/33"), "{}", stderr(&bad));
+    let bad = f
+        .berth()
+        .env("BERTH_CGROUP_PARENT", "../escape")
+        .arg("ps")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("cgroup parent"), "{}", stderr(&bad));
+
+    // Other (valid) settings: rm -f still detaches from the bridge and table it was attached to
+    // and creates nothing of the new settings.
+    run_ok(
+        f.berth()
+            .env("BERTH_BRIDGE", "bx199")
+            .env("BERTH_SUBNET", "10.88.199.0/24")
+            .env("BERTH_NFT_TABLE", "berth_x199")
+            .env("BERTH_CGROUP_PARENT", "berth-x199")
+            .args(["rm", "-f", &name]),
+    );
+    assert!(
+        !f.nft_table().contains(&id),
+        "a rule of {id} survived rm -f"
+    );
+    assert!(!Path::new("/sys/class/net").join(&veth).exists());
+    assert!(!Path::new("/run/berth/netns").join(&id).exists());
+    assert!(!Path::new("/sys/class/net/bx199").exists());
+    assert_eq!(f.container_count(), 0);
+    assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
+}
