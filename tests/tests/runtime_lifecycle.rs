@@ -660,3 +660,56 @@ fn no_pivot_systemd_cgroup_and_json_logs_behave_like_runc() {
     assert_eq!(last["level"], "error");
     assert_eq!(last["msg"], "container does not exist");
 }
+
+/// Runs the bundle under a caller with umask 077 (berth-runtime, like any Rust
+/// program, also ignores SIGPIPE): neither may reach the container.
+fn run_under_strict_umask(b: &Bundle, id: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$@\"")
+        .arg(bin("berth-runtime"))
+        .arg("--root")
+        .arg(b.state_root())
+        .args(["run", "--bundle"])
+        .arg(b.dir())
+        .arg(id)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_container_gets_default_signals_and_device_modes_whatever_its_caller_has() {
+    let b = Bundle::new(&["cat", "/proc/self/status"]);
+    let out = run_under_strict_umask(&b, "signals");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let status = stdout(&out);
+    for field in ["SigIgn", "SigBlk"] {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in /proc/self/status:\n{status}"));
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some("0000000000000000"),
+            "the container inherited its caller's signal state: {line}"
+        );
+    }
+
+    b.edit(|spec| {
+        spec["process"]["args"] = serde_json::json!([
+            "stat",
+            "-c",
+            "%a %n",
+            "/dev/null",
+            "/dev/zero",
+            "/dev/urandom"
+        ]);
+    });
+    let out = run_under_strict_umask(&b, "devmodes");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "666 /dev/null\n666 /dev/zero\n666 /dev/urandom\n",
+        "device nodes must get the spec's mode, not one masked by the caller's umask"
+    );
+}

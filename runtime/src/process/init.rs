@@ -187,12 +187,55 @@ fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitErr
         wait_for_start(fifo)?;
     }
     cfg.confinement.apply()?;
+    reset_signals();
     close_fds_on_exec(3 + cfg.preserve_fds);
     let Err(source) = nix::unistd::execve(&prog, &argv, &envp);
     Err(InitError::Exec {
         path: program.display().to_string(),
         source,
     })
+}
+
+/// Gives the container process default signal dispositions and an empty signal
+/// mask: ignored signals survive execve, and the runtime's caller (any Rust
+/// program ignores SIGPIPE) must not pass its choices on to the container.
+/// The raw rt_sigaction reaches the real-time signals glibc keeps for itself
+/// (32 and 33), which its sigaction wrapper refuses to touch.
+fn reset_signals() {
+    /// The kernel's `struct sigaction` on x86_64 and aarch64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=libc::SIGRTMAX() {
+        // SAFETY: called in the single-threaded forked init just before execve;
+        // `default` is a valid kernel sigaction with SIG_DFL and lives across
+        // the call, the old action is not asked for, and 8 is the kernel's
+        // sigset size. SIGKILL and SIGSTOP return EINVAL, which is ignored.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
 }
 
 /// Changes to the process's cwd and checks the result lies inside the new root:

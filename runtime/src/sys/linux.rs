@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mknod, Mode, SFlag};
+use nix::sys::stat::{fchmodat, mknod, FchmodatFlags, Mode, SFlag};
 use nix::unistd::{chdir, chroot, fchdir, Gid, Uid};
 
 use super::{SysError, Syscall};
@@ -59,7 +59,11 @@ impl Syscall for Linux {
     }
 
     fn mknod(&self, path: &Path, kind: SFlag, mode: Mode, dev: u64) -> Result<(), SysError> {
-        mknod(path, kind, mode, dev).map_err(|e| SysError::new("mknod", path, e))
+        mknod(path, kind, mode, dev).map_err(|e| SysError::new("mknod", path, e))?;
+        // mknod's mode is masked by the caller's umask; devices such as /dev/null
+        // must get exactly the spec's mode (0666), as runc sets it.
+        fchmodat(None, path, mode, FchmodatFlags::FollowSymlink)
+            .map_err(|e| SysError::new("chmod", path, e))
     }
 
     fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), SysError> {

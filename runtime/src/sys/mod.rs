@@ -69,7 +69,7 @@ pub trait Syscall {
     fn touch(&self, path: &Path) -> Result<(), SysError>;
     /// symlink(2): `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> Result<(), SysError>;
-    /// mknod(2).
+    /// mknod(2), then the node gets exactly `mode` whatever the umask.
     fn mknod(&self, path: &Path, kind: SFlag, mode: Mode, dev: u64) -> Result<(), SysError>;
     /// chown(2).
     fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), SysError>;
