@@ -102,7 +102,7 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
     let tags: Vec<Reference> = a
         .tags
         .iter()
-        .map(|t| Reference::parse_named(t).with_context(|| format!("invalid tag {t:?}")))
+        .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<Result<_>>()?;
     let (text, name, path) = match &a.file {
         Some(f) if f == Path::new("-") => {
