@@ -8,6 +8,7 @@ mod build_support;
 use std::fs;
 use std::time::{Duration, SystemTime};
 
+use berth_tests::run_ok;
 use build_support::{flatten, steps, BuildEnv};
 
 const DOCKERFILE: &str = "\
@@ -57,6 +58,21 @@ fn only_steps_after_a_changed_file_rerun() {
     assert_eq!(
         first, second,
         "an unchanged rebuild gives the same image id"
+    );
+    // A tag without ":TAG" means ":latest", as with docker build, so the plain
+    // name finds the image afterwards.
+    let (untagged, _) = env.build_ok(&["-t", "cachename", c]);
+    assert_eq!(untagged, first);
+    let listed = run_ok(env.root.berth().args(["images", "--format", "json"]));
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("\"cachename\"") && !listed.contains("<none>"),
+        "berth images after build -t cachename:\n{listed}"
+    );
+    let inspected = run_ok(env.root.berth().args(["inspect", "cachename:latest"]));
+    assert!(
+        String::from_utf8_lossy(&inspected.stdout).contains(first.as_str()),
+        "cachename:latest is the built image"
     );
 
     // A new mtime alone keeps every step cached.
