@@ -310,7 +310,8 @@ fn gc_and_check_cover_snapshots() {
 #[test]
 fn gc_keeps_the_rootfs_of_containers_whose_image_was_removed() {
     berth_tests::require_root();
-    let t = TestRoot::new();
+    // Its own cgroup parent (and network settings), torn down when the test ends.
+    let t = TestRoot::with_private_network();
     let id = import(&t, "inuse:1");
     let out = run_ok(t.berth().args([
         "run",
