@@ -1,5 +1,5 @@
 //! Containers, pods, networks, volumes and the node daemon built on the image store and the runtime.
 #![forbid(unsafe_code)]
 
-pub mod network;
 pub mod container;
+pub mod network;

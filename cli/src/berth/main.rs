@@ -17,10 +17,19 @@ mod system;
 
 /// The `berth` command line.
 #[derive(Parser)]
-#[command(name = "berth", version, about = "A container engine: images, builds, containers, pods")]
+#[command(
+    name = "berth",
+    version,
+    about = "A container engine: images, builds, containers, pods"
+)]
 struct Cli {
     /// Root of berth's store (images, layers, containers).
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = "/var/lib/berth")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
     root: PathBuf,
 
     /// Log level for berth's own diagnostics (error, warn, info, debug, trace).
