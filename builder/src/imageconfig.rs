@@ -5,8 +5,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dockerfile::{Command, HealthcheckCmd, Instruction};
 
-/// Docker's `PATH` for Linux images that set none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use berth_runtime::spec::DEFAULT_PATH;
 
 /// A stage's image config under construction.
 #[derive(Debug, Clone)]

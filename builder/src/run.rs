@@ -90,24 +90,6 @@ pub struct RunSpec {
     pub output: PathBuf,
 }
 
-/// Docker's default capability set for containers and build steps.
-const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
 /// Capabilities a `--security=insecure` step gets on top.
 const INSECURE_CAPS: [&str; 8] = [
     "CAP_SYS_ADMIN",
@@ -129,7 +111,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
 
 /// The OCI spec of the step.
 fn spec(s: &RunSpec) -> Value {
-    let mut caps: Vec<&str> = DEFAULT_CAPS.to_vec();
+    let mut caps: Vec<&str> = berth_runtime::spec::DOCKER_DEFAULT_CAPABILITIES.to_vec();
     if s.privileged {
         caps.extend(INSECURE_CAPS);
     }

@@ -4,6 +4,29 @@
 
 use serde_json::{json, Value};
 
+/// The search path of a process whose environment sets no `PATH`, and the PATH
+/// Docker gives images that set none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The capabilities Docker gives a container unless told otherwise; berth's
+/// containers and build steps start from the same set.
+pub const DOCKER_DEFAULT_CAPABILITIES: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// runc 1.1's default spec, field for field.
 pub fn default_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
@@ -14,7 +37,7 @@ pub fn default_spec() -> Value {
             "user": {"uid": 0, "gid": 0},
             "args": ["sh"],
             "env": [
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                format!("PATH={DEFAULT_PATH}"),
                 "TERM=xterm"
             ],
             "cwd": "/",

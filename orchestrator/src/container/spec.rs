@@ -6,26 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-/// The PATH a container gets when its image sets none, as Docker gives it.
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Docker's default capability set.
-const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+use berth_runtime::spec::DEFAULT_PATH;
 
 /// Everything the spec is made from, already resolved.
 #[derive(Debug, Clone)]
@@ -63,7 +44,7 @@ pub fn merge_env(image_env: &[String], overrides: &[String], hostname: &str) -> 
         env.push(kv.clone());
     }
     if !env.iter().any(|e| key(e) == "PATH") {
-        env.insert(1, DEFAULT_PATH.to_string());
+        env.insert(1, format!("PATH={DEFAULT_PATH}"));
     }
     env
 }
@@ -92,7 +73,7 @@ pub fn argv(
 /// The spec as JSON, ready for `config.json`.
 pub fn build(v: &SpecValues) -> Value {
     let mut spec = berth_runtime::spec::default_spec();
-    let caps = json!(DEFAULT_CAPS);
+    let caps = json!(berth_runtime::spec::DOCKER_DEFAULT_CAPABILITIES);
     spec["process"] = json!({
         "terminal": false,
         "user": {"uid": v.user.0, "gid": v.user.1, "additionalGids": v.user.2},
@@ -142,7 +123,10 @@ mod tests {
     #[test]
     fn env_gets_a_default_path_and_overrides() {
         let env = merge_env(&[], &s(&["A=1"]), "h");
-        assert_eq!(env, s(&["HOSTNAME=h", DEFAULT_PATH, "A=1"]));
+        assert_eq!(
+            env,
+            s(&["HOSTNAME=h", &format!("PATH={DEFAULT_PATH}"), "A=1"])
+        );
         let env = merge_env(&s(&["PATH=/x", "A=1"]), &s(&["A=2"]), "h");
         assert_eq!(env, s(&["HOSTNAME=h", "PATH=/x", "A=2"]));
     }
@@ -163,7 +147,7 @@ mod tests {
             id: "abc".into(),
             rootfs: "/r".into(),
             args: s(&["true"]),
-            env: s(&[DEFAULT_PATH]),
+            env: vec![format!("PATH={DEFAULT_PATH}")],
             cwd: "/".into(),
             user: (0, 0, vec![]),
             hostname: "abc".into(),

@@ -264,7 +264,7 @@ fn resolve_program(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
     let path = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or(crate::spec::DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let candidate = Path::new(dir).join(name);
         if let Ok(meta) = std::fs::metadata(&candidate) {
