@@ -3,6 +3,8 @@
 //! (CVE-2024-21626), and the runtime binary through `/proc/<pid>/exe`
 //! (CVE-2019-5736).
 
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -152,20 +154,21 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside_a_container() {
     std::fs::copy(bin("berth-runtime"), &copy).unwrap();
     let before = std::fs::read(&copy).unwrap();
 
-    // Attacker: scans its pid namespace for a process whose exe is not busybox,
+    // Attacker: scans its pid namespace for a process (not itself) running the runtime copy,
     // holds it open, waits for that process to exec, then writes through the fd.
     let script = r#"
         while :; do
           for d in /proc/[0-9]*; do
-            grep -q berth-runtime-copy $d/cmdline 2>/dev/null || continue
-            if exec 5<$d/exe; then :; else echo OPENFAIL; exit 0; fi
+            [ $d = /proc/$$ ] && continue
+            grep -q 'berth-runtime-cop[y]' $d/cmdline 2>/dev/null || continue
+            if (exec 5<$d/exe) 2>/dev/null; then exec 5<$d/exe; else echo OPENFAIL; sleep 3; exit 0; fi
             echo found $(readlink $d/exe)
             n=0
-            while grep -q berth-runtime-copy $d/cmdline 2>/dev/null && [ $n -lt 100 ]; do
+            while grep -q 'berth-runtime-cop[y]' $d/cmdline 2>/dev/null && [ $n -lt 100 ]; do
               sleep 0.1; n=$((n+1))
             done
             (echo x >> /proc/self/fd/5) 2>/dev/null && echo WROTE || echo REFUSED
-            exit 0
+            sleep 3; exit 0
           done
           sleep 0.05
         done
@@ -213,18 +216,37 @@ fn the_runtime_binary_cannot_be_overwritten_from_inside_a_container() {
     let victim_state = run_ok(victim.runtime().args(["state", "victim"]));
     let victim_state: Value = serde_json::from_slice(&victim_state.stdout).unwrap();
     let victim_pid = victim_state["pid"].as_i64().unwrap();
-    let exe = std::fs::read_link(format!("/proc/{victim_pid}/exe")).unwrap();
+    // The property itself, whatever the protection: the init's exe, even as
+    // seen by root on the host through the magic link, refuses to be opened for
+    // writing or truncated.
+    let exe_link = format!("/proc/{victim_pid}/exe");
+    let host_write = std::fs::OpenOptions::new().append(true).open(&exe_link);
     assert!(
-        exe.to_string_lossy().starts_with("/memfd:berth-runtime"),
-        "init runs from {}, not a sealed copy",
-        exe.display()
+        host_write.is_err(),
+        "the init's exe ({:?}) is writable",
+        std::fs::read_link(&exe_link)
     );
-    let host_write = std::fs::OpenOptions::new()
-        .append(true)
-        .open(format!("/proc/{victim_pid}/exe"));
-    assert!(host_write.is_err(), "the init's exe is writable");
+    let host_truncate = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&exe_link);
+    assert!(host_truncate.is_err(), "the init's exe can be truncated");
+    // The exploit's own move, done by root on the host: hold the exe open for
+    // reading, let the runtime exec the container's program (so the binary is
+    // no longer busy), then reopen the held fd for writing.
+    let held = std::fs::File::open(&exe_link).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     run_ok(victim.runtime().args(["start", "victim"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let wrote = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()))
+        .and_then(|mut f| f.write_all(b"x"));
+    assert!(
+        wrote.is_err(),
+        "the runtime's exe, held open, was written through after the exec"
+    );
+    drop(held);
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let verdict = loop {

@@ -108,14 +108,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Commands that put a process of ours inside a container run from a sealed
-    // copy of this binary (CVE-2019-5736); the others need not pay for it.
+    // Commands that put a process of ours inside a container run from a read-only
+    // view of this binary (CVE-2019-5736); the others need not pay for it.
     if matches!(
         cli.command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        if let Err(err) = berth_runtime::sys::sealed_exe::ensure_sealed(&args) {
+        if let Err(err) = berth_runtime::sys::protected_exe::ensure_protected(&args) {
             eprintln!("berth-runtime: {err}");
             return ExitCode::FAILURE;
         }

@@ -3,7 +3,7 @@
 //! without root. [`Linux`] is the real implementation.
 
 mod linux;
-pub mod sealed_exe;
+pub mod protected_exe;
 
 use std::path::Path;
 
