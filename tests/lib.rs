@@ -318,6 +318,7 @@ impl Drop for PrivateNetwork {
         let _ = std::fs::remove_file(&self.claim);
         // Gone once the last test holding a slot is done.
         let _ = std::fs::remove_dir(CLAIM_DIR);
+        remove_empty_default_dirs();
         if !left.is_empty() && !std::thread::panicking() {
             panic!("test network slot {} leaked: {left:?}", self.slot);
         }
@@ -331,3 +332,17 @@ impl Default for TestRoot {
 }
 
 pub mod registry_fixtures;
+
+/// berth's host-wide directories (network namespaces and network state under
+/// `/run/berth`, berth-runtime's default `--root`), removed when a test made
+/// them and left them empty; `remove_dir` never removes one that holds anything.
+pub fn remove_empty_default_dirs() {
+    for dir in [
+        "/run/berth/netns",
+        "/run/berth/networks",
+        "/run/berth",
+        "/run/berth-runtime",
+    ] {
+        let _ = std::fs::remove_dir(dir);
+    }
+}

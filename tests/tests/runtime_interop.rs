@@ -64,6 +64,8 @@ impl Drop for Podman {
             .args(["rm", "--all", "--force", "--time", "0"])
             .output();
         unmount_under(&self.root.path(""));
+        // podman runs berth-runtime with its default --root.
+        berth_tests::remove_empty_default_dirs();
     }
 }
 

@@ -33,7 +33,7 @@ fn option_sets() -> Vec<UnpackOptions> {
 /// The shared "outside" directory the corpus aims at, holding a file
 /// `victim`. Test processes hold a shared lock on a lock file while they use
 /// it; the last one to finish (the one that gets the lock exclusively)
-/// removes the directory.
+/// removes the directory and the lock file.
 struct Outside {
     lock: Option<nix::fcntl::Flock<fs::File>>,
 }
@@ -66,6 +66,8 @@ impl Drop for Outside {
             nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         {
             let _ = fs::remove_dir_all(OUTSIDE);
+            // Unlinked while held exclusively, so nobody else holds it now.
+            let _ = fs::remove_file(format!("{OUTSIDE}.lock"));
         }
     }
 }
