@@ -12,7 +12,7 @@ port=${PORT:-8100}
 [ "$(id -u)" = 0 ] || { echo "quickstart.sh: run as root" >&2; exit 1; }
 bash .ci/install-packages
 cargo build --release -p berth-cli
-berth=target/release/berth
+berth=${CARGO_TARGET_DIR:-target}/release/berth
 
 tar=$(mktemp --suffix=.tar)
 cleanup() {
