@@ -4,83 +4,13 @@
 //! parent (`TestRoot::with_private_network`), and removes its containers (Drop guard) and then
 //! those (TestRoot's drop), so the host is left as it was found.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod run_support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_tests::{busybox_rootfs_tar, require_root, run_ok, TestRoot};
-
-/// A store with busybox imported, removing the containers it names on drop.
-struct Fixture {
-    root: TestRoot,
-    names: Vec<String>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        require_root();
-        let root = TestRoot::with_private_network();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox"),
-        );
-        Fixture {
-            root,
-            names: Vec::new(),
-        }
-    }
-
-    fn berth(&self) -> Command {
-        self.root.berth()
-    }
-
-    /// Remembers `name` for removal on drop and returns it.
-    fn name(&mut self, name: &str) -> String {
-        self.names.push(name.to_string());
-        name.to_string()
-    }
-
-    fn containers_dir(&self) -> PathBuf {
-        self.root.store().join("containers")
-    }
-
-    fn container_dirs(&self) -> Vec<String> {
-        std::fs::read_dir(self.containers_dir())
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn ps(&self, all: bool) -> String {
-        let mut cmd = self.berth();
-        cmd.arg("ps");
-        if all {
-            cmd.arg("-a");
-        }
-        stdout(&run_ok(&mut cmd))
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = self.root.berth().args(["rm", "-f", name]).output();
-        }
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use berth_tests::run_ok;
+use run_support::{stderr, stdout, Fixture};
 
 /// Whether anything of container `id` is left on the host: mounts, cgroups, veth, netns.
 fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {

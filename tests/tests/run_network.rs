@@ -4,75 +4,15 @@
 //! table and cgroup parent (`TestRoot::with_private_network`), never berth's defaults; every
 //! container made is removed (Drop guard), then those (TestRoot's drop).
 
+mod run_support;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_tests::{busybox_rootfs_tar, require_command, require_root, run_ok, TestRoot};
-
-struct Fixture {
-    root: TestRoot,
-    names: Vec<String>,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        require_root();
-        let root = TestRoot::with_private_network();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox"),
-        );
-        Fixture {
-            root,
-            names: Vec::new(),
-        }
-    }
-
-    fn berth(&self) -> Command {
-        self.root.berth()
-    }
-
-    fn name(&mut self, name: &str) -> String {
-        self.names.push(name.to_string());
-        name.to_string()
-    }
-
-    /// This test's nft table, listed.
-    fn nft_table(&self) -> String {
-        let net = self.root.private_network().expect("a private network");
-        let out = Command::new("nft")
-            .args(["list", "table", "ip", &net.table()])
-            .output()
-            .unwrap();
-        stdout(&out)
-    }
-
-    fn container_count(&self) -> usize {
-        std::fs::read_dir(self.root.store().join("containers"))
-            .map(|rd| rd.count())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for name in &self.names {
-            let _ = self.root.berth().args(["rm", "-f", name]).output();
-        }
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use berth_tests::{require_command, run_ok};
+use run_support::{stderr, stdout, Fixture};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
