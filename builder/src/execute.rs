@@ -664,24 +664,28 @@ impl Runner<'_> {
         Ok(self.files.clone().unwrap_or_default())
     }
 
+    /// The key of what a `--from` names: a built stage's last step key, or an
+    /// image's config digest. None for a stage not built (nothing to read).
+    fn key_of_from(&mut self, from: &FromRef) -> Result<Option<CacheKey>, StepError> {
+        match from {
+            FromRef::Stage(i) => Ok(self.outs.get(i).map(|o| o.key)),
+            FromRef::Image(r) => {
+                let img = self.resolve_image(r).map_err(|source| StepError::Image {
+                    reference: r.to_string(),
+                    source,
+                })?;
+                Ok(Some(CacheKey::base(&img.config_digest.to_string())))
+            }
+        }
+    }
+
     /// The keys of what a step reads besides its parent.
     fn inputs(&mut self, step: &Step) -> Result<Vec<CacheKey>, StepError> {
         let mut keys = Vec::new();
         match &step.instruction {
             Instruction::Copy { args, .. } | Instruction::Add { args, .. } => {
                 match &step.copy_from {
-                    Some(FromRef::Stage(i)) => {
-                        if let Some(o) = self.outs.get(i) {
-                            keys.push(o.key);
-                        }
-                    }
-                    Some(FromRef::Image(r)) => {
-                        let img = self.resolve_image(r).map_err(|source| StepError::Image {
-                            reference: r.to_string(),
-                            source,
-                        })?;
-                        keys.push(CacheKey::base(&img.config_digest.to_string()));
-                    }
+                    Some(from) => keys.extend(self.key_of_from(from)?),
                     None => {
                         let checksum = match &step.instruction {
                             Instruction::Add { checksum, .. } => checksum.clone(),
@@ -715,18 +719,7 @@ impl Runner<'_> {
                         continue;
                     }
                     match from {
-                        Some(FromRef::Stage(i)) => {
-                            if let Some(o) = self.outs.get(i) {
-                                keys.push(o.key);
-                            }
-                        }
-                        Some(FromRef::Image(r)) => {
-                            let img = self.resolve_image(r).map_err(|source| StepError::Image {
-                                reference: r.to_string(),
-                                source,
-                            })?;
-                            keys.push(CacheKey::base(&img.config_digest.to_string()));
-                        }
+                        Some(from) => keys.extend(self.key_of_from(from)?),
                         None => {
                             let src = m.source.clone().unwrap_or_else(|| ".".into());
                             let files = self.context_files()?;
