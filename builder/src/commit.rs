@@ -7,7 +7,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use berth_image::digest::Digest;
-use berth_image::manifest;
 use berth_image::reference::Reference;
 use berth_image::snapshot::diff::{write_layer, DiffError};
 use berth_image::snapshot::{chain_id, Compression, SnapshotError, Snapshots};
@@ -38,9 +37,6 @@ pub enum CommitError {
         #[source]
         source: io::Error,
     },
-    /// The image config could not be encoded.
-    #[error("encoding the image config: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 /// Writes `upper` as a layer into the store (through a temp file in `tmp_dir`) and
@@ -111,25 +107,11 @@ pub fn write_image(
         "type": "layers",
         "diff_ids": layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>(),
     });
-    let config_bytes = serde_json::to_vec(&config)?;
-    let (config_digest, config_size) = store.write_blob_bytes(&config_bytes)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_MANIFEST,
-        "config": {
-            "mediaType": manifest::OCI_CONFIG,
-            "digest": config_digest.to_string(),
-            "size": config_size,
-        },
-        "layers": layers.iter().map(|l| json!({
-            "mediaType": l.media_type,
-            "digest": l.digest.to_string(),
-            "size": l.size,
-        })).collect::<Vec<_>>(),
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest)?;
-    let (manifest_digest, manifest_size) = store.write_blob_bytes(&manifest_bytes)?;
-    let target = manifest::descriptor(manifest::OCI_MANIFEST, &manifest_digest, manifest_size);
+    let listed: Vec<(&str, &Digest, u64)> = layers
+        .iter()
+        .map(|l| (l.media_type.as_str(), &l.digest, l.size))
+        .collect();
+    let (config_digest, target) = store.write_oci_image(&config, &listed)?;
     let mut records = Vec::new();
     if tags.is_empty() {
         records.push(store.put_image(None, &target)?);

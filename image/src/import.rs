@@ -90,26 +90,10 @@ pub fn import_rootfs(
         }],
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
     });
-    let config_bytes = serde_json::to_vec(&config).map_err(|e| read_err(io::Error::other(e)))?;
-    let (config_digest, config_size) = store.write_blob_bytes(&config_bytes)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_MANIFEST,
-        "config": {
-            "mediaType": manifest::OCI_CONFIG,
-            "digest": config_digest.to_string(),
-            "size": config_size,
-        },
-        "layers": [{
-            "mediaType": manifest::OCI_LAYER_GZIP,
-            "digest": layer_digest.to_string(),
-            "size": layer_size,
-        }],
-    });
-    let manifest_bytes =
-        serde_json::to_vec(&manifest).map_err(|e| read_err(io::Error::other(e)))?;
-    let (manifest_digest, manifest_size) = store.write_blob_bytes(&manifest_bytes)?;
-    let target = manifest::descriptor(manifest::OCI_MANIFEST, &manifest_digest, manifest_size);
+    let (config_digest, target) = store.write_oci_image(
+        &config,
+        &[(manifest::OCI_LAYER_GZIP, &layer_digest, layer_size)],
+    )?;
     let record = store.put_image(name, &target)?;
     Ok(Imported {
         record,

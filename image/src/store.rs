@@ -603,6 +603,36 @@ impl Store {
         self.write_blob(bytes, Some(&digest))
     }
 
+    /// Stores an image config and the OCI manifest listing it and `layers`
+    /// (media type, digest, size), and returns the config digest (the image id)
+    /// and the manifest's descriptor, ready for [`Store::put_image`].
+    pub fn write_oci_image(
+        &self,
+        config: &serde_json::Value,
+        layers: &[(&str, &Digest, u64)],
+    ) -> Result<(Digest, Descriptor), StoreError> {
+        // A Value's Display is its compact JSON, the bytes serde_json::to_vec gives.
+        let (config_digest, config_size) = self.write_blob_bytes(config.to_string().as_bytes())?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_MANIFEST,
+            "config": {
+                "mediaType": manifest::OCI_CONFIG,
+                "digest": config_digest.to_string(),
+                "size": config_size,
+            },
+            "layers": layers.iter().map(|(media_type, digest, size)| serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest.to_string(),
+                "size": size,
+            })).collect::<Vec<_>>(),
+        });
+        let (manifest_digest, manifest_size) =
+            self.write_blob_bytes(manifest.to_string().as_bytes())?;
+        let target = manifest::descriptor(manifest::OCI_MANIFEST, &manifest_digest, manifest_size);
+        Ok((config_digest, target))
+    }
+
     /// Removes a blob (gc only: callers must hold the exclusive lock).
     pub fn remove_blob(&self, digest: &Digest) -> Result<(), StoreError> {
         let p = self.blob_path(digest);
