@@ -37,6 +37,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The OCI runtime binary the runtime tests drive: `berth-runtime`, or
+/// `$BERTH_TEST_RUNTIME` (e.g. `/usr/sbin/runc`) to check the tests themselves
+/// against the reference runtime.
+pub fn runtime_under_test() -> PathBuf {
+    std::env::var_os("BERTH_TEST_RUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin("berth-runtime"))
+}
+
 /// Fails the test unless it runs as root: root tests must never skip silently.
 pub fn require_root() {
     assert!(

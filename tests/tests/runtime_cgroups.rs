@@ -307,14 +307,6 @@ fn v1_pids_limit_bounds_forks() {
 // Through `berth-runtime`: the same limits seen on containers it runs.
 // ---------------------------------------------------------------------------
 
-/// The runtime binary under test: `berth-runtime`, or `$BERTH_TEST_RUNTIME`
-/// (e.g. `/usr/sbin/runc`) to check these tests against the reference runtime.
-fn runtime_bin() -> PathBuf {
-    std::env::var_os("BERTH_TEST_RUNTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| berth_tests::bin("berth-runtime"))
-}
-
 /// A bundle (busybox rootfs + config.json), a state dir and a container id;
 /// on drop the container is force-deleted and its cgroup removed.
 struct Container {
@@ -393,7 +385,7 @@ impl Container {
 
     /// `berth-runtime --root STATE ARGS...`
     fn runtime(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(runtime_bin());
+        let mut cmd = Command::new(berth_tests::runtime_under_test());
         cmd.arg("--root")
             .arg(self.dir.path().join("state"))
             .args(args);

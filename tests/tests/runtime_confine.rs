@@ -12,7 +12,6 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use berth_runtime::confine::{self, Confinement};
@@ -225,14 +224,6 @@ fn check_refuses_bad_specs_with_clear_errors() {
 // Through `berth-runtime run`: what the container's process sees.
 // ---------------------------------------------------------------------------
 
-/// The runtime binary under test: `berth-runtime`, or `$BERTH_TEST_RUNTIME`
-/// (e.g. `/usr/sbin/runc`) to check these tests against the reference runtime.
-fn runtime_bin() -> PathBuf {
-    std::env::var_os("BERTH_TEST_RUNTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| berth_tests::bin("berth-runtime"))
-}
-
 /// A busybox bundle whose process is `process` (merged over runc-spec-like
 /// defaults), run in the foreground; force-deleted on drop.
 struct Container {
@@ -297,7 +288,7 @@ impl Container {
     }
 
     fn runtime(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(runtime_bin());
+        let mut cmd = Command::new(berth_tests::runtime_under_test());
         cmd.arg("--root")
             .arg(self.dir.path().join("state"))
             .args(args);
