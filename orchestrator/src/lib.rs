@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod daemon;
 pub mod network;
 pub mod node;

@@ -1,0 +1,11 @@
+//! What the daemon plugs in: the controllers it runs and the validators every write through
+//! the API passes. Controllers and validators live in their own modules (`crate::kube`,
+//! `crate::controllers`); each adds one line here.
+
+use super::{Controller, Validator};
+
+/// Every controller `berth daemon` starts, in this order.
+pub static CONTROLLERS: &[Controller] = &[];
+
+/// Validators run after the structural checks, in this order; the first failure answers.
+pub static VALIDATORS: &[Validator] = &[];

@@ -1,0 +1,250 @@
+//! Admission checks on objects written through the API: the structural ones every object gets
+//! here (names, labels, annotations, as the API server's `ObjectMeta` validation words them),
+//! and the hook type the typed validators in `crate::kube` plug in through
+//! [`super::hooks::VALIDATORS`].
+
+use serde_json::Value;
+
+use super::kinds::{self, Kind};
+
+/// One invalid field, as the `causes` of a Kubernetes `Status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The field path (`spec.containers[0].image`).
+    pub field: String,
+    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, ...
+    pub reason: String,
+    /// What is wrong (`Invalid value: "x": ...`, `Required value`).
+    pub message: String,
+}
+
+impl Cause {
+    /// An invalid value at `field`.
+    pub fn invalid(field: impl Into<String>, value: &str, why: &str) -> Cause {
+        Cause {
+            field: field.into(),
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {value:?}: {why}"),
+        }
+    }
+
+    /// A missing required value at `field`.
+    pub fn required(field: impl Into<String>) -> Cause {
+        Cause {
+            field: field.into(),
+            reason: "FieldValueRequired".into(),
+            message: "Required value".into(),
+        }
+    }
+}
+
+/// The `fieldValidation` a client asked for (kubectl sends `Strict` by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Unknown fields are dropped silently.
+    Ignore,
+    /// Unknown fields are dropped with a warning.
+    #[default]
+    Warn,
+    /// Unknown fields are an error.
+    Strict,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter (`Strict`, `Warn`, `Ignore`, case-insensitive).
+    pub fn parse(s: &str) -> Option<FieldValidation> {
+        match s.to_ascii_lowercase().as_str() {
+            "strict" => Some(FieldValidation::Strict),
+            "warn" => Some(FieldValidation::Warn),
+            "ignore" => Some(FieldValidation::Ignore),
+            _ => None,
+        }
+    }
+}
+
+/// Why an object was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// Fields have invalid values (HTTP 422 `Invalid`).
+    #[error("invalid: {}", .0.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>().join(", "))]
+    Invalid(Vec<Cause>),
+    /// Fields not in the schema, under strict field validation (HTTP 400 `BadRequest`); each a
+    /// path such as `spec.containers[0].images`.
+    #[error("strict decoding error: {}", .0.iter().map(|f| format!("unknown field {f:?}")).collect::<Vec<_>>().join(", "))]
+    UnknownFields(Vec<String>),
+}
+
+/// A validator plugged into the API (see [`super::hooks::VALIDATORS`]).
+pub type Validator = fn(&'static Kind, &Value, FieldValidation) -> Result<(), ValidationError>;
+
+const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const QUALIFIED_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+/// The checks every object gets: a valid name for its kind (Namespaces and Services: DNS
+/// labels; others: DNS subdomains), valid label keys and values, valid annotation keys.
+pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationError> {
+    let mut causes = Vec::new();
+    let meta = &object["metadata"];
+    let name = meta["name"].as_str().unwrap_or_default();
+    if !name.is_empty() {
+        let ok = if std::ptr::eq(kind, &kinds::NAMESPACE) {
+            is_dns_label(name).then_some(()).ok_or(LABEL_MSG)
+        } else if std::ptr::eq(kind, &kinds::SERVICE) {
+            is_dns1035_label(name).then_some(()).ok_or(DNS1035_MSG)
+        } else {
+            is_dns_subdomain(name).then_some(()).ok_or(SUBDOMAIN_MSG)
+        };
+        if let Err(why) = ok {
+            causes.push(Cause::invalid("metadata.name", name, why));
+        }
+    }
+    if let Some(ns) = meta["namespace"].as_str() {
+        if kind.namespaced && !ns.is_empty() && !is_dns_label(ns) {
+            causes.push(Cause::invalid("metadata.namespace", ns, LABEL_MSG));
+        }
+    }
+    match &meta["labels"] {
+        Value::Null => {}
+        Value::Object(labels) => {
+            for (k, v) in labels {
+                if let Err(why) = check_qualified_name(k) {
+                    causes.push(Cause::invalid("metadata.labels", k, &why));
+                }
+                match v.as_str() {
+                    Some(v) if is_label_value(v) => {}
+                    Some(v) => causes.push(Cause::invalid(
+                        format!("metadata.labels[{k}]"),
+                        v,
+                        LABEL_VALUE_MSG,
+                    )),
+                    None => causes.push(Cause::invalid(
+                        format!("metadata.labels[{k}]"),
+                        &v.to_string(),
+                        "label values must be strings",
+                    )),
+                }
+            }
+        }
+        other => causes.push(Cause::invalid(
+            "metadata.labels",
+            &other.to_string(),
+            "must be a map of strings",
+        )),
+    }
+    match &meta["annotations"] {
+        Value::Null => {}
+        Value::Object(annotations) => {
+            for (k, v) in annotations {
+                if let Err(why) = check_qualified_name(k) {
+                    causes.push(Cause::invalid("metadata.annotations", k, &why));
+                }
+                if !v.is_string() {
+                    causes.push(Cause::invalid(
+                        format!("metadata.annotations[{k}]"),
+                        &v.to_string(),
+                        "annotation values must be strings",
+                    ));
+                }
+            }
+        }
+        other => causes.push(Cause::invalid(
+            "metadata.annotations",
+            &other.to_string(),
+            "must be a map of strings",
+        )),
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError::Invalid(causes))
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns1035_label(s: &str) -> bool {
+    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_label_value(s: &str) -> bool {
+    s.is_empty() || is_qualified_part(s)
+}
+
+fn is_qualified_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// A label or annotation key: `[prefix/]name`, prefix a DNS subdomain, name a qualified part.
+fn check_qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        if !is_dns_subdomain(p) {
+            return Err(format!("prefix part {SUBDOMAIN_MSG}"));
+        }
+    }
+    if !is_qualified_part(name) {
+        return Err(QUALIFIED_MSG.to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_follow_the_api_server() {
+        let ok = json!({"metadata": {"name": "web-1.example", "labels": {"app.kubernetes.io/name": "web", "v": ""}}});
+        assert_eq!(structural(&kinds::CONFIG_MAP, &ok), Ok(()));
+        let bad = json!({"metadata": {"name": "Web_1"}});
+        let Err(ValidationError::Invalid(causes)) = structural(&kinds::CONFIG_MAP, &bad) else {
+            panic!("upper case name accepted");
+        };
+        assert_eq!(causes[0].field, "metadata.name");
+        let svc = json!({"metadata": {"name": "1svc"}});
+        assert!(structural(&kinds::SERVICE, &svc).is_err());
+        let ns = json!({"metadata": {"name": "a.b"}});
+        assert!(structural(&kinds::NAMESPACE, &ns).is_err());
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let bad = json!({"metadata": {"name": "x", "labels": {"bad key": "v", "k": "-v", "n": 3}}});
+        let Err(ValidationError::Invalid(causes)) = structural(&kinds::POD, &bad) else {
+            panic!("bad labels accepted");
+        };
+        let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels",
+                "metadata.labels[k]",
+                "metadata.labels[n]"
+            ]
+        );
+    }
+}
