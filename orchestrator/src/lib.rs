@@ -5,3 +5,4 @@ pub mod container;
 pub mod daemon;
 pub mod network;
 pub mod node;
+pub mod volume;

@@ -48,6 +48,8 @@ pub struct RunArgs {
     /// Network mode: bridge, none or host.
     #[arg(long, default_value = "bridge")]
     network: String,
+    #[command(flatten)]
+    storage: crate::volumes::RunStorageArgs,
     /// The image, then the command and its arguments (options end at the image, as in Docker).
     #[arg(
         value_name = "IMAGE [COMMAND [ARG...]]",
@@ -114,6 +116,9 @@ pub struct RmArgs {
     /// Kill running containers first.
     #[arg(short = 'f', long)]
     force: bool,
+    /// Remove the containers' anonymous volumes too.
+    #[arg(short = 'v', long)]
+    volumes: bool,
     /// The containers.
     #[arg(required = true)]
     containers: Vec<String>,
@@ -174,13 +179,15 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         cmd: words.collect(),
         name: a.name,
         entrypoint: a.entrypoint,
-        env: a.env,
+        env: a.storage.env_with_files(a.env)?,
         workdir: a.workdir,
         user: a.user,
         hostname: a.hostname,
         network,
         publish,
         auto_remove: a.rm,
+        mounts: a.storage.mounts()?,
+        resources: a.storage.resources()?,
     };
     let c = open(g)?;
     let config = container::create(&c, &opts)?;
@@ -189,6 +196,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         Ok(h) => h,
         Err(e) => {
             let _ = container::remove(&c, &config, true);
+            let _ = container::remove_anonymous_volumes(&c, &config);
             return Err(e.into());
         }
     };
@@ -196,6 +204,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         // The monitor released what it could; remove the rest unless --rm did.
         if !a.rm {
             let _ = container::remove(&c, &config, true);
+            let _ = container::remove_anonymous_volumes(&c, &config);
         }
         return Err(e.into());
     }
@@ -480,7 +489,11 @@ pub fn kill(g: &Globals, a: KillArgs) -> Result<ExitCode> {
 /// Removes containers.
 pub fn rm(g: &Globals, a: RmArgs) -> Result<ExitCode> {
     each(g, &a.containers, |c, config| {
-        Ok(container::remove(c, config, a.force)?)
+        container::remove(c, config, a.force)?;
+        if a.volumes {
+            container::remove_anonymous_volumes(c, config)?;
+        }
+        Ok(())
     })
 }
 

@@ -14,6 +14,7 @@ mod images;
 mod registry;
 mod snapshots;
 mod system;
+mod volumes;
 
 /// The `berth` command line.
 #[derive(Parser)]
@@ -86,6 +87,9 @@ enum Command {
     Rm(containers::RmArgs),
     /// Wait for containers to exit and print their exit codes.
     Wait(containers::WaitArgs),
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCommand),
     /// The per-container monitor `run` starts (internal).
     #[command(name = "__monitor", hide = true)]
     Monitor(containers::MonitorArgs),
@@ -121,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kill(a) => containers::kill(g, a),
         Command::Rm(a) => containers::rm(g, a),
         Command::Wait(a) => containers::wait(g, a),
+        Command::Volume(c) => volumes::run(g, c),
         Command::Monitor(a) => containers::monitor(g, a),
     }
 }

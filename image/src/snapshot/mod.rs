@@ -21,7 +21,7 @@ pub mod unpack;
 pub mod verify;
 pub mod whiteout;
 
-mod copy;
+pub mod copy;
 mod from_store;
 
 use std::fs;

@@ -10,10 +10,13 @@ use berth_image::manifest::PlatformSpec;
 use berth_image::snapshot::Snapshots;
 use berth_image::store::Store;
 
+use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
+use super::Resources;
 use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
 use crate::network::{files, netns, NetworkMode, PortMapping};
+use crate::volume::{request, MountRequest, Volumes};
 
 /// What `berth run` asks for, parsed but not yet checked against the image.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +43,11 @@ pub struct RunOptions {
     pub publish: Vec<PortMapping>,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `-v`, `--mount`, `--tmpfs` (the image's `VOLUME`s are added unless one of these has
+    /// the same destination).
+    pub mounts: Vec<MountRequest>,
+    /// `--memory`, `--cpus`, `--pids-limit`.
+    pub resources: Resources,
 }
 
 /// Creates a container from `opts` and returns its record; it is left in state `created`
@@ -56,6 +64,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
     if let Some(h) = &opts.hostname {
         files::validate_hostname(h)?;
     }
+    request::check_all(&opts.mounts)?;
     let store = Store::open(c.root())?;
     let _lock = store.lock_shared()?;
     let image = store.resolve(&opts.image, &PlatformSpec::host())?;
@@ -74,6 +83,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         .name
         .clone()
         .unwrap_or_else(|| format!("berth_{}", &id[..12]));
+    // Held until the container is recorded, so no volume it uses is removed meanwhile.
+    let _volumes_lock = Volumes::new(c.root()).lock(false)?;
     c.reserve_name(&name, &id)?;
     let _span = tracing::info_span!("create", container = %&id[..12], %name).entered();
     let config = ContainerConfig {
@@ -94,6 +105,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             .network
             .attaches()
             .then(|| AttachedNetwork::of(c.settings().network_config())),
+        mounts: Vec::new(),
+        resources: opts.resources.clone(),
     };
     let made = Prepare {
         c,
@@ -115,6 +128,9 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
                 if cleanup.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(error = %cleanup, dir = %dir.display(), "cannot remove");
                 }
+            }
+            if let Err(cleanup) = mounts::remove_volumes_made_for(c, &id) {
+                tracing::warn!(error = %cleanup, "cannot remove the volumes made");
             }
             c.release_name(&name, &id);
             Err(e)
@@ -160,6 +176,13 @@ impl Prepare<'_> {
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".to_string());
         make_dir_in_root(&rootfs, &cwd)?;
+        config.mounts = mounts::setup(
+            self.c,
+            &id,
+            &rootfs,
+            &self.opts.mounts,
+            self.image_cfg.volumes().as_deref().unwrap_or(&[]),
+        )?;
 
         let mode = &self.opts.network;
         let hostname = match (&self.opts.hostname, mode) {
@@ -237,6 +260,8 @@ impl Prepare<'_> {
             cgroup_parent: self.c.settings().cgroup_parent().to_string(),
             netns: config.netns.clone(),
             etc_files,
+            mounts: config.mounts.clone(),
+            resources: config.resources.clone(),
         };
         write_json(&dir.join("bundle/config.json"), &spec::build(&values))?;
         write_json(&dir.join("config.json"), &config)?;

@@ -27,9 +27,12 @@
 //! can remove the bridge, table and cgroup parent they made.
 
 mod create;
+pub mod envfile;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
+mod mounts;
+pub mod resources;
 pub mod settings;
 mod spec;
 pub mod state;
@@ -43,6 +46,10 @@ use crate::network::{self, NetworkMode, PortMapping};
 pub use create::{create, RunOptions};
 pub use lifecycle::{kill, remove, stop, wait_exit};
 pub use logs::{LogEntry, LogReader, Stream};
+pub use mounts::{
+    prune_volumes, remove_anonymous_volumes, remove_volume, volume_users, MountPoint,
+};
+pub use resources::{ResourceError, Resources};
 pub use settings::{AttachedNetwork, Settings, SettingsError};
 pub use state::{State, Status};
 
@@ -134,6 +141,12 @@ pub enum ContainerError {
     /// A system call failed.
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),
+    /// A volume could not be made, populated or removed.
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
+    /// A mount request is not valid.
+    #[error(transparent)]
+    MountSpec(#[from] crate::volume::MountSpecError),
     /// A config record is not valid JSON.
     #[error("container config {path}: corrupt: {source}")]
     Corrupt {
@@ -179,6 +192,12 @@ pub struct ContainerConfig {
     /// installation settings existed, which used the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attached_network: Option<AttachedNetwork>,
+    /// Its mounts (`-v`, `--mount`, `--tmpfs`, the image's `VOLUME`s), as made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountPoint>,
+    /// Its resource limits.
+    #[serde(default, skip_serializing_if = "Resources::is_unlimited")]
+    pub resources: Resources,
 }
 
 impl ContainerConfig {
@@ -376,8 +395,8 @@ fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Docker's rule for container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-fn valid_name(name: &str) -> bool {
+/// Docker's rule for container (and volume) names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub(crate) fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() >= 2
         && b.len() <= 128

@@ -227,6 +227,9 @@ fn remove_if_auto(c: &Containers, config: &ContainerConfig) {
             tracing::warn!(error = %e, dir = %dir.display(), "cannot remove");
         }
         c.release_name(&config.name, &config.id);
+        if let Err(e) = super::remove_anonymous_volumes(c, config) {
+            tracing::warn!(error = %e, "cannot remove the anonymous volumes");
+        }
     }
 }
 

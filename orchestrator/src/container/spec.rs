@@ -31,6 +31,10 @@ pub struct SpecValues {
     pub netns: Option<PathBuf>,
     /// `hosts`, `resolv.conf` and `hostname` files bind-mounted over `/etc/…`.
     pub etc_files: Vec<(PathBuf, &'static str)>,
+    /// Volumes, binds and tmpfs mounts.
+    pub mounts: Vec<super::MountPoint>,
+    /// Resource limits.
+    pub resources: super::Resources,
 }
 
 /// The environment: the image's, then `-e` values (which replace the same name), with
@@ -93,7 +97,9 @@ pub fn build(v: &SpecValues) -> Value {
                 "source": path_str(source), "options": ["rbind", "rprivate"]
             }));
         }
+        mounts.extend(super::mounts::oci_mounts(&v.mounts));
     }
+    v.resources.apply_to_spec(&mut spec);
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -154,6 +160,8 @@ mod tests {
             cgroup_parent: "berth-t/x".into(),
             netns: Some("/run/berth/netns/abc".into()),
             etc_files: vec![("/c/hosts".into(), "hosts")],
+            mounts: Vec::new(),
+            resources: Default::default(),
         };
         let spec = build(&v);
         assert_eq!(spec["linux"]["cgroupsPath"], "/berth-t/x/abc");
