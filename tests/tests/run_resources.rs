@@ -67,6 +67,11 @@ fn limits_reach_the_cgroup() {
             read(&cg("memory").join("memory.limit_in_bytes")),
             "67108864"
         );
+        // Docker's default: as much swap again.
+        let memsw = cg("memory").join("memory.memsw.limit_in_bytes");
+        if memsw.exists() {
+            assert_eq!(read(&memsw), "134217728");
+        }
         assert_eq!(read(&cg("cpu").join("cpu.cfs_quota_us")), "50000");
         assert_eq!(read(&cg("cpu").join("cpu.cfs_period_us")), "100000");
         assert_eq!(read(&cg("pids").join("pids.max")), "50");
@@ -176,6 +181,16 @@ fn bad_limits_and_env_files_create_nothing() {
         (vec!["--memory", "lots"], "invalid --memory \"lots\"".into()),
         (vec!["--memory", "1k"], "minimum memory limit is 6MB".into()),
         (vec!["--memory", "-5m"], "invalid --memory".into()),
+        (vec!["--memory-swap", "1g"], "set --memory too".into()),
+        (
+            vec!["--memory", "64m", "--memory-swap", "32m"],
+            "must not be below --memory".into(),
+        ),
+        (vec!["--memory-swap", "1g"], "set --memory too".into()),
+        (
+            vec!["--memory", "64m", "--memory-swap", "32m"],
+            "must not be below --memory".into(),
+        ),
         (vec!["--cpus", "zero"], "invalid --cpus \"zero\"".into()),
         (vec!["--cpus", "0"], "invalid --cpus".into()),
         (vec!["--cpus", "1000"], "range of CPUs".into()),

@@ -33,6 +33,9 @@ pub struct RunStorageArgs {
     /// Memory limit (bytes, or with a k, m or g suffix).
     #[arg(short = 'm', long = "memory")]
     memory: Option<String>,
+    /// Memory plus swap (-1: unlimited swap; default twice --memory).
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
     /// Number of CPUs (e.g. 0.5: 50000 µs of every 100000).
     #[arg(long = "cpus")]
     cpus: Option<String>,
@@ -64,6 +67,9 @@ impl RunStorageArgs {
         let mut r = Resources::default();
         if let Some(m) = &self.memory {
             r.set_memory(m)?;
+        }
+        if let Some(s) = &self.memory_swap {
+            r.set_memory_swap(s)?;
         }
         if let Some(c) = &self.cpus {
             r.set_cpus(c)?;

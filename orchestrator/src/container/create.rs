@@ -106,7 +106,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             .attaches()
             .then(|| AttachedNetwork::of(c.settings().network_config())),
         mounts: Vec::new(),
-        resources: opts.resources.clone(),
+        resources: opts.resources.with_host_defaults(),
     };
     let made = Prepare {
         c,

@@ -1,6 +1,8 @@
-//! Resource limits for a container (`--memory`, `--cpus`, `--pids-limit`), parsed the way
-//! Docker parses them and written into the OCI spec's `linux.resources`, which the runtime
-//! applies to the container's cgroup (v1 or v2).
+//! Resource limits for a container (`--memory`, `--memory-swap`, `--cpus`, `--pids-limit`),
+//! parsed the way Docker parses them and written into the OCI spec's `linux.resources`, which
+//! the runtime applies to the container's cgroup (v1 or v2). As Docker, a memory limit without
+//! `--memory-swap` allows as much swap again (memory + swap = twice the limit) where the host
+//! can limit swap.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,6 +26,14 @@ pub enum ResourceError {
     /// Below Docker's minimum.
     #[error("invalid --memory {0:?}: the minimum memory limit is 6MB")]
     MemoryTooSmall(String),
+    /// `--memory-swap` that is not a size or -1.
+    #[error(
+        "invalid --memory-swap {0:?}: expected a size with an optional unit, or -1 for unlimited"
+    )]
+    SwapSyntax(String),
+    /// `--memory-swap` below `--memory`, or without it.
+    #[error("invalid --memory-swap {0:?}: {1}")]
+    SwapRange(String, &'static str),
     /// Not a positive decimal number.
     #[error("invalid --cpus {0:?}: expected a positive number such as 0.5 or 2")]
     CpusSyntax(String),
@@ -43,6 +53,9 @@ pub struct Resources {
     /// Memory limit in bytes (`--memory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<u64>,
+    /// Memory plus swap in bytes (`--memory-swap`; -1 is unlimited swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap: Option<i64>,
     /// CFS quota in microseconds per [`Resources::cpu_period`] (`--cpus`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<i64>,
@@ -68,6 +81,48 @@ impl Resources {
         }
         self.memory = Some(bytes);
         Ok(())
+    }
+
+    /// Sets memory plus swap from `--memory-swap` text (`-1`: unlimited swap); call after
+    /// [`Resources::set_memory`], which it must not be below.
+    pub fn set_memory_swap(&mut self, text: &str) -> Result<(), ResourceError> {
+        let swap = if text == "-1" {
+            -1
+        } else {
+            ram_in_bytes(text)
+                .and_then(|b| i64::try_from(b).ok())
+                .ok_or_else(|| ResourceError::SwapSyntax(text.into()))?
+        };
+        let Some(memory) = self.memory else {
+            return Err(ResourceError::SwapRange(
+                text.into(),
+                "set --memory too when limiting memory plus swap",
+            ));
+        };
+        if swap != -1 && (swap as u64) < memory {
+            return Err(ResourceError::SwapRange(
+                text.into(),
+                "memory plus swap must not be below --memory",
+            ));
+        }
+        self.memory_swap = Some(swap);
+        Ok(())
+    }
+
+    /// Docker's default for a memory limit without `--memory-swap`: memory plus swap twice
+    /// the limit, when the host's cgroups can limit swap (`swap_limit`).
+    pub fn default_swap(&mut self, swap_limit: bool) {
+        if let (Some(memory), None, true) = (self.memory, self.memory_swap, swap_limit) {
+            self.memory_swap = i64::try_from(memory.saturating_mul(2)).ok();
+        }
+    }
+
+    /// These limits with Docker's host-dependent defaults filled in ([`Resources::default_swap`]
+    /// where the host's cgroups can limit swap).
+    pub fn with_host_defaults(&self) -> Resources {
+        let mut r = self.clone();
+        r.default_swap(host_limits_swap());
+        r
     }
 
     /// Sets quota and period from `--cpus` text: `0.5` is 50000 of every 100000 µs.
@@ -100,6 +155,9 @@ impl Resources {
         let resources = &mut spec["linux"]["resources"];
         if let Some(m) = self.memory {
             resources["memory"] = json!({"limit": m});
+            if let Some(swap) = self.memory_swap {
+                resources["memory"]["swap"] = json!(swap);
+            }
         }
         if let (Some(q), Some(p)) = (self.cpu_quota, self.cpu_period) {
             resources["cpu"] = json!({"quota": q, "period": p});
@@ -108,6 +166,14 @@ impl Resources {
             resources["pids"] = json!({"limit": p});
         }
     }
+}
+
+/// Whether the host's memory cgroup can limit swap: v1 with swap accounting
+/// (`memory.memsw.*`), or a v2 tree with the memory controller.
+fn host_limits_swap() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory"))
 }
 
 #[cfg(test)]
@@ -129,7 +195,9 @@ mod tests {
 
         let mut spec = json!({"linux": {"resources": {"devices": []}}});
         r.set_pids_limit(7);
+        r.default_swap(true);
         r.apply_to_spec(&mut spec);
+        assert_eq!(spec["linux"]["resources"]["memory"]["swap"], 128 << 20);
         assert_eq!(spec["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(spec["linux"]["resources"]["pids"]["limit"], 7);
@@ -153,9 +221,32 @@ mod tests {
             assert!(r.set_cpus(bad).is_err(), "{bad:?}");
         }
         assert!(matches!(
+            r.set_memory_swap("64m"),
+            Err(ResourceError::SwapRange(..))
+        ));
+        assert!(matches!(
             r.set_cpus("100000"),
             Err(ResourceError::CpusRange { .. })
         ));
         assert!(r.is_unlimited());
+        r.default_swap(true);
+        assert!(r.is_unlimited());
+    }
+
+    #[test]
+    fn swap_follows_docker() {
+        let mut r = Resources::default();
+        r.set_memory("64m").unwrap();
+        assert!(r.set_memory_swap("32m").is_err());
+        assert!(r.set_memory_swap("lots").is_err());
+        r.set_memory_swap("-1").unwrap();
+        r.default_swap(true);
+        assert_eq!(r.memory_swap, Some(-1));
+        r.set_memory_swap("1g").unwrap();
+        assert_eq!(r.memory_swap, Some(1 << 30));
+        let mut r = Resources::default();
+        r.set_memory("64m").unwrap();
+        r.default_swap(false);
+        assert_eq!(r.memory_swap, None);
     }
 }
