@@ -49,7 +49,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "bridge")]
     network: String,
     #[command(flatten)]
-    storage: crate::volumes::RunStorageArgs,
+    storage: Box<crate::volumes::RunStorageArgs>,
     /// The image, then the command and its arguments (options end at the image, as in Docker).
     #[arg(
         value_name = "IMAGE [COMMAND [ARG...]]",
