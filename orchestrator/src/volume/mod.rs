@@ -283,7 +283,12 @@ impl Volumes {
     /// Copies the image's content at `source` (a directory inside a container's rootfs) into
     /// volume `name` when the volume is empty, keeping owners, modes, times and symlinks, as
     /// Docker does the first time a volume is mounted over a non-empty image path.
+    /// Two containers populating the same new volume at once take turns (a lock on its
+    /// record), so the second finds it filled.
     pub fn populate(&self, name: &str, source: &Path, image_path: &str) -> Result<(), VolumeError> {
+        let record = self.dir(name).join("volume.json");
+        let file = fs::File::open(&record).map_err(io_err(&record))?;
+        fs2::FileExt::lock_exclusive(&file).map_err(io_err(&record))?;
         populate::populate_if_empty(&self.mountpoint(name), source).map_err(|reason| {
             VolumeError::Populate {
                 name: name.to_string(),
@@ -345,6 +350,31 @@ mod tests {
         v.remove("data").unwrap();
         assert!(matches!(v.get("data"), Err(VolumeError::NotFound(_))));
         assert!(!v.dir("data").exists());
+    }
+
+    #[test]
+    fn concurrent_first_uses_populate_once() {
+        let root = tempfile::tempdir().unwrap();
+        let src = root.path().join("image-dir");
+        std::fs::create_dir_all(&src).unwrap();
+        for i in 0..500 {
+            std::fs::write(src.join(format!("f{i}")), "x").unwrap();
+        }
+        let v = Volumes::new(&root.path().join("store"));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (v, src) = (v.clone(), src.clone());
+                std::thread::spawn(move || {
+                    v.create("shared", BTreeMap::new())?;
+                    v.populate("shared", &src, "/data")?;
+                    // Whoever returns first or last finds the volume whole, never half-copied.
+                    Ok::<_, VolumeError>(fs::read_dir(v.mountpoint("shared")).unwrap().count())
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap().unwrap(), 500);
+        }
     }
 
     #[test]
