@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod daemon;
+pub mod kube;
 pub mod network;
 pub mod node;
 pub mod volume;

@@ -8,4 +8,4 @@ use super::{Controller, Validator};
 pub static CONTROLLERS: &[Controller] = &[];
 
 /// Validators run after the structural checks, in this order; the first failure answers.
-pub static VALIDATORS: &[Validator] = &[];
+pub static VALIDATORS: &[Validator] = &[crate::kube::admission::validate];

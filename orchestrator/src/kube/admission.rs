@@ -1,0 +1,180 @@
+//! The typed validator the daemon runs on every create, update and patch
+//! (`crate::daemon::hooks::VALIDATORS`): strict decoding, defaulting and validation, answered
+//! in the daemon's terms (HTTP 400 for unknown fields under `fieldValidation=Strict`, 422
+//! with one cause per invalid field otherwise).
+
+use serde_json::Value;
+
+use super::field::{FieldError, FieldErrors};
+use super::object::Object;
+use crate::daemon::kinds::Kind;
+use crate::daemon::{Cause, FieldValidation, ValidationError};
+
+/// Most unknown fields one object may have before berth stops looking for more.
+const MAX_UNKNOWN: usize = 64;
+
+/// Validates `object` of `kind` as the API server would. Unknown fields are an error under
+/// `Strict` and otherwise ignored (the object is checked without them); kinds berth has no
+/// typed model for (events) pass.
+pub fn validate(
+    kind: &'static Kind,
+    object: &Value,
+    validation: FieldValidation,
+) -> Result<(), ValidationError> {
+    if !super::object::is_modelled(kind.kind) {
+        return Ok(());
+    }
+    let mut value = object.clone();
+    let mut unknown = Vec::new();
+    let decoded = loop {
+        match Object::from_value(value.clone()) {
+            Ok(o) => break o,
+            Err(FieldErrors(errors)) => {
+                let field = match errors.as_slice() {
+                    [e] if e.message.starts_with("unknown field ")
+                        && unknown.len() < MAX_UNKNOWN =>
+                    {
+                        e.path.clone()
+                    }
+                    _ => return Err(invalid(errors)),
+                };
+                if !remove(&mut value, &field) {
+                    return Err(invalid(errors));
+                }
+                unknown.push(field);
+            }
+        }
+    };
+    if validation == FieldValidation::Strict && !unknown.is_empty() {
+        return Err(ValidationError::UnknownFields(unknown));
+    }
+    let mut decoded = decoded;
+    decoded.apply_defaults();
+    decoded.validate().map_err(|FieldErrors(e)| invalid(e))
+}
+
+fn invalid(errors: Vec<FieldError>) -> ValidationError {
+    ValidationError::Invalid(
+        errors
+            .into_iter()
+            .map(|e| {
+                let reason = [
+                    ("Required value", "FieldValueRequired"),
+                    ("Invalid value", "FieldValueInvalid"),
+                    ("Unsupported value", "FieldValueNotSupported"),
+                    ("Duplicate value", "FieldValueDuplicate"),
+                    ("Forbidden", "FieldValueForbidden"),
+                    ("Not found", "FieldValueNotFound"),
+                ]
+                .iter()
+                .find(|(prefix, _)| e.message.starts_with(prefix))
+                .map_or("FieldValueTypeInvalid", |(_, r)| r);
+                Cause {
+                    field: e.path,
+                    reason: reason.to_string(),
+                    message: e.message,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Removes the member at a field path made of object keys and `[i]` indexes.
+fn remove(value: &mut Value, path: &str) -> bool {
+    let mut segments: Vec<&str> = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            segments.push(&rest[..i]);
+            rest = &rest[i..];
+            while let Some(end) = rest.find(']') {
+                segments.push(&rest[..=end]);
+                rest = &rest[end + 1..];
+            }
+        } else {
+            segments.push(rest);
+        }
+    }
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut here = value;
+    for seg in parents {
+        let next = match seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(i) => i.parse::<usize>().ok().and_then(|i| here.get_mut(i)),
+            None => here.get_mut(*seg),
+        };
+        match next {
+            Some(n) => here = n,
+            None => return false,
+        }
+    }
+    here.as_object_mut()
+        .is_some_and(|m| m.remove(*last).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::kinds;
+    use serde_json::json;
+
+    fn pod(extra: Value) -> Value {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        p["spec"]["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    }
+
+    #[test]
+    fn unknown_fields_by_validation_mode() {
+        let typo = pod(json!({"images": "x", "colour": "blue"}));
+        assert_eq!(
+            validate(&kinds::POD, &typo, FieldValidation::Strict),
+            Err(ValidationError::UnknownFields(vec![
+                "spec.containers[0].images".to_string(),
+                "spec.containers[0].colour".to_string()
+            ]))
+        );
+        assert_eq!(
+            validate(&kinds::POD, &typo, FieldValidation::Ignore),
+            Ok(())
+        );
+        assert_eq!(
+            validate(&kinds::POD, &pod(json!({})), FieldValidation::Strict),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn invalid_values_become_causes() {
+        let bad = pod(json!({"ports": [{"containerPort": 0}]}));
+        let Err(ValidationError::Invalid(causes)) =
+            validate(&kinds::POD, &bad, FieldValidation::Strict)
+        else {
+            panic!("port 0 accepted")
+        };
+        assert_eq!(causes[0].field, "spec.containers[0].ports[0].containerPort");
+        assert_eq!(causes[0].reason, "FieldValueInvalid");
+        let wrong = pod(json!({"ports": "80"}));
+        let Err(ValidationError::Invalid(causes)) =
+            validate(&kinds::POD, &wrong, FieldValidation::Ignore)
+        else {
+            panic!("string ports accepted")
+        };
+        assert_eq!(causes[0].reason, "FieldValueTypeInvalid");
+        assert_eq!(causes[0].message, "expected a list, got string \"80\"");
+    }
+
+    #[test]
+    fn paths_remove_members() {
+        let mut v = json!({"a": {"b": [{"c": 1, "d": 2}]}});
+        assert!(remove(&mut v, "a.b[0].c"));
+        assert_eq!(v, json!({"a": {"b": [{"d": 2}]}}));
+        assert!(!remove(&mut v, "a.b[3].d"));
+        assert!(!remove(&mut v, "x.y"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Label selectors of typed objects (`matchLabels` and `matchExpressions`, a Service's
+//! `selector`), checked as the API server checks them and matched against label maps. The
+//! query-string form (`-l`, `?labelSelector=`) is `crate::daemon::selector`.
+
+use std::collections::BTreeSet;
+
+use super::field::{child, index, FieldError, FieldErrors};
+use super::meta::{LabelSelector, StringMap};
+use super::names;
+
+/// An operator of one requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `key in (a,b)`, `key=a`, `key==a`.
+    In,
+    /// `key notin (a,b)`, `key!=a` (also true when the key is absent).
+    NotIn,
+    /// `key`.
+    Exists,
+    /// `!key`.
+    DoesNotExist,
+}
+
+/// One requirement on one label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The label key.
+    pub key: String,
+    /// The operator.
+    pub op: Op,
+    /// Values for `In`/`NotIn`.
+    pub values: BTreeSet<String>,
+}
+
+impl Requirement {
+    fn matches(&self, labels: &StringMap) -> bool {
+        let value = labels.get(&self.key);
+        match self.op {
+            Op::In => value.is_some_and(|v| self.values.contains(v)),
+            Op::NotIn => value.is_none_or(|v| !self.values.contains(v)),
+            Op::Exists => value.is_some(),
+            Op::DoesNotExist => value.is_none(),
+        }
+    }
+}
+
+/// A parsed label selector: requirements, all of which must hold. No requirements matches
+/// everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    requirements: Vec<Requirement>,
+}
+
+impl Selector {
+    /// Whether every requirement holds for `labels`.
+    pub fn matches(&self, labels: &StringMap) -> bool {
+        self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// Whether the selector has no requirements (and so matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
+    /// The requirements.
+    pub fn requirements(&self) -> &[Requirement] {
+        &self.requirements
+    }
+
+    /// The selector of an object's `selector` field, checked as the API server checks it
+    /// (keys, values, operators with or without values). `path` names the field in errors.
+    pub fn from_label_selector(s: &LabelSelector, path: &str) -> Result<Selector, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mut requirements = Vec::new();
+        let labels_path = child(path, "matchLabels");
+        for (k, v) in &s.match_labels {
+            if let Err(e) = names::qualified_name(k) {
+                errors.push(FieldError::invalid(&labels_path, k, &e));
+            }
+            if let Err(e) = names::label_value(v) {
+                errors.push(FieldError::invalid(&labels_path, v, &e));
+            }
+            requirements.push(Requirement {
+                key: k.clone(),
+                op: Op::In,
+                values: BTreeSet::from([v.clone()]),
+            });
+        }
+        let exprs_path = child(path, "matchExpressions");
+        for (i, r) in s.match_expressions.iter().enumerate() {
+            let p = index(&exprs_path, i);
+            if let Err(e) = names::qualified_name(&r.key) {
+                errors.push(FieldError::invalid(child(&p, "key"), &r.key, &e));
+            }
+            let op = match r.operator.as_str() {
+                "In" => Op::In,
+                "NotIn" => Op::NotIn,
+                "Exists" => Op::Exists,
+                "DoesNotExist" => Op::DoesNotExist,
+                other => {
+                    errors.push(FieldError::unsupported(
+                        child(&p, "operator"),
+                        other,
+                        &["DoesNotExist", "Exists", "In", "NotIn"],
+                    ));
+                    continue;
+                }
+            };
+            match op {
+                Op::In | Op::NotIn if r.values.is_empty() => {
+                    errors.push(FieldError::required(child(&p, "values")))
+                }
+                Op::Exists | Op::DoesNotExist if !r.values.is_empty() => {
+                    errors.push(FieldError::forbidden(
+                        child(&p, "values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ))
+                }
+                _ => {}
+            }
+            for (j, v) in r.values.iter().enumerate() {
+                if let Err(e) = names::label_value(v) {
+                    errors.push(FieldError::invalid(index(&child(&p, "values"), j), v, &e));
+                }
+            }
+            requirements.push(Requirement {
+                key: r.key.clone(),
+                op,
+                values: r.values.iter().cloned().collect(),
+            });
+        }
+        errors.into_result()?;
+        Ok(Selector { requirements })
+    }
+
+    /// A selector matching exactly these labels (a Service's `selector`).
+    pub fn from_labels(labels: &StringMap) -> Selector {
+        Selector {
+            requirements: labels
+                .iter()
+                .map(|(k, v)| Requirement {
+                    key: k.clone(),
+                    op: Op::In,
+                    values: BTreeSet::from([v.clone()]),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::meta::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> StringMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn from_objects() {
+        let ls = LabelSelector {
+            match_labels: labels(&[("app", "web")]),
+            match_expressions: vec![
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: vec!["front".into(), "edge".into()],
+                },
+                LabelSelectorRequirement {
+                    key: "legacy".into(),
+                    operator: "DoesNotExist".into(),
+                    values: vec![],
+                },
+                LabelSelectorRequirement {
+                    key: "track".into(),
+                    operator: "NotIn".into(),
+                    values: vec!["canary".into()],
+                },
+                LabelSelectorRequirement {
+                    key: "env".into(),
+                    operator: "Exists".into(),
+                    values: vec![],
+                },
+            ],
+        };
+        let s = Selector::from_label_selector(&ls, "spec.selector").unwrap();
+        assert!(s.matches(&labels(&[("app", "web"), ("tier", "edge"), ("env", "p")])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "back"), ("env", "p")])));
+        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "edge")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "edge"),
+            ("env", "p"),
+            ("legacy", "1")
+        ])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "edge"),
+            ("env", "p"),
+            ("track", "canary")
+        ])));
+        assert!(
+            Selector::from_label_selector(&LabelSelector::default(), "s")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn invalid_objects_name_the_field() {
+        let ls = LabelSelector {
+            match_labels: StringMap::new(),
+            match_expressions: vec![
+                LabelSelectorRequirement {
+                    key: "a".into(),
+                    operator: "Equals".into(),
+                    values: vec![],
+                },
+                LabelSelectorRequirement {
+                    key: "b".into(),
+                    operator: "In".into(),
+                    values: vec![],
+                },
+                LabelSelectorRequirement {
+                    key: "c".into(),
+                    operator: "Exists".into(),
+                    values: vec!["x".into()],
+                },
+            ],
+        };
+        let e = Selector::from_label_selector(&ls, "spec.selector")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.selector.matchExpressions[0].operator: Unsupported value: \"Equals\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.selector.matchExpressions[1].values: Required value"),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.selector.matchExpressions[2].values: Forbidden"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,474 @@
+//! YAML to JSON with positions: every document of a stream becomes a `serde_json::Value`
+//! plus the line and column of each field (by field path, `spec.containers[0].image`), so
+//! decoding and validation errors can point into the file.
+//!
+//! Scalars resolve as the YAML library behind kubectl does (YAML 1.1 booleans such as `yes`
+//! and `on`, `~` and `null`, integers and floats); quoted and block scalars stay strings.
+//! Duplicate keys are errors, as they are for the API server.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use super::field::{child, index};
+
+/// A place in the text: line and column, both from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub col: usize,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Pos {
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
+    }
+}
+
+/// The text is not YAML (or not YAML that maps to JSON).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {}: {message}", pos.line)]
+pub struct YamlError {
+    /// Where.
+    pub pos: Pos,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One document of a YAML stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlDocument {
+    /// The document as JSON (`Null` for an empty document).
+    pub value: Value,
+    /// Where the document starts.
+    pub start: Pos,
+    positions: HashMap<String, Pos>,
+}
+
+impl YamlDocument {
+    /// Where the field at `path` is (its key, for mapping members), or the nearest enclosing
+    /// field that exists in the text (a missing field points at its parent).
+    pub fn position(&self, path: &str) -> Pos {
+        let mut p = path;
+        loop {
+            if let Some(pos) = self.positions.get(p) {
+                return *pos;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return self.positions.get("").copied().unwrap_or(self.start),
+            }
+        }
+    }
+}
+
+/// Parses every document of `text`.
+pub fn parse_documents(text: &str) -> Result<Vec<YamlDocument>, YamlError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        return Err(explain(text, Pos::from(*e.marker()), e.info()));
+    }
+    if let Some(e) = builder.error {
+        return Err(e);
+    }
+    Ok(builder.docs)
+}
+
+enum Frame {
+    Map {
+        map: Map<String, Value>,
+        path: String,
+        key: Option<String>,
+        anchor: usize,
+        key_lines: HashMap<String, usize>,
+    },
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    docs: Vec<YamlDocument>,
+    stack: Vec<Frame>,
+    positions: HashMap<String, Pos>,
+    anchors: HashMap<usize, Value>,
+    start: Pos,
+    root: Option<Value>,
+    error: Option<YamlError>,
+}
+
+impl Builder {
+    fn fail(&mut self, pos: Pos, message: String) {
+        if self.error.is_none() {
+            self.error = Some(YamlError { pos, message });
+        }
+    }
+
+    /// The path the next node gets, given what is on the stack.
+    fn next_path(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Map { path, key, .. }) => {
+                key.as_deref().map_or_else(String::new, |k| child(path, k))
+            }
+            Some(Frame::Seq { items, path, .. }) => index(path, items.len()),
+        }
+    }
+
+    /// Records where a node starts unless it is a mapping value (whose key was recorded).
+    fn record(&mut self, pos: Pos) {
+        let is_value = matches!(self.stack.last(), Some(Frame::Map { key: Some(_), .. }));
+        if !is_value {
+            let path = self.next_path();
+            self.positions.entry(path).or_insert(pos);
+        }
+    }
+
+    fn add(&mut self, value: Value, pos: Pos, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        let Some(top) = self.stack.last_mut() else {
+            self.root = Some(value);
+            return;
+        };
+        match top {
+            Frame::Seq { items, .. } => items.push(value),
+            Frame::Map {
+                map,
+                path,
+                key,
+                key_lines,
+                ..
+            } => match key.take() {
+                Some(k) => {
+                    map.insert(k, value);
+                }
+                None => {
+                    let k = match value {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::Null => "null".to_string(),
+                        Value::Array(_) | Value::Object(_) => {
+                            let at = path.clone();
+                            self.fail(
+                                pos,
+                                format!(
+                                    "{}: mapping keys must be strings, not lists or mappings",
+                                    display_path(&at)
+                                ),
+                            );
+                            return;
+                        }
+                    };
+                    if let Some(first) = key_lines.get(&k) {
+                        let message =
+                            format!("mapping key \"{k}\" already defined at line {first}");
+                        self.fail(pos, message);
+                        return;
+                    }
+                    key_lines.insert(k.clone(), pos.line);
+                    let field = child(path, &k);
+                    self.positions.insert(field, pos);
+                    *key = Some(k);
+                }
+            },
+        }
+    }
+}
+
+fn display_path(p: &str) -> &str {
+    if p.is_empty() {
+        "<root>"
+    } else {
+        p
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let pos = Pos::from(mark);
+        match ev {
+            Event::DocumentStart => {
+                self.positions.clear();
+                self.anchors.clear();
+                self.start = pos;
+                self.root = None;
+            }
+            Event::DocumentEnd => {
+                self.docs.push(YamlDocument {
+                    value: self.root.take().unwrap_or(Value::Null),
+                    start: self.start,
+                    positions: std::mem::take(&mut self.positions),
+                });
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                self.record(pos);
+                let value = resolve(&text, style, tag.as_ref());
+                self.add(value, pos, anchor);
+            }
+            Event::Alias(id) => {
+                self.record(pos);
+                match self.anchors.get(&id).cloned() {
+                    Some(v) => self.add(v, pos, 0),
+                    None => self.fail(pos, "alias to an unknown anchor".to_string()),
+                }
+            }
+            Event::MappingStart(anchor, _) => {
+                self.record(pos);
+                let path = self.next_path();
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    path,
+                    key: None,
+                    anchor,
+                    key_lines: HashMap::new(),
+                });
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.record(pos);
+                let path = self.next_path();
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    path,
+                    anchor,
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => match self.stack.pop() {
+                Some(Frame::Map { map, anchor, .. }) => self.add(Value::Object(map), pos, anchor),
+                Some(Frame::Seq { items, anchor, .. }) => {
+                    self.add(Value::Array(items), pos, anchor)
+                }
+                None => self.fail(pos, "unbalanced mapping or sequence end".to_string()),
+            },
+            Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
+        }
+    }
+}
+
+/// Resolves a scalar as YAML 1.1 (go-yaml v2, which kubectl and the API server use) does.
+fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
+    if let Some(tag) = tag {
+        if tag.suffix == "str" {
+            return Value::String(text.to_string());
+        }
+    }
+    if style != TScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Value::Bool(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
+        _ => {}
+    }
+    if let Some(n) = parse_int(text) {
+        return Value::Number(n.into());
+    }
+    let looks_float = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
+        && text.bytes().any(|b| b.is_ascii_digit());
+    if looks_float {
+        if let Some(n) = text
+            .replace('_', "")
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+        {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_string())
+}
+
+fn parse_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let digits = digits.replace('_', "");
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if let Some(oct) = digits.strip_prefix("0o") {
+        i64::from_str_radix(oct, 8).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        i64::from_str_radix(&digits[1..], 8).ok()?
+    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()?
+    } else {
+        return None;
+    };
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// Turns a scanner error into one a person can act on: a bare word above the error (`spec`
+/// with its block under it) is a missing ':'; tabs cannot indent.
+fn explain(text: &str, pos: Pos, info: &str) -> YamlError {
+    let lines: Vec<&str> = text.lines().collect();
+    let line_at = |n: usize| lines.get(n.wrapping_sub(1)).copied().unwrap_or("");
+    if line_at(pos.line).starts_with('\t')
+        || line_at(pos.line).trim_start_matches(' ').starts_with('\t')
+    {
+        return YamlError {
+            pos,
+            message: "tabs are not allowed for indentation: use spaces".to_string(),
+        };
+    }
+    let mut candidates = vec![pos.line];
+    if let Some(prev) = (1..pos.line)
+        .rev()
+        .find(|&n| !line_at(n).trim().is_empty() && !line_at(n).trim_start().starts_with('#'))
+    {
+        candidates.insert(0, prev);
+    }
+    for n in candidates {
+        let trimmed = line_at(n).trim();
+        let bare = !trimmed.is_empty()
+            && !trimmed.contains(": ")
+            && !trimmed.ends_with(':')
+            && !trimmed.starts_with(['-', '#', '"', '\'', '[', '{', '|', '>', '&', '*', '!'])
+            && !trimmed.starts_with("...")
+            && trimmed.split_whitespace().next().is_some_and(|w| {
+                w.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+            });
+        if bare {
+            let message = match trimmed.split_once(char::is_whitespace) {
+                None => format!("missing ':' after \"{trimmed}\" (write \"{trimmed}:\")"),
+                Some((key, rest)) => format!(
+                    "missing ':' in \"{trimmed}\" (write \"{key}: {}\")",
+                    rest.trim()
+                ),
+            };
+            let col = line_at(n).len() - line_at(n).trim_start().len() + 1;
+            return YamlError {
+                pos: Pos { line: n, col },
+                message,
+            };
+        }
+    }
+    YamlError {
+        pos,
+        message: format!("{info} (column {})", pos.col),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documents_and_positions() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports:\n    - containerPort: 80\n---\n---\nkind: Service\n";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(
+            docs[0].value["spec"]["containers"][0]["ports"][0]["containerPort"],
+            80
+        );
+        assert_eq!(docs[0].position("spec.containers[0].image").line, 8);
+        assert_eq!(
+            docs[0].position("spec.containers[0].image"),
+            Pos { line: 8, col: 5 }
+        );
+        assert_eq!(docs[0].position("spec.containers[0]").line, 7);
+        assert_eq!(
+            docs[0]
+                .position("spec.containers[0].ports[0].containerPort")
+                .line,
+            10
+        );
+        // A field that is not in the text points at its parent.
+        assert_eq!(
+            docs[0].position("spec.containers[0].resources.limits").line,
+            7
+        );
+        assert_eq!(docs[1].value, Value::Null);
+        assert_eq!(docs[2].value, json!({"kind": "Service"}));
+        assert_eq!(docs[2].position("kind").line, 13);
+    }
+
+    #[test]
+    fn scalars_resolve_as_kubectl() {
+        let docs = parse_documents(
+            "a: yes\nb: 'yes'\nc: 010\nd: 0x1f\ne: 1.5\nf: ~\ng: \"8000\"\nh: 1e3\ni: hello world\nj: |\n  text\nk: !!str 12\nl: -3\n",
+        )
+        .unwrap();
+        let v = &docs[0].value;
+        assert_eq!(v["a"], json!(true));
+        assert_eq!(v["b"], json!("yes"));
+        assert_eq!(v["c"], json!(8));
+        assert_eq!(v["d"], json!(31));
+        assert_eq!(v["e"], json!(1.5));
+        assert_eq!(v["f"], Value::Null);
+        assert_eq!(v["g"], json!("8000"));
+        assert_eq!(v["h"], json!(1000.0));
+        assert_eq!(v["i"], json!("hello world"));
+        assert_eq!(v["j"], json!("text\n"));
+        assert_eq!(v["k"], json!("12"));
+        assert_eq!(v["l"], json!(-3));
+    }
+
+    #[test]
+    fn json_is_yaml() {
+        let docs =
+            parse_documents("{\"kind\": \"Pod\", \"spec\": {\"containers\": [{\"name\": \"c\"}]}}")
+                .unwrap();
+        assert_eq!(docs[0].value["spec"]["containers"][0]["name"], "c");
+    }
+
+    #[test]
+    fn anchors_and_aliases() {
+        let docs = parse_documents("a: &x {k: v}\nb: *x\n").unwrap();
+        assert_eq!(docs[0].value["b"], json!({"k": "v"}));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let e = parse_documents("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(e.pos.line, 3);
+        assert_eq!(e.message, "mapping key \"a\" already defined at line 1");
+    }
+
+    #[test]
+    fn missing_colon_is_named() {
+        let text =
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec\n  containers:\n  - name: c\n";
+        let e = parse_documents(text).unwrap_err();
+        assert_eq!(e.pos.line, 5, "{e}");
+        assert_eq!(e.message, "missing ':' after \"spec\" (write \"spec:\")");
+        let e = parse_documents("apiVersion: v1\nkind Pod\nmetadata:\n  name: p\n").unwrap_err();
+        assert_eq!(e.pos.line, 2, "{e}");
+        assert!(e.message.contains("missing ':' in \"kind Pod\""), "{e}");
+    }
+
+    #[test]
+    fn other_syntax_errors_keep_the_position() {
+        let e = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(e.pos.line >= 1, "{e}");
+        let e = parse_documents("a:\n\t- b\n").unwrap_err();
+        assert!(e.message.contains("tabs"), "{e}");
+    }
+}
