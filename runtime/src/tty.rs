@@ -144,6 +144,38 @@ pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::Borr
     }
 }
 
+/// The size (rows, columns) of terminal `fd`, if it is one.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: fd is open and ws a valid winsize for TIOCGWINSZ to fill.
+    unsafe { get_winsize(fd.as_raw_fd(), &mut ws) }
+        .ok()
+        .map(|_| (ws.ws_row, ws.ws_col))
+}
+
+/// Sets the size of pty `fd` (a master held by a monitor, on a client's resize).
+pub fn set_window_size(
+    fd: std::os::fd::BorrowedFd<'_>,
+    rows: u16,
+    cols: u16,
+) -> Result<(), TtyError> {
+    let ws = Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: fd is open and ws a valid winsize for TIOCSWINSZ.
+    unsafe { set_winsize(fd.as_raw_fd(), &ws) }
+        .map(drop)
+        .map_err(|e| TtyError::Pty("set size", e))
+}
+
 /// The caller's terminal in raw mode while `run` proxies a container's pty;
 /// restored on drop.
 pub struct RawMode {

@@ -1,14 +1,17 @@
 //! Container commands: run, ps, logs, stop, kill, wait, rm, and the hidden `__monitor`
-//! that `run` starts for each container. Docker's flags and output shapes.
+//! that `run` starts for each container (attach, start and restart are in `attach`).
+//! Docker's flags and output shapes.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use berth_orchestrator::container::health::{parse_duration, HealthFlags};
+use berth_orchestrator::container::logs::LogOptions;
 use berth_orchestrator::container::{
-    self, monitor, ContainerConfig, Containers, LogReader, RunOptions, Settings, State, Status,
-    Stream,
+    self, monitor, ContainerConfig, Containers, LogReader, MonitorConfig, RunOptions, Settings,
+    State, Status, Stream,
 };
 use berth_orchestrator::network::{parse_publish, NetworkMode};
 use clap::Args;
@@ -50,6 +53,36 @@ pub struct RunArgs {
     network: String,
     #[command(flatten)]
     storage: Box<crate::volumes::RunStorageArgs>,
+    /// Keep stdin open (attach it in the foreground).
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Give the container a terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Restart policy: no, on-failure[:max-retries], always or unless-stopped.
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Command to run to check health (run by /bin/sh -c in the container).
+    #[arg(long)]
+    health_cmd: Option<String>,
+    /// Time between health checks (e.g. 30s, 500ms).
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// Longest time one health check may run.
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Consecutive failures that make the container unhealthy.
+    #[arg(long)]
+    health_retries: Option<u32>,
+    /// Time after the start during which failures do not count.
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// Disable the image's health check.
+    #[arg(long)]
+    no_healthcheck: bool,
+    /// Log driver option: max-size=SIZE, max-file=N.
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// The image, then the command and its arguments (options end at the image, as in Docker).
     #[arg(
         value_name = "IMAGE [COMMAND [ARG...]]",
@@ -84,6 +117,12 @@ pub struct LogsArgs {
     /// Only the last N lines ("all" for every line).
     #[arg(long, default_value = "all")]
     tail: String,
+    /// Prefix each line with its timestamp.
+    #[arg(short = 't', long)]
+    timestamps: bool,
+    /// Only lines since a time (RFC 3339, Unix seconds, or a duration ago such as 10m).
+    #[arg(long)]
+    since: Option<String>,
     /// The container.
     container: String,
 }
@@ -135,6 +174,9 @@ pub struct WaitArgs {
 /// `berth __monitor` (hidden).
 #[derive(Args)]
 pub struct MonitorArgs {
+    /// Wait for a client to attach before starting the container.
+    #[arg(long)]
+    wait_attach: bool,
     /// The container id.
     id: String,
 }
@@ -174,6 +216,27 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
     let Some(image) = words.next() else {
         bail!("berth run needs an image");
     };
+    let duration = |flag: &str, v: &Option<String>| -> Result<Option<Duration>> {
+        v.as_deref()
+            .map(parse_duration)
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
+    let health = HealthFlags {
+        cmd: a.health_cmd.clone(),
+        interval: duration("health-interval", &a.health_interval)?,
+        timeout: duration("health-timeout", &a.health_timeout)?,
+        start_period: duration("health-start-period", &a.health_start_period)?,
+        retries: a.health_retries,
+        disabled: a.no_healthcheck,
+    };
+    let monitor_config = MonitorConfig {
+        tty: a.tty,
+        open_stdin: a.interactive,
+        restart: a.restart.parse()?,
+        log: LogOptions::parse(&a.log_opt)?,
+        ..Default::default()
+    };
     let opts = RunOptions {
         image,
         cmd: words.collect(),
@@ -188,11 +251,14 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         auto_remove: a.rm,
         mounts: a.storage.mounts()?,
         resources: a.storage.resources()?,
+        monitor: monitor_config,
+        health,
     };
     let c = open(g)?;
     let config = container::create(&c, &opts)?;
     let exe = std::env::current_exe().context("find the berth binary")?;
-    let mut handle = match monitor::spawn(&c, &exe, &config.id) {
+    let attach = !a.detach && (a.tty || a.interactive);
+    let mut handle = match monitor::spawn(&c, &exe, &config.id, attach) {
         Ok(h) => h,
         Err(e) => {
             let _ = container::remove(&c, &config, true);
@@ -200,13 +266,39 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
             return Err(e.into());
         }
     };
-    if let Err(e) = handle.started() {
-        // The monitor released what it could; remove the rest unless --rm did.
-        if !a.rm {
-            let _ = container::remove(&c, &config, true);
-            let _ = container::remove_anonymous_volumes(&c, &config);
+    // With a terminal or stdin in the foreground, attach before the container starts, so
+    // none of its output is missed.
+    let mut attach_and_start = || -> Result<Option<std::os::unix::net::UnixStream>> {
+        let conn = match attach {
+            true => {
+                handle.listening()?;
+                Some(crate::attach::connect(&config, a.interactive)?)
+            }
+            false => None,
+        };
+        handle.started()?;
+        Ok(conn)
+    };
+    let attached = match attach_and_start() {
+        Ok(conn) => conn,
+        Err(e) => {
+            // The monitor released what it could; remove the rest unless --rm did.
+            if !a.rm {
+                let _ = container::remove(&c, &config, true);
+                let _ = container::remove_anonymous_volumes(&c, &config);
+            }
+            return Err(e);
         }
-        return Err(e.into());
+    };
+    if let Some(conn) = attached {
+        if !a.tty {
+            forward_signals(&c, &config)?;
+        }
+        if crate::attach::stream(&config.id, conn, a.tty, a.interactive)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let code = handle.wait()?;
+        return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     if a.detach {
         println!("{}", config.id);
@@ -263,10 +355,53 @@ fn forward_signals(c: &Containers, config: &ContainerConfig) -> Result<()> {
 }
 
 fn print_entries(reader: &mut LogReader) -> Result<()> {
+    print_filtered(reader, &LogFilter::default())
+}
+
+/// What `logs` prints of each entry: `-t` and `--since`.
+#[derive(Default)]
+struct LogFilter {
+    timestamps: bool,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl LogFilter {
+    fn print(&self, e: &container::LogEntry) {
+        if let Some(since) = self.since {
+            let at = chrono::DateTime::parse_from_rfc3339(&e.time).map(|t| t.to_utc());
+            if at.is_ok_and(|t| t < since) {
+                return;
+            }
+        }
+        if self.timestamps {
+            write_entry(&format!("{} {}", e.time, e.log), e.stream);
+        } else {
+            write_entry(&e.log, e.stream);
+        }
+    }
+}
+
+fn print_filtered(reader: &mut LogReader, filter: &LogFilter) -> Result<()> {
     for e in reader.read_new()? {
-        write_entry(&e.log, e.stream);
+        filter.print(&e);
     }
     Ok(())
+}
+
+/// `--since`: RFC 3339, Unix seconds (with a fraction), or a duration before now.
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.to_utc());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        let nanos = (secs.fract() * 1e9) as u32;
+        if let Some(t) = chrono::DateTime::from_timestamp(secs.trunc() as i64, nanos) {
+            return Ok(t);
+        }
+    }
+    let ago = parse_duration(s)
+        .with_context(|| format!("--since {s:?}: expected RFC 3339, Unix seconds or a duration"))?;
+    Ok(chrono::Utc::now() - chrono::Duration::from_std(ago)?)
 }
 
 fn write_entry(text: &str, stream: Stream) {
@@ -285,8 +420,12 @@ fn write_entry(text: &str, stream: Stream) {
 
 /// The monitor subcommand.
 pub fn monitor(g: &Globals, a: MonitorArgs) -> Result<ExitCode> {
+    // The container's init is forked from this process: run from a read-only view of the
+    // binary so the container cannot overwrite the host's `berth` (CVE-2019-5736).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    berth_runtime::sys::protected_exe::ensure_protected(&args)?;
     let c = open(g)?;
-    monitor::serve(&c, &a.id)?;
+    monitor::serve(&c, &a.id, a.wait_attach)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -314,8 +453,19 @@ fn since(time: Option<&str>) -> String {
 fn status_text(state: &State) -> String {
     match state.status {
         Status::Created => "Created".into(),
-        Status::Running if !state.monitor_alive() => "Exited (unknown)".into(),
-        Status::Running => format!("Up {}", since(state.started_at.as_deref())),
+        Status::Running | Status::Restarting if !state.is_running() => "Exited (unknown)".into(),
+        Status::Running => {
+            let up = format!("Up {}", since(state.started_at.as_deref()));
+            match &state.health {
+                Some(h) => format!("{up} ({})", h.status),
+                None => up,
+            }
+        }
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            state.exit_code.unwrap_or(-1),
+            since(state.finished_at.as_deref())
+        ),
         Status::Exited => format!(
             "Exited ({}) {} ago",
             state.exit_code.unwrap_or(-1),
@@ -339,7 +489,7 @@ pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
     let rows: Vec<_> = c
         .list()?
         .into_iter()
-        .filter(|(_, s)| a.all || (s.status == Status::Running && s.monitor_alive()))
+        .filter(|(_, s)| a.all || s.is_running())
         .collect();
     if a.quiet {
         for (config, _) in rows {
@@ -417,23 +567,27 @@ pub fn logs(g: &Globals, a: LogsArgs) -> Result<ExitCode> {
                 .with_context(|| format!("--tail {n:?}: expected a number or \"all\""))?,
         ),
     };
+    let filter = LogFilter {
+        timestamps: a.timestamps,
+        since: a.since.as_deref().map(parse_since).transpose()?,
+    };
     let mut reader = LogReader::new(&c.log_path(&config.id));
     let entries = reader.read_new()?;
     let skip = tail.map_or(0, |n| entries.len().saturating_sub(n));
     for e in &entries[skip..] {
-        write_entry(&e.log, e.stream);
+        filter.print(e);
     }
     if !a.follow {
         return Ok(ExitCode::SUCCESS);
     }
     loop {
         let state = c.state(&config.id);
-        print_entries(&mut reader)?;
+        print_filtered(&mut reader, &filter)?;
         match state {
-            Ok(s) if s.status == Status::Running && s.monitor_alive() => {}
+            Ok(s) if s.is_running() => {}
             Ok(s) if s.status == Status::Created => {}
             _ => {
-                print_entries(&mut reader)?;
+                print_filtered(&mut reader, &filter)?;
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -441,7 +595,7 @@ pub fn logs(g: &Globals, a: LogsArgs) -> Result<ExitCode> {
     }
 }
 
-fn each(
+pub(crate) fn each(
     g: &Globals,
     names: &[String],
     mut act: impl FnMut(&Containers, &ContainerConfig) -> Result<()>,

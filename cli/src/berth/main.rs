@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod attach;
 mod build;
 mod containers;
 mod images;
@@ -79,6 +80,12 @@ enum Command {
     Ps(containers::PsArgs),
     /// Show a container's output.
     Logs(containers::LogsArgs),
+    /// Start created or stopped containers.
+    Start(attach::StartArgs),
+    /// Stop, then start containers.
+    Restart(attach::RestartArgs),
+    /// Attach to a running container's input and output.
+    Attach(attach::AttachArgs),
     /// Stop running containers (SIGTERM, then SIGKILL).
     Stop(containers::StopArgs),
     /// Send a signal to running containers.
@@ -121,6 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => containers::run(g, a),
         Command::Ps(a) => containers::ps(g, a),
         Command::Logs(a) => containers::logs(g, a),
+        Command::Start(a) => attach::start(g, a),
+        Command::Restart(a) => attach::restart(g, a),
+        Command::Attach(a) => attach::attach(g, a),
         Command::Stop(a) => containers::stop(g, a),
         Command::Kill(a) => containers::kill(g, a),
         Command::Rm(a) => containers::rm(g, a),

@@ -10,6 +10,8 @@ use berth_image::manifest::PlatformSpec;
 use berth_image::snapshot::Snapshots;
 use berth_image::store::Store;
 
+use super::health::{HealthConfig, HealthFlags};
+use super::monitor::MonitorConfig;
 use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
@@ -48,6 +50,10 @@ pub struct RunOptions {
     pub mounts: Vec<MountRequest>,
     /// `--memory`, `--cpus`, `--pids-limit`.
     pub resources: Resources,
+    /// `-t`, `-i`, `--restart`, `--log-opt` (the health check is resolved against the image).
+    pub monitor: MonitorConfig,
+    /// `--health-*`, `--no-healthcheck`.
+    pub health: HealthFlags,
 }
 
 /// Creates a container from `opts` and returns its record; it is left in state `created`
@@ -65,6 +71,9 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         files::validate_hostname(h)?;
     }
     request::check_all(&opts.mounts)?;
+    if opts.auto_remove && !opts.monitor.restart.is_no() {
+        return Err(ContainerError::Conflict("--restart and --rm"));
+    }
     let store = Store::open(c.root())?;
     let _lock = store.lock_shared()?;
     let image = store.resolve(&opts.image, &PlatformSpec::host())?;
@@ -78,6 +87,11 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
     if args.is_empty() {
         return Err(ContainerError::NoCommand(opts.image.clone()));
     }
+    let monitor = MonitorConfig {
+        healthcheck: HealthConfig::resolve(&image.config_raw, &opts.health)?,
+        stop_signal: image_cfg.stop_signal().clone(),
+        ..opts.monitor.clone()
+    };
     let id = hex::encode(rand::random::<[u8; 32]>());
     let name = opts
         .name
@@ -107,6 +121,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             .then(|| AttachedNetwork::of(c.settings().network_config())),
         mounts: Vec::new(),
         resources: opts.resources.with_host_defaults(),
+        monitor,
     };
     let made = Prepare {
         c,
@@ -262,6 +277,7 @@ impl Prepare<'_> {
             etc_files,
             mounts: config.mounts.clone(),
             resources: config.resources.clone(),
+            terminal: config.monitor.tty,
         };
         write_json(&dir.join("bundle/config.json"), &spec::build(&values))?;
         write_json(&dir.join("config.json"), &config)?;

@@ -1,15 +1,18 @@
-//! Stop, kill, wait and remove, acting on what the monitor records in `state.json`, and the
-//! one release every path shares (failed create, exit, `rm -f`): runtime state and cgroup,
-//! network attachment, network namespace, rootfs mount. Release is idempotent, so the
-//! monitor and `rm -f` may both run it.
+//! Start, stop, restart, kill, wait and remove, acting through the container's monitor (its
+//! control socket) and on what it records in `state.json`, and the one release every path
+//! shares (failed create, exit, `rm -f`): runtime state and cgroup, network attachment,
+//! network namespace, rootfs mount. Release is idempotent, so the monitor and `rm -f` may
+//! both run it. A container whose monitor was killed keeps running (its port forwards live in
+//! the kernel); `stop`, `kill` and `rm -f` then act on it directly and record its end.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::state::Status;
-use super::{io_err, ContainerConfig, ContainerError, Containers};
+use super::control::{self, ControlError, Request};
+use super::state::{now_rfc3339, Status};
+use super::{io_err, monitor, prepare_start, ContainerConfig, ContainerError, Containers};
 use crate::network::netns;
 
 /// How long `rm -f` and the SIGKILL half of `stop` wait for the monitor to finish.
@@ -66,58 +69,146 @@ pub(super) fn is_mount_point(path: &Path) -> bool {
     })
 }
 
-/// Sends `signal` to the container's init (Docker's `kill -s`).
+/// Sends `signal` to the container's init (Docker's `kill -s`). SIGKILL, or the container's
+/// stop signal, also ends its restart policy, as Docker's kill does.
 pub fn kill(
     c: &Containers,
     config: &ContainerConfig,
     signal: Signal,
 ) -> Result<(), ContainerError> {
     let state = c.state(&config.id)?;
-    if state.status != Status::Running {
-        return Err(ContainerError::WrongState {
-            id: config.id.clone(),
-            reason: "container is not running".into(),
-        });
+    let not_running = || ContainerError::WrongState {
+        id: config.id.clone(),
+        reason: "container is not running".into(),
+    };
+    if !state.is_running() {
+        return Err(not_running());
+    }
+    if state.monitor_alive() {
+        match control::request(
+            &config.id,
+            &Request::Kill {
+                signal: signal as i32,
+            },
+        ) {
+            Ok(_) => return Ok(()),
+            Err(ControlError::Unreachable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     match c.runtime().kill(&config.id, signal, false) {
         Ok(()) => Ok(()),
-        Err(berth_runtime::ContainerError::NotExist(_)) => Err(ContainerError::WrongState {
-            id: config.id.clone(),
-            reason: "container is not running".into(),
-        }),
+        Err(berth_runtime::ContainerError::NotExist(_)) => Err(not_running()),
         Err(e) => Err(e.into()),
     }
 }
 
-/// SIGTERM, then SIGKILL (to every process of the container) when it is still running after
-/// `timeout`; returns once the monitor has recorded the exit. A stopped container is left as is.
+/// The stop signal (the image's StopSignal, else SIGTERM), then SIGKILL to every process of
+/// the container when it still runs after `timeout`; returns once its exit is recorded. The
+/// restart policy no longer applies. A stopped container is left as is.
 pub fn stop(
     c: &Containers,
     config: &ContainerConfig,
     timeout: Duration,
 ) -> Result<(), ContainerError> {
-    if c.state(&config.id)?.status != Status::Running {
+    let state = c.state(&config.id)?;
+    if !state.is_running() {
         return Ok(());
     }
     let _span = tracing::info_span!("stop", container = config.short_id()).entered();
+    let signal = config.monitor.stop_signal();
+    if state.monitor_alive() {
+        let request = Request::Stop {
+            signal: signal as i32,
+            timeout_secs: timeout.as_secs(),
+        };
+        match control::request(&config.id, &request) {
+            Ok(_) => {
+                return match wait_exit(c, &config.id, Some(timeout + KILL_WAIT))? {
+                    Some(_) => Ok(()),
+                    None => Err(ContainerError::WrongState {
+                        id: config.id.clone(),
+                        reason: format!("did not exit within {}s of SIGKILL", KILL_WAIT.as_secs()),
+                    }),
+                }
+            }
+            Err(ControlError::Unreachable { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    stop_orphan(c, config, signal, timeout)
+}
+
+/// Stops a container whose monitor is gone: signals its init directly, waits, releases what
+/// it held and records the exit (128 + the last signal sent, the real status being lost with
+/// the monitor).
+fn stop_orphan(
+    c: &Containers,
+    config: &ContainerConfig,
+    signal: Signal,
+    timeout: Duration,
+) -> Result<(), ContainerError> {
+    tracing::info!("the monitor is gone: stopping the container directly");
     let runtime = c.runtime();
-    if let Err(e) = runtime.kill(&config.id, Signal::SIGTERM, false) {
-        tracing::debug!(error = %e, "SIGTERM");
+    let mut last = signal;
+    if let Err(e) = runtime.kill(&config.id, signal, false) {
+        tracing::debug!(error = %e, "stop signal");
     }
-    if wait_exit(c, &config.id, Some(timeout))?.is_some() {
-        return Ok(());
+    if !wait_init_gone(c, &config.id, timeout)? {
+        last = Signal::SIGKILL;
+        if let Err(e) = runtime.kill(&config.id, Signal::SIGKILL, true) {
+            tracing::debug!(error = %e, "SIGKILL");
+        }
+        if !wait_init_gone(c, &config.id, KILL_WAIT)? {
+            return Err(ContainerError::WrongState {
+                id: config.id.clone(),
+                reason: format!("did not exit within {}s of SIGKILL", KILL_WAIT.as_secs()),
+            });
+        }
     }
-    tracing::info!("still running after {}s: SIGKILL", timeout.as_secs());
-    if let Err(e) = runtime.kill(&config.id, Signal::SIGKILL, true) {
-        tracing::debug!(error = %e, "SIGKILL");
+    release(c, config)?;
+    let mut state = c.state(&config.id)?;
+    state.status = Status::Exited;
+    state.exit_code = Some(128 + last as i32);
+    state.pid = None;
+    state.monitor_pid = None;
+    state.manually_stopped = true;
+    state.finished_at = Some(now_rfc3339());
+    state.save(&c.dir(&config.id))?;
+    control::remove_socket_dir(&config.id);
+    Ok(())
+}
+
+fn wait_init_gone(c: &Containers, id: &str, timeout: Duration) -> Result<bool, ContainerError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if !c.state(id)?.init_alive() {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    match wait_exit(c, &config.id, Some(KILL_WAIT))? {
-        Some(_) => Ok(()),
-        None => Err(ContainerError::WrongState {
-            id: config.id.clone(),
-            reason: format!("did not exit within {}s of SIGKILL", KILL_WAIT.as_secs()),
-        }),
-    }
+}
+
+/// Starts a created or exited container under a new monitor (`exe` is the `berth` binary)
+/// and returns once it runs.
+pub fn start(c: &Containers, config: &ContainerConfig, exe: &Path) -> Result<(), ContainerError> {
+    prepare_start(c, config)?;
+    let mut handle = monitor::spawn(c, exe, &config.id, false)?;
+    handle.started()
+}
+
+/// `stop` (with `timeout`), then `start`.
+pub fn restart(
+    c: &Containers,
+    config: &ContainerConfig,
+    exe: &Path,
+    timeout: Duration,
+) -> Result<(), ContainerError> {
+    stop(c, config, timeout)?;
+    start(c, config, exe)
 }
 
 /// Waits until container `id` has exited and returns its exit code; `None` when `timeout`
@@ -174,12 +265,20 @@ pub fn remove(c: &Containers, config: &ContainerConfig, force: bool) -> Result<(
     let id = &config.id;
     let _span = tracing::info_span!("rm", container = config.short_id()).entered();
     let state = c.state(id)?;
-    if state.status == Status::Running && state.monitor_alive() {
+    if state.is_running() && state.monitor_alive() {
         if !force {
             return Err(ContainerError::WrongState {
                 id: id.clone(),
                 reason: "cannot remove a running container: stop it first or use rm -f".into(),
             });
+        }
+        // Through the monitor, so its restart policy does not start it again.
+        let stop_now = Request::Stop {
+            signal: Signal::SIGKILL as i32,
+            timeout_secs: 0,
+        };
+        if let Err(e) = control::request(id, &stop_now) {
+            tracing::debug!(error = %e, "stop through the monitor");
         }
         if let Err(e) = c.runtime().kill(id, Signal::SIGKILL, true) {
             tracing::debug!(error = %e, "SIGKILL");
@@ -189,7 +288,14 @@ pub fn remove(c: &Containers, config: &ContainerConfig, force: bool) -> Result<(
         // Exited and finishing its release, or still starting the container.
         wait_monitor_gone(c, id)?;
     }
+    if state.is_running() && !force {
+        return Err(ContainerError::WrongState {
+            id: id.clone(),
+            reason: "cannot remove a running container: stop it first or use rm -f".into(),
+        });
+    }
     release(c, config)?;
+    control::remove_socket_dir(id);
     let dir = c.dir(id);
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}

@@ -26,15 +26,19 @@
 //! settings are by then. Separate settings give separate networks: tests use their own so they
 //! can remove the bridge, table and cgroup parent they made.
 
+pub mod control;
 mod create;
 pub mod envfile;
+pub mod health;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
 mod mounts;
 pub mod resources;
+pub mod restart;
 pub mod settings;
 mod spec;
+mod start;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -44,13 +48,15 @@ use serde::{Deserialize, Serialize};
 use crate::network::{self, NetworkMode, PortMapping};
 
 pub use create::{create, RunOptions};
-pub use lifecycle::{kill, remove, stop, wait_exit};
+pub use lifecycle::{kill, remove, restart, start, stop, wait_exit};
 pub use logs::{LogEntry, LogReader, Stream};
+pub use monitor::MonitorConfig;
 pub use mounts::{
     prune_volumes, remove_anonymous_volumes, remove_volume, volume_users, MountPoint,
 };
 pub use resources::{ResourceError, Resources};
 pub use settings::{AttachedNetwork, Settings, SettingsError};
+pub use start::prepare_start;
 pub use state::{State, Status};
 
 /// Errors from creating, running, inspecting or removing containers.
@@ -135,6 +141,15 @@ pub enum ContainerError {
         #[source]
         source: std::io::Error,
     },
+    /// Options that cannot go together (`--rm` with `--restart`).
+    #[error("conflicting options: {0}")]
+    Conflict(&'static str),
+    /// The health check options or the image's Healthcheck are invalid.
+    #[error(transparent)]
+    Health(#[from] health::HealthError),
+    /// The monitor's control socket failed.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
     /// The monitor failed to start the container or went away.
     #[error("monitor: {0}")]
     Monitor(String),
@@ -198,6 +213,9 @@ pub struct ContainerConfig {
     /// Its resource limits.
     #[serde(default, skip_serializing_if = "Resources::is_unlimited")]
     pub resources: Resources,
+    /// How its monitor runs it: terminal, stdin, restart policy, health check, log rotation.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
 }
 
 impl ContainerConfig {

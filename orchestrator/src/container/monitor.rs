@@ -1,31 +1,80 @@
-//! The per-container monitor: `berth __monitor <id>`, started by `berth run` and outliving
-//! it. It leaves the caller's session, becomes a child subreaper, creates and starts the
-//! container through the runtime library (so the container's init is its child), copies the
-//! container's stdout and stderr from pipes into the json-file log, reaps the init and records
-//! its exit status (128+n when killed by signal n), then releases what the container held and,
-//! for `--rm`, removes it.
+//! The per-container monitor: `berth __monitor <id>`, started by `berth run` (and `start`)
+//! and outliving it. It leaves the caller's session, becomes a child subreaper, creates and
+//! starts the container through the runtime library (so the container's init is its child),
+//! copies the container's output (pipes, or the pty master when it has a terminal) into the
+//! json-file log and to attached clients, serves the [`control`](super::control) socket
+//! (attach, resize, stop, kill), runs the health check on its schedule, reaps the init and
+//! records its exit status (128+n when killed by signal n), restarts it as its restart policy
+//! says (keeping its network attachment and rootfs), and at the end releases what the
+//! container held and, for `--rm`, removes it.
 //!
-//! It reports to whoever started it over its stdout (a pipe): `started`, or `error MESSAGE`,
-//! then `exit CODE` when the container is gone. The runtime forks, so the monitor stays
-//! single-threaded.
+//! It reports to whoever started it over its stdout (a pipe): `listening` (when asked to wait
+//! for an attach before starting), `started`, or `error MESSAGE`, then `exit CODE` when the
+//! container is gone. It stays single-threaded: one poll loop over a signalfd for SIGCHLD,
+//! the control socket, the container's output and the clients; the runtime forks.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
-use super::logs::{LogWriter, Stream};
-use super::state::{now_rfc3339, Status};
+use super::control::{self, Reply, Request};
+use super::health::{Health, HealthConfig, HealthResult, MAX_OUTPUT};
+use super::logs::{LogOptions, LogWriter, Stream};
+use super::restart::{Backoff, RestartPolicy};
+use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
 
 /// The exit code recorded when the container could not be started (Docker's 125).
 const START_FAILED: i32 = 125;
+/// How long output is still read after the init exited (for what its children wrote last).
+const DRAIN: Duration = Duration::from_secs(2);
+/// How long a monitor asked to wait for an attach waits before starting anyway.
+const ATTACH_WAIT: Duration = Duration::from_secs(30);
+
+/// How the monitor runs a container, fixed at create (part of [`ContainerConfig`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    /// `-t`: the process gets a pty whose master the monitor holds.
+    #[serde(default)]
+    pub tty: bool,
+    /// `-i`: its stdin stays open for attached clients.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// The health check (the image's, with `--health-*` over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    /// `--log-opt max-size/max-file`.
+    #[serde(default)]
+    pub log: LogOptions,
+    /// The image's StopSignal (`stop` sends it first; SIGTERM when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+}
+
+impl MonitorConfig {
+    /// The signal `stop` sends first.
+    pub fn stop_signal(&self) -> Signal {
+        self.stop_signal
+            .as_deref()
+            .and_then(|s| berth_runtime::container::parse_signal(&s.to_ascii_uppercase()).ok())
+            .unwrap_or(Signal::SIGTERM)
+    }
+}
 
 /// A monitor started by [`spawn`]: read its reports.
 #[derive(Debug)]
@@ -35,14 +84,23 @@ pub struct MonitorHandle {
 }
 
 /// Starts `exe __monitor <id>` (exe being the `berth` binary) for a created container, its
-/// own diagnostics going to `monitor.log` in the container's directory.
-pub fn spawn(c: &Containers, exe: &Path, id: &str) -> Result<MonitorHandle, ContainerError> {
+/// own diagnostics going to `monitor.log` in the container's directory. With `wait_attach`
+/// it listens on the control socket first and starts the container once a client attached
+/// (so a foreground `run -it` or `start -a` sees all of its output).
+pub fn spawn(
+    c: &Containers,
+    exe: &Path,
+    id: &str,
+    wait_attach: bool,
+) -> Result<MonitorHandle, ContainerError> {
     let log_path = c.dir(id).join("monitor.log");
     let log = File::create(&log_path).map_err(io_err(&log_path))?;
-    let mut child = Command::new(exe)
-        .arg("--root")
-        .arg(c.root())
-        .arg("__monitor")
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root").arg(c.root()).arg("__monitor");
+    if wait_attach {
+        cmd.arg("--wait-attach");
+    }
+    let mut child = cmd
         .arg(id)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -67,10 +125,9 @@ impl MonitorHandle {
         }
     }
 
-    /// Waits until the container runs, or returns why it could not be started.
-    pub fn started(&mut self) -> Result<(), ContainerError> {
+    fn expect(&mut self, what: &str) -> Result<(), ContainerError> {
         match self.next_report() {
-            Some(r) if r == "started" => Ok(()),
+            Some(r) if r == what => Ok(()),
             Some(r) => Err(ContainerError::Monitor(
                 r.strip_prefix("error ").unwrap_or(&r).to_string(),
             )),
@@ -78,6 +135,16 @@ impl MonitorHandle {
                 "exited before starting the container (see monitor.log)".into(),
             )),
         }
+    }
+
+    /// For a monitor spawned with `wait_attach`: waits until its control socket listens.
+    pub fn listening(&mut self) -> Result<(), ContainerError> {
+        self.expect("listening")
+    }
+
+    /// Waits until the container runs, or returns why it could not be started.
+    pub fn started(&mut self) -> Result<(), ContainerError> {
+        self.expect("started")
     }
 
     /// Waits until the container has exited and been released; returns its exit code.
@@ -93,7 +160,7 @@ impl MonitorHandle {
 }
 
 /// The monitor's body (the `__monitor` subcommand): runs container `id` to its end.
-pub fn serve(c: &Containers, id: &str) -> Result<(), ContainerError> {
+pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), ContainerError> {
     // Leave the caller's session so its terminal's signals do not reach us.
     let _ = nix::unistd::setsid();
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
@@ -111,7 +178,13 @@ pub fn serve(c: &Containers, id: &str) -> Result<(), ContainerError> {
         .map_err(io_err(Path::new("/dev/null")))?;
     dup2(&null, 0)?;
     dup2(&null, 1)?;
-    let result = supervise(c, id, &null, &mut reports);
+    let result = Monitor::new(
+        c,
+        id,
+        null,
+        reports.try_clone().map_err(io_err(Path::new("stdout")))?,
+    )
+    .and_then(|mut m| m.supervise(wait_attach));
     if let Err(e) = &result {
         let _ = writeln!(reports, "error {e}");
     }
@@ -130,84 +203,815 @@ fn pipe() -> Result<(File, OwnedFd), ContainerError> {
     Ok((File::from(r), w))
 }
 
-fn supervise(
-    c: &Containers,
-    id: &str,
-    null: &File,
-    reports: &mut File,
-) -> Result<(), ContainerError> {
-    let config = c.config(id)?;
-    let dir = c.dir(id);
-    let _span = tracing::info_span!("monitor", container = config.short_id()).entered();
-    let mut state = c.state(id)?;
-    if state.status != Status::Created {
-        return Err(ContainerError::WrongState {
-            id: id.to_string(),
-            reason: "container was started already".into(),
-        });
-    }
-    state.monitor_pid = Some(std::process::id() as i32);
-    state.save(&dir)?;
-    let mut log = LogWriter::open(&c.log_path(id))?;
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let runtime = c.runtime();
-    let opts = berth_runtime::CreateOptions {
-        id: id.to_string(),
-        bundle: dir.join("bundle"),
-        ..Default::default()
-    };
-    // The init inherits fds 1 and 2: point them at the pipes while it is forked.
-    let own_stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(io_err(Path::new("stderr")))?;
-    dup2(&out_w, 1)?;
-    dup2(&err_w, 2)?;
-    let created = runtime.create(&opts);
-    dup2(null, 1)?;
-    dup2(&own_stderr, 2)?;
-    drop((out_w, err_w));
-    let started = created.and_then(|pid| runtime.start(id).map(|()| pid));
-    let pid = match started {
-        Ok(pid) => pid,
-        Err(e) => {
-            let e = ContainerError::from(e);
-            state.exit_code = Some(START_FAILED);
-            state.error = Some(e.to_string());
-            state.finished_at = Some(now_rfc3339());
-            release(c, &config);
-            state.status = Status::Exited;
-            state.save(&dir)?;
-            remove_if_auto(c, &config);
-            return Err(e);
-        }
-    };
-    state.status = Status::Running;
-    state.pid = Some(pid.as_raw());
-    state.started_at = Some(now_rfc3339());
-    state.save(&dir)?;
-    let _ = writeln!(reports, "started");
-    tracing::info!(%pid, "started");
+fn set_nonblocking(fd: &impl AsRawFd) -> Result<(), ContainerError> {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let flags =
+        fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(|e| ContainerError::Sys("fcntl", e))?;
+    fcntl(
+        fd.as_raw_fd(),
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map(drop)
+    .map_err(|e| ContainerError::Sys("fcntl", e))
+}
 
-    if let Err(e) = pump(out_r, err_r, &mut log) {
-        tracing::warn!(error = %e, "reading the container's output");
+/// An attached client.
+struct Client {
+    conn: UnixStream,
+    /// Its bytes go to the container's stdin.
+    stdin: bool,
+    /// It has not closed its side yet.
+    input_open: bool,
+}
+
+/// One run of the container's process.
+struct Process {
+    pid: Pid,
+    started: Instant,
+    /// Its stdout and stderr pipes, or the pty master (as stdout).
+    outputs: Vec<(File, Stream)>,
+    /// Where attached clients' input goes (stdin pipe or pty master), with `-i`.
+    stdin: Option<File>,
+    /// The pty master, for resizes.
+    master: Option<OwnedFd>,
+    /// Its exit code and when it was reaped.
+    exit: Option<(i32, Instant)>,
+    /// The health check under way.
+    probe: Option<Probe>,
+    /// When the next health check starts.
+    next_check: Option<Instant>,
+}
+
+/// A health check process.
+struct Probe {
+    pid: Pid,
+    start: String,
+    deadline: Instant,
+    output: File,
+    buf: Vec<u8>,
+    exit: Option<i32>,
+    timed_out: bool,
+}
+
+/// What one poll round found ready.
+enum Ready {
+    Signal,
+    Listener,
+    Output(usize),
+    Client(usize),
+    Probe,
+}
+
+struct Monitor<'a> {
+    c: &'a Containers,
+    config: ContainerConfig,
+    dir: PathBuf,
+    state: State,
+    log: LogWriter,
+    null: File,
+    own_stderr: OwnedFd,
+    reports: File,
+    listener: UnixListener,
+    sigchld: SignalFd,
+    clients: Vec<Client>,
+    process: Option<Process>,
+    /// When `stop`'s grace period ends and SIGKILL goes out.
+    kill_at: Option<Instant>,
+}
+
+impl<'a> Monitor<'a> {
+    fn new(c: &'a Containers, id: &str, null: File, reports: File) -> Result<Self, ContainerError> {
+        let config = c.config(id)?;
+        let dir = c.dir(id);
+        let mut state = c.state(id)?;
+        if state.status != Status::Created {
+            return Err(ContainerError::WrongState {
+                id: id.to_string(),
+                reason: "container was started already".into(),
+            });
+        }
+        state.monitor_pid = Some(std::process::id() as i32);
+        state.save(&dir)?;
+        let log = LogWriter::open(&c.log_path(id), config.monitor.log)?;
+        let own_stderr = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(io_err(Path::new("stderr")))?;
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block()
+            .map_err(|e| ContainerError::Sys("sigprocmask", e))?;
+        let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| ContainerError::Sys("signalfd", e))?;
+        let sock_dir = control::socket_dir(id);
+        std::fs::create_dir_all(&sock_dir).map_err(io_err(&sock_dir))?;
+        let sock = control::socket_path(id);
+        let _ = std::fs::remove_file(&sock);
+        let listener = UnixListener::bind(&sock).map_err(io_err(&sock))?;
+        listener.set_nonblocking(true).map_err(io_err(&sock))?;
+        Ok(Monitor {
+            c,
+            config,
+            dir,
+            state,
+            log,
+            null,
+            own_stderr,
+            reports,
+            listener,
+            sigchld,
+            clients: Vec::new(),
+            process: None,
+            kill_at: None,
+        })
     }
-    if let Err(e) = log.flush() {
-        tracing::warn!(error = %e, "writing the container's log");
+
+    fn id(&self) -> &str {
+        &self.config.id
     }
-    let code = reap(pid);
-    state.finished_at = Some(now_rfc3339());
-    tracing::info!(code, "exited");
-    // Released before the exit is recorded: once `stop` or `wait` see it, nothing is held.
-    release(c, &config);
-    state.status = Status::Exited;
-    state.pid = None;
-    state.exit_code = Some(code);
-    state.save(&dir)?;
-    remove_if_auto(c, &config);
-    let _ = writeln!(reports, "exit {code}");
-    Ok(())
+
+    fn save(&self) -> Result<(), ContainerError> {
+        Ok(self.state.save(&self.dir)?)
+    }
+
+    fn supervise(&mut self, wait_attach: bool) -> Result<(), ContainerError> {
+        let _span = tracing::info_span!("monitor", container = self.config.short_id()).entered();
+        if wait_attach {
+            let _ = writeln!(self.reports, "listening");
+            let deadline = Instant::now() + ATTACH_WAIT;
+            while self.clients.is_empty() && Instant::now() < deadline {
+                self.poll_once(Some(deadline))?;
+            }
+        }
+        let mut backoff = Backoff::default();
+        let mut first = true;
+        let code = loop {
+            if let Err(e) = self.start_process() {
+                self.state.exit_code = Some(START_FAILED);
+                self.state.error = Some(e.to_string());
+                self.state.finished_at = Some(now_rfc3339());
+                // The first failure is reported as `error` (by serve), a later one as an exit.
+                self.finish(START_FAILED, !first)?;
+                if first {
+                    return Err(e);
+                }
+                return Ok(());
+            }
+            if first {
+                let _ = writeln!(self.reports, "started");
+                first = false;
+            }
+            let (code, ran) = self.run_to_exit()?;
+            self.state.exit_code = Some(code);
+            self.state.finished_at = Some(now_rfc3339());
+            self.state.pid = None;
+            let policy = self.config.monitor.restart;
+            if !policy.should_restart(code, self.state.restart_count, self.state.manually_stopped) {
+                break code;
+            }
+            // The runtime's record and cgroup go; the network and rootfs stay for the next run.
+            if let Err(e) = self.c.runtime().delete(self.id(), true) {
+                tracing::warn!(error = %e, "runtime delete before a restart");
+            }
+            self.state.status = Status::Restarting;
+            self.save()?;
+            let delay = backoff.next(ran);
+            tracing::info!(code, ?delay, "restarting per policy {policy}");
+            let at = Instant::now() + delay;
+            while Instant::now() < at && !self.state.manually_stopped {
+                self.poll_once(Some(at))?;
+            }
+            if self.state.manually_stopped {
+                break code;
+            }
+            self.state.restart_count += 1;
+        };
+        self.finish(code, true)
+    }
+
+    /// Creates and starts the container's process, its stdio wired to us.
+    fn start_process(&mut self) -> Result<(), ContainerError> {
+        let id = self.id().to_string();
+        let runtime = self.c.runtime();
+        let mut opts = berth_runtime::CreateOptions {
+            id: id.clone(),
+            bundle: self.dir.join("bundle"),
+            ..Default::default()
+        };
+        let tty = self.config.monitor.tty;
+        let open_stdin = self.config.monitor.open_stdin;
+        let process = if tty {
+            let sock = control::socket_dir(&id).join("console.sock");
+            let _ = std::fs::remove_file(&sock);
+            let console = UnixListener::bind(&sock).map_err(io_err(&sock))?;
+            opts.console_socket = Some(sock.clone());
+            let created = runtime.create(&opts);
+            let master = created.and_then(|pid| {
+                let (conn, _) =
+                    console
+                        .accept()
+                        .map_err(|e| berth_runtime::ContainerError::Io {
+                            path: sock.clone(),
+                            source: e,
+                        })?;
+                let master = berth_runtime::tty::receive_master(&conn)?;
+                Ok((pid, master))
+            });
+            let _ = std::fs::remove_file(&sock);
+            let (pid, master) = master?;
+            runtime.start(&id)?;
+            let out = master.try_clone().map_err(io_err(&sock))?;
+            set_nonblocking(&out)?;
+            let stdin = if open_stdin {
+                Some(File::from(master.try_clone().map_err(io_err(&sock))?))
+            } else {
+                None
+            };
+            Process::new(
+                pid,
+                vec![(File::from(out), Stream::Stdout)],
+                stdin,
+                Some(master),
+            )
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            // For -i, the container reads the pipe's read end; we keep its write end.
+            let input = if open_stdin { Some(pipe()?) } else { None };
+            // The init inherits fds 0, 1 and 2: point them at the pipes while it is forked.
+            if let Some((r, _)) = &input {
+                dup2(r, 0)?;
+            }
+            dup2(&out_w, 1)?;
+            dup2(&err_w, 2)?;
+            let created = runtime.create(&opts);
+            dup2(&self.null, 0)?;
+            dup2(&self.null, 1)?;
+            dup2(&self.own_stderr, 2)?;
+            drop((out_w, err_w));
+            let stdin = input.map(|(_, w)| File::from(w));
+            let pid = created?;
+            runtime.start(&id)?;
+            set_nonblocking(&out_r)?;
+            set_nonblocking(&err_r)?;
+            Process::new(
+                pid,
+                vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
+                stdin,
+                None,
+            )
+        };
+        tracing::info!(pid = %process.pid, "started");
+        self.state.status = Status::Running;
+        self.state.pid = Some(process.pid.as_raw());
+        self.state.started_at = Some(now_rfc3339());
+        self.state.exit_code = None;
+        self.state.error = None;
+        self.state.health = self
+            .config
+            .monitor
+            .healthcheck
+            .as_ref()
+            .map(|_| Health::starting());
+        self.process = Some(Process {
+            next_check: self
+                .config
+                .monitor
+                .healthcheck
+                .as_ref()
+                .map(|h| Instant::now() + h.interval()),
+            ..process
+        });
+        self.save()
+    }
+}
+
+impl Process {
+    fn new(
+        pid: Pid,
+        outputs: Vec<(File, Stream)>,
+        stdin: Option<File>,
+        master: Option<OwnedFd>,
+    ) -> Self {
+        Process {
+            pid,
+            started: Instant::now(),
+            outputs,
+            stdin,
+            master,
+            exit: None,
+            probe: None,
+            next_check: None,
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.exit.is_none()
+    }
+}
+
+impl Monitor<'_> {
+    /// Serves everything until the process has exited and its output is drained; returns its
+    /// exit code and how long it ran.
+    fn run_to_exit(&mut self) -> Result<(i32, Duration), ContainerError> {
+        loop {
+            let Some(p) = &self.process else {
+                return Err(ContainerError::Monitor("no process to wait for".into()));
+            };
+            if let Some((code, at)) = p.exit {
+                if p.outputs.is_empty() || at.elapsed() >= DRAIN {
+                    let ran = at.duration_since(p.started);
+                    if let Err(e) = self.log.flush() {
+                        tracing::warn!(error = %e, "writing the container's log");
+                    }
+                    if let Some(p) = self.process.take() {
+                        if let Some(probe) = p.probe {
+                            let _ = nix::sys::signal::kill(probe.pid, Signal::SIGKILL);
+                        }
+                    }
+                    self.kill_at = None;
+                    tracing::info!(code, "exited");
+                    return Ok((code, ran));
+                }
+            }
+            self.timers();
+            let deadline = self.next_deadline();
+            self.poll_once(deadline)?;
+        }
+    }
+
+    /// Acts on what is due: SIGKILL after stop's grace period, starting and timing out
+    /// health checks.
+    fn timers(&mut self) {
+        let now = Instant::now();
+        if self.kill_at.is_some_and(|t| now >= t) {
+            self.kill_at = None;
+            tracing::info!("still running after stop's timeout: SIGKILL");
+            if let Err(e) = self.c.runtime().kill(self.id(), Signal::SIGKILL, true) {
+                tracing::debug!(error = %e, "SIGKILL");
+            }
+        }
+        let Some(p) = &mut self.process else { return };
+        if !p.running() {
+            return;
+        }
+        if let Some(probe) = &mut p.probe {
+            if probe.exit.is_none() && !probe.timed_out && now >= probe.deadline {
+                probe.timed_out = true;
+                let _ = nix::sys::signal::kill(probe.pid, Signal::SIGKILL);
+            }
+        } else if p.next_check.is_some_and(|t| now >= t) {
+            p.next_check = None;
+            self.start_probe();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut times = vec![self.kill_at];
+        if let Some(p) = &self.process {
+            times.push(p.exit.map(|(_, at)| at + DRAIN));
+            if p.running() {
+                match &p.probe {
+                    Some(probe) if !probe.timed_out => times.push(Some(probe.deadline)),
+                    Some(_) => {}
+                    None => times.push(p.next_check),
+                }
+            }
+        }
+        times.into_iter().flatten().min()
+    }
+
+    /// One round: waits (until `deadline` at most) for a signal, a client, output or a health
+    /// check's output, and handles what came.
+    fn poll_once(&mut self, deadline: Option<Instant>) -> Result<(), ContainerError> {
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
+                PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+            }
+        };
+        let mut ready = Vec::new();
+        {
+            let mut fds = vec![
+                PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+            ];
+            let mut what = vec![Ready::Signal, Ready::Listener];
+            if let Some(p) = &self.process {
+                for (i, (f, _)) in p.outputs.iter().enumerate() {
+                    fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+                    what.push(Ready::Output(i));
+                }
+                if let Some(probe) = &p.probe {
+                    fds.push(PollFd::new(probe.output.as_fd(), PollFlags::POLLIN));
+                    what.push(Ready::Probe);
+                }
+            }
+            for (i, client) in self.clients.iter().enumerate() {
+                if client.input_open {
+                    fds.push(PollFd::new(client.conn.as_fd(), PollFlags::POLLIN));
+                    what.push(Ready::Client(i));
+                }
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::Error::EINTR) => return Ok(()),
+                Err(e) => return Err(ContainerError::Sys("poll", e)),
+            }
+            for (fd, w) in fds.iter().zip(what) {
+                if fd.revents().is_some_and(|r| !r.is_empty()) {
+                    ready.push(w);
+                }
+            }
+        }
+        let mut closed_outputs = Vec::new();
+        let mut dropped_clients = Vec::new();
+        for r in ready {
+            match r {
+                Ready::Signal => self.reap(),
+                Ready::Listener => self.accept(),
+                Ready::Output(i) => {
+                    if !self.read_output(i) {
+                        closed_outputs.push(i);
+                    }
+                }
+                Ready::Client(i) => {
+                    if !self.read_client(i) {
+                        dropped_clients.push(i);
+                    }
+                }
+                Ready::Probe => self.read_probe(),
+            }
+        }
+        if let Some(p) = &mut self.process {
+            for i in closed_outputs.into_iter().rev() {
+                p.outputs.remove(i);
+            }
+        }
+        for i in dropped_clients.into_iter().rev() {
+            self.clients.remove(i);
+        }
+        self.finish_probe();
+        Ok(())
+    }
+
+    /// Reaps every exited child: the init (its exit), a health check, or an orphan that was
+    /// re-parented to us.
+    fn reap(&mut self) {
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        loop {
+            let (pid, code) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return,
+                Ok(_) | Err(nix::Error::EINTR) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "waitpid");
+                    return;
+                }
+            };
+            let Some(p) = &mut self.process else { continue };
+            if pid == p.pid {
+                p.exit = Some((code, Instant::now()));
+            } else if let Some(probe) = p.probe.as_mut().filter(|probe| probe.pid == pid) {
+                probe.exit = Some(code);
+            }
+        }
+    }
+
+    /// Reads output `i` into the log and to attached clients; false once it is closed.
+    fn read_output(&mut self, i: usize) -> bool {
+        let Some(p) = &mut self.process else {
+            return false;
+        };
+        let Some((file, stream)) = p.outputs.get_mut(i) else {
+            return false;
+        };
+        let stream = *stream;
+        let mut buf = [0u8; 32 * 1024];
+        let n = match file.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
+            // EIO: the pty's last slave fd closed.
+            Err(_) => return false,
+        };
+        let bytes = &buf[..n];
+        if let Err(e) = self.log.write(stream, bytes) {
+            tracing::warn!(error = %e, "writing the container's log");
+        }
+        let tty = self.config.monitor.tty;
+        let framed;
+        let out: &[u8] = if tty {
+            bytes
+        } else {
+            framed = control::frame(stream, bytes);
+            &framed
+        };
+        self.clients
+            .retain_mut(|client| client.conn.write_all(out).is_ok());
+        true
+    }
+
+    /// Reads client `i`'s input into the container's stdin; false when the client is gone.
+    fn read_client(&mut self, i: usize) -> bool {
+        let Some(client) = self.clients.get_mut(i) else {
+            return false;
+        };
+        let mut buf = [0u8; 4096];
+        match client.conn.read(&mut buf) {
+            Ok(0) => {
+                client.input_open = false;
+                // `run -i` without a terminal: the attached client's end of input is the
+                // container's (Docker's StdinOnce).
+                if client.stdin && !self.config.monitor.tty {
+                    if let Some(p) = &mut self.process {
+                        p.stdin = None;
+                    }
+                }
+                true
+            }
+            Ok(n) => {
+                if client.stdin {
+                    if let Some(stdin) = self.process.as_mut().and_then(|p| p.stdin.as_mut()) {
+                        if let Err(e) = stdin.write_all(&buf[..n]) {
+                            tracing::debug!(error = %e, "container stdin");
+                        }
+                    }
+                }
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Accepts control connections and answers their request.
+    fn accept(&mut self) {
+        while let Ok((mut conn, _)) = self.listener.accept() {
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+            let request = control::read_line(&mut conn)
+                .ok()
+                .and_then(|line| serde_json::from_slice::<Request>(&line).ok());
+            let _ = conn.set_read_timeout(None);
+            let reply = match request {
+                None => Err("unreadable request".to_string()),
+                Some(r) => self.handle(r),
+            };
+            let mut reply = match reply {
+                Ok(attach) => {
+                    let line = Reply {
+                        error: None,
+                        tty: self.config.monitor.tty,
+                    };
+                    if let Some(stdin) = attach {
+                        self.clients.push(Client {
+                            conn: match conn.try_clone() {
+                                Ok(c) => c,
+                                Err(_) => continue,
+                            },
+                            stdin,
+                            input_open: true,
+                        });
+                    }
+                    line
+                }
+                Err(message) => Reply {
+                    error: Some(message),
+                    tty: false,
+                },
+            };
+            let mut line = serde_json::to_vec(&reply).unwrap_or_default();
+            line.push(b'\n');
+            if conn.write_all(&line).is_err() {
+                reply.error = Some("client went away".into());
+            }
+            if reply.error.is_some() {
+                // Never attach a client that did not get its answer.
+                self.clients
+                    .retain(|c| c.conn.as_fd().as_raw_fd() != conn.as_fd().as_raw_fd());
+            }
+        }
+    }
+
+    /// Does what `request` asks; `Ok(Some(stdin))` means: attach this client.
+    fn handle(&mut self, request: Request) -> Result<Option<bool>, String> {
+        let running = self.process.as_ref().is_some_and(Process::running);
+        match request {
+            Request::Attach { stdin } => Ok(Some(stdin && self.config.monitor.open_stdin)),
+            Request::Resize { rows, cols } => {
+                let Some(master) = self.process.as_ref().and_then(|p| p.master.as_ref()) else {
+                    return Err("the container has no terminal".into());
+                };
+                berth_runtime::tty::set_window_size(master.as_fd(), rows, cols)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
+            Request::Stop {
+                signal,
+                timeout_secs,
+            } => {
+                self.state.manually_stopped = true;
+                let _ = self.save();
+                if running {
+                    let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
+                    if let Err(e) = self.c.runtime().kill(self.id(), sig, false) {
+                        tracing::debug!(error = %e, "stop signal");
+                    }
+                    self.kill_at = Some(Instant::now() + Duration::from_secs(timeout_secs));
+                }
+                Ok(None)
+            }
+            Request::Kill { signal } => {
+                let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
+                if !running {
+                    return Err("container is not running".into());
+                }
+                let stop_signal = self.config.monitor.stop_signal.is_none()
+                    || sig == self.config.monitor.stop_signal();
+                if sig == Signal::SIGKILL || stop_signal {
+                    self.state.manually_stopped = true;
+                    let _ = self.save();
+                }
+                self.c
+                    .runtime()
+                    .kill(self.id(), sig, false)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Starts the health check in the container (runtime exec), its output to a pipe.
+    fn start_probe(&mut self) {
+        let Some(check) = self.config.monitor.healthcheck.clone() else {
+            return;
+        };
+        let start = now_rfc3339();
+        match self.exec_probe(&check) {
+            Ok((pid, output)) => {
+                if let Some(p) = &mut self.process {
+                    p.probe = Some(Probe {
+                        pid,
+                        start,
+                        deadline: Instant::now() + check.timeout(),
+                        output,
+                        buf: Vec::new(),
+                        exit: None,
+                        timed_out: false,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "health check");
+                self.record_health(HealthResult {
+                    start,
+                    end: now_rfc3339(),
+                    exit_code: -1,
+                    output: e.to_string(),
+                });
+            }
+        }
+    }
+
+    fn exec_probe(&mut self, check: &HealthConfig) -> Result<(Pid, File), ContainerError> {
+        let spec_path = self.dir.join("bundle/config.json");
+        let bytes = std::fs::read(&spec_path).map_err(io_err(&spec_path))?;
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
+                path: spec_path.clone(),
+                source,
+            })?;
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(check.argv()));
+        process.set_terminal(Some(false));
+        process.set_console_size(None);
+        let pid_file = self.dir.join("health.pid");
+        let _ = std::fs::remove_file(&pid_file);
+        let (r, w) = pipe()?;
+        dup2(&w, 1)?;
+        dup2(&w, 2)?;
+        let done = self
+            .c
+            .runtime()
+            .exec(&berth_runtime::container::ExecOptions {
+                id: self.id().to_string(),
+                process,
+                console_socket: None,
+                pid_file: Some(pid_file.clone()),
+                detach: true,
+                preserve_fds: 0,
+            });
+        dup2(&self.null, 1)?;
+        dup2(&self.own_stderr, 2)?;
+        drop(w);
+        done?;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .map_err(io_err(&pid_file))?
+            .trim()
+            .parse()
+            .map_err(|_| ContainerError::Monitor(format!("{}: not a pid", pid_file.display())))?;
+        let _ = std::fs::remove_file(&pid_file);
+        set_nonblocking(&r)?;
+        Ok((Pid::from_raw(pid), r))
+    }
+
+    fn read_probe(&mut self) {
+        let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = probe.output.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = MAX_OUTPUT.saturating_sub(probe.buf.len());
+            probe.buf.extend_from_slice(&buf[..n.min(room)]);
+        }
+    }
+
+    /// Records the health check's result once it was reaped.
+    fn finish_probe(&mut self) {
+        let done = self
+            .process
+            .as_ref()
+            .and_then(|p| p.probe.as_ref())
+            .is_some_and(|probe| probe.exit.is_some());
+        if !done {
+            return;
+        }
+        self.read_probe();
+        let Some(p) = &mut self.process else { return };
+        let Some(probe) = p.probe.take() else { return };
+        let timeout = self
+            .config
+            .monitor
+            .healthcheck
+            .as_ref()
+            .map(HealthConfig::timeout)
+            .unwrap_or_default();
+        let result = if probe.timed_out {
+            HealthResult {
+                start: probe.start,
+                end: now_rfc3339(),
+                exit_code: -1,
+                output: format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
+            }
+        } else {
+            HealthResult {
+                start: probe.start,
+                end: now_rfc3339(),
+                exit_code: probe.exit.unwrap_or(-1),
+                output: String::from_utf8_lossy(&probe.buf).into_owned(),
+            }
+        };
+        self.record_health(result);
+    }
+
+    fn record_health(&mut self, result: HealthResult) {
+        let Some(check) = &self.config.monitor.healthcheck else {
+            return;
+        };
+        let in_start_period = self
+            .process
+            .as_ref()
+            .is_some_and(|p| p.started.elapsed() < check.start_period());
+        let health = self.state.health.get_or_insert_with(Health::starting);
+        health.record(result, check.retries(), in_start_period);
+        tracing::debug!(status = ?health.status, streak = health.failing_streak, "health");
+        if let Some(p) = &mut self.process {
+            p.next_check = Some(Instant::now() + check.interval());
+        }
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "recording health");
+        }
+    }
+
+    /// The end: releases what the container held, records the exit, removes it for `--rm`,
+    /// tells the caller, and lets attached clients go.
+    fn finish(&mut self, code: i32, report: bool) -> Result<(), ContainerError> {
+        // Released before the exit is recorded: once `stop` or `wait` see it, nothing is held.
+        release(self.c, &self.config);
+        self.state.status = Status::Exited;
+        self.state.pid = None;
+        self.state.exit_code = Some(code);
+        if self.state.finished_at.is_none() {
+            self.state.finished_at = Some(now_rfc3339());
+        }
+        self.save()?;
+        let _ = std::fs::remove_file(control::socket_path(self.id()));
+        remove_if_auto(self.c, &self.config);
+        if report {
+            let _ = writeln!(self.reports, "exit {code}");
+        }
+        for client in self.clients.drain(..) {
+            let _ = client.conn.shutdown(std::net::Shutdown::Both);
+        }
+        Ok(())
+    }
 }
 
 /// After the exit: release what the container held on the host.
@@ -230,59 +1034,6 @@ fn remove_if_auto(c: &Containers, config: &ContainerConfig) {
         if let Err(e) = super::remove_anonymous_volumes(c, config) {
             tracing::warn!(error = %e, "cannot remove the anonymous volumes");
         }
-    }
-}
-
-/// Copies the container's stdout and stderr into the log until both pipes are closed.
-fn pump(out: File, err: File, log: &mut LogWriter) -> Result<(), ContainerError> {
-    let mut open: Vec<(File, Stream)> = vec![(out, Stream::Stdout), (err, Stream::Stderr)];
-    let mut buf = vec![0u8; 32 * 1024];
-    while !open.is_empty() {
-        let mut ready = Vec::new();
-        {
-            let mut fds: Vec<PollFd> = open
-                .iter()
-                .map(|(f, _)| PollFd::new(f.as_fd(), PollFlags::POLLIN))
-                .collect();
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(ContainerError::Sys("poll", e)),
-            }
-            for (i, fd) in fds.iter().enumerate() {
-                if fd.revents().is_some_and(|r| !r.is_empty()) {
-                    ready.push(i);
-                }
-            }
-        }
-        let mut closed = Vec::new();
-        for i in ready {
-            let (file, stream) = &mut open[i];
-            match file.read(&mut buf) {
-                Ok(0) => closed.push(i),
-                Ok(n) => log.write(*stream, &buf[..n])?,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => closed.push(i),
-            }
-        }
-        for i in closed.into_iter().rev() {
-            open.remove(i);
-        }
-    }
-    Ok(())
-}
-
-/// Reaps children (we are a subreaper) until `pid` is among them; returns its exit code.
-fn reap(pid: Pid) -> i32 {
-    loop {
-        match waitpid(None::<Pid>, None) {
-            Ok(WaitStatus::Exited(p, code)) if p == pid => return code,
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return 128 + sig as i32,
-            Ok(_) | Err(nix::Error::EINTR) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "waitpid");
-                return -1;
-            }
-        }
+        control::remove_socket_dir(&config.id);
     }
 }

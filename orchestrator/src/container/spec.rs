@@ -35,6 +35,8 @@ pub struct SpecValues {
     pub mounts: Vec<super::MountPoint>,
     /// Resource limits.
     pub resources: super::Resources,
+    /// `-t`: the process gets a pty (its master goes to the monitor's console socket).
+    pub terminal: bool,
 }
 
 /// The environment: the image's, then `-e` values (which replace the same name), with
@@ -79,7 +81,7 @@ pub fn build(v: &SpecValues) -> Value {
     let mut spec = berth_runtime::spec::default_spec();
     let caps = json!(berth_runtime::spec::DOCKER_DEFAULT_CAPABILITIES);
     spec["process"] = json!({
-        "terminal": false,
+        "terminal": v.terminal,
         "user": {"uid": v.user.0, "gid": v.user.1, "additionalGids": v.user.2},
         "args": v.args,
         "env": v.env,
@@ -162,6 +164,7 @@ mod tests {
             etc_files: vec![("/c/hosts".into(), "hosts")],
             mounts: Vec::new(),
             resources: Default::default(),
+            terminal: false,
         };
         let spec = build(&v);
         assert_eq!(spec["linux"]["cgroupsPath"], "/berth-t/x/abc");

@@ -1,9 +1,12 @@
-//! `state.json` in a container's directory: its status, pids, exit code and times, written
-//! atomically (temp file, then rename) so readers never see half a record.
+//! `state.json` in a container's directory: its status, pids, exit code and times, how often
+//! its restart policy restarted it and its health, written atomically (temp file, then
+//! rename) so readers never see half a record. The monitor is its only writer while it runs.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::health::Health;
 
 /// Errors reading or writing a container's state record.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum Status {
     Created,
     /// Its process runs under its monitor.
     Running,
+    /// Its process exited and its restart policy starts it again after a delay.
+    Restarting,
     /// Its process is gone; `exit_code` says how it ended.
     Exited,
 }
@@ -57,6 +62,18 @@ pub struct State {
     pub finished_at: Option<String>,
     /// Why the container failed to start, if it did.
     pub error: Option<String>,
+    /// How often the restart policy started the process again since the last `start`
+    /// (Docker's `RestartCount`).
+    #[serde(rename = "RestartCount", default)]
+    pub restart_count: u32,
+    /// Stopped or killed by the user: the restart policy no longer applies (Docker's
+    /// `HasBeenManuallyStopped`; `unless-stopped` stays down).
+    #[serde(rename = "HasBeenManuallyStopped", default)]
+    pub manually_stopped: bool,
+    /// The health check's status and last results (Docker's `State.Health`), when the
+    /// container has a health check.
+    #[serde(rename = "Health", default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 impl State {
@@ -70,6 +87,9 @@ impl State {
             started_at: None,
             finished_at: None,
             error: None,
+            restart_count: 0,
+            manually_stopped: false,
+            health: None,
         }
     }
 
@@ -99,6 +119,26 @@ impl State {
     /// Whether the monitor recorded in this state still runs.
     pub fn monitor_alive(&self) -> bool {
         self.monitor_pid.is_some_and(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
+        })
+    }
+}
+
+impl State {
+    /// Whether the container's process runs: recorded as running (or restarting) by a live
+    /// monitor, or recorded as running with its init still there after the monitor was
+    /// killed (the container outlives its monitor; `stop` and `rm -f` still end it).
+    pub fn is_running(&self) -> bool {
+        match self.status {
+            Status::Running => self.monitor_alive() || self.init_alive(),
+            Status::Restarting => self.monitor_alive(),
+            Status::Created | Status::Exited => false,
+        }
+    }
+
+    /// Whether the recorded init pid still runs.
+    pub fn init_alive(&self) -> bool {
+        self.pid.is_some_and(|pid| {
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
         })
     }
