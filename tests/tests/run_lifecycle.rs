@@ -10,51 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_tests::run_ok;
-use run_support::{stderr, stdout, Fixture};
-
-/// Whether anything of container `id` is left on the host: mounts, cgroups, veth, netns.
-fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for line in mountinfo.lines() {
-        if line.contains(id) || line.contains(&*store.to_string_lossy()) {
-            left.push(format!("mount: {line}"));
-        }
-    }
-    for controller in [
-        "pids",
-        "memory",
-        "cpu,cpuacct",
-        "devices",
-        "freezer",
-        "unified",
-    ] {
-        let p = Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(cgroup_parent)
-            .join(id);
-        if p.exists() {
-            left.push(format!("cgroup {}", p.display()));
-        }
-    }
-    let veth = format!("bv{}", &id[..12]);
-    if Path::new("/sys/class/net").join(&veth).exists() {
-        left.push(format!("veth {veth}"));
-    }
-    let ns = Path::new("/run/berth/netns").join(id);
-    if ns.exists() {
-        left.push(format!("netns {}", ns.display()));
-    }
-    left
-}
-
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use run_support::{host_leftovers, stderr, stdout, wait_until, Fixture};
 
 #[test]
 fn run_rm_prints_output_and_leaves_nothing() {

@@ -289,14 +289,33 @@ impl LogReader {
         file.read_to_end(&mut self.partial)
             .map_err(io(&self.path))?;
         parse_lines(&mut self.partial, &mut out);
-        // Rotated under us: the path names a new file; go on with it from its start.
-        let current = std::fs::metadata(&self.path).ok();
+        // Rotated under us: the path names a new file. The files rotated since ours (those
+        // before ours in `.1`, `.2`…, or all of them when ours is gone) are read, oldest
+        // first, then the new current file from its start.
+        use std::os::unix::fs::MetadataExt;
         let ours = file.metadata().map_err(io(&self.path))?;
-        let moved = current.is_some_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.dev(), m.ino()) != (ours.dev(), ours.ino())
-        });
+        let same = |m: &std::fs::Metadata| (m.dev(), m.ino()) == (ours.dev(), ours.ino());
+        let moved = std::fs::metadata(&self.path).is_ok_and(|m| !same(&m));
         if moved {
+            // What was written to ours between our read and the rotation.
+            file.read_to_end(&mut self.partial)
+                .map_err(io(&self.path))?;
+            parse_lines(&mut self.partial, &mut out);
+            let mut newer = Vec::new();
+            let mut n = 1;
+            while let Ok(m) = std::fs::metadata(rotated(&self.path, n)) {
+                if same(&m) {
+                    break;
+                }
+                newer.push(rotated(&self.path, n));
+                n += 1;
+            }
+            for path in newer.into_iter().rev() {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    let mut bytes = bytes;
+                    parse_lines(&mut bytes, &mut out);
+                }
+            }
             if let Ok(mut next) = File::open(&self.path) {
                 self.partial.clear();
                 next.read_to_end(&mut self.partial)

@@ -2,8 +2,9 @@
 //! network settings, removing the containers a test names when it ends.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use berth_tests::{busybox_rootfs_tar, require_root, run_ok, TestRoot};
 
@@ -93,4 +94,65 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Whether anything of container `id` is left on the host: mounts, cgroups, veth, netns.
+pub fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mountinfo.lines() {
+        if line.contains(id) || line.contains(&*store.to_string_lossy()) {
+            left.push(format!("mount: {line}"));
+        }
+    }
+    for controller in [
+        "pids",
+        "memory",
+        "cpu,cpuacct",
+        "devices",
+        "freezer",
+        "unified",
+    ] {
+        let p = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(cgroup_parent)
+            .join(id);
+        if p.exists() {
+            left.push(format!("cgroup {}", p.display()));
+        }
+    }
+    let veth = format!("bv{}", &id[..12]);
+    if Path::new("/sys/class/net").join(&veth).exists() {
+        left.push(format!("veth {veth}"));
+    }
+    let ns = Path::new("/run/berth/netns").join(id);
+    if ns.exists() {
+        left.push(format!("netns {}", ns.display()));
+    }
+    left
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Fixture {
+    /// Container `id`'s state record (`state.json`).
+    pub fn state(&self, id: &str) -> serde_json::Value {
+        let path = self.containers_dir().join(id).join("state.json");
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+}
+
+/// The body `curl` gets from `url`, if it answers with success within 2 seconds.
+pub fn http_get(url: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "-f", "-m", "2", url])
+        .output()
+        .unwrap();
+    out.status.success().then(|| stdout(&out))
 }
