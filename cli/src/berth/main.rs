@@ -75,7 +75,7 @@ enum Command {
     #[command(subcommand)]
     Snapshot(snapshots::SnapshotCommand),
     /// Run a command in a new container.
-    Run(containers::RunArgs),
+    Run(Box<containers::RunArgs>),
     /// List containers.
     Ps(containers::PsArgs),
     /// Show a container's output.
@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(a) => registry::logout(g, a).map(|()| ExitCode::SUCCESS),
         Command::Build(a) => build::build(g, a).map(|()| ExitCode::SUCCESS),
         Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
-        Command::Run(a) => containers::run(g, a),
+        Command::Run(a) => containers::run(g, *a),
         Command::Ps(a) => containers::ps(g, a),
         Command::Logs(a) => containers::logs(g, a),
         Command::Start(a) => attach::start(g, a),
