@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod controllers;
 pub mod daemon;
 pub mod kube;
 pub mod network;

@@ -5,7 +5,10 @@
 use super::{Controller, Validator};
 
 /// Every controller `berth daemon` starts, in this order.
-pub static CONTROLLERS: &[Controller] = &[];
+pub static CONTROLLERS: &[Controller] = &[
+    crate::controllers::replicaset::CONTROLLER,
+    crate::controllers::deployment::CONTROLLER,
+];
 
 /// Validators run after the structural checks, in this order; the first failure answers.
 pub static VALIDATORS: &[Validator] = &[crate::kube::admission::validate];

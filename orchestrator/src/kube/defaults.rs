@@ -91,7 +91,8 @@ fn probe(p: &mut Option<Probe>) {
     }
 }
 
-fn pod_spec(spec: &mut PodSpec) {
+/// Fills a pod spec's defaults (also used to compare pod templates as the API server stores them).
+pub(crate) fn pod_spec(spec: &mut PodSpec) {
     spec.restart_policy
         .get_or_insert_with(|| "Always".to_string());
     spec.dns_policy

@@ -70,6 +70,11 @@ impl ObjectMeta {
         self.namespace.as_deref().unwrap_or("default")
     }
 
+    /// Whether the controller reference names the object with `uid`.
+    pub fn is_controlled_by(&self, uid: &str) -> bool {
+        self.controller().is_some_and(|r| r.uid == uid)
+    }
+
     /// The owner reference marked `controller: true`, if any.
     pub fn controller(&self) -> Option<&OwnerReference> {
         self.owner_references
@@ -96,6 +101,21 @@ pub struct OwnerReference {
     /// Whether foreground deletion of the owner waits for this dependent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_owner_deletion: Option<bool>,
+}
+
+impl OwnerReference {
+    /// The reference a controller puts on what it manages (`controller: true`,
+    /// `blockOwnerDeletion: true`).
+    pub fn controlled_by(api_version: &str, kind: &str, meta: &ObjectMeta) -> Self {
+        OwnerReference {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            name: meta.name().to_string(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
 }
 
 /// A label query: `matchLabels` and `matchExpressions`, ANDed. An empty selector matches

@@ -10,7 +10,7 @@
 pub mod admission;
 pub mod apps;
 pub mod config;
-mod defaults;
+pub(crate) mod defaults;
 pub mod field;
 pub mod intstr;
 pub mod load;
