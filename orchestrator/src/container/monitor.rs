@@ -761,38 +761,34 @@ impl Monitor<'_> {
                 None => Err("unreadable request".to_string()),
                 Some(r) => self.handle(r),
             };
-            let mut reply = match reply {
-                Ok(attach) => {
-                    let line = Reply {
+            let (line, attach) = match reply {
+                Ok(attach) => (
+                    Reply {
                         error: None,
                         tty: self.config.monitor.tty,
-                    };
-                    if let Some(stdin) = attach {
-                        self.clients.push(Client {
-                            conn: match conn.try_clone() {
-                                Ok(c) => c,
-                                Err(_) => continue,
-                            },
-                            stdin,
-                            input_open: true,
-                        });
-                    }
-                    line
-                }
-                Err(message) => Reply {
-                    error: Some(message),
-                    tty: false,
-                },
+                    },
+                    attach,
+                ),
+                Err(message) => (
+                    Reply {
+                        error: Some(message),
+                        tty: false,
+                    },
+                    None,
+                ),
             };
-            let mut line = serde_json::to_vec(&reply).unwrap_or_default();
-            line.push(b'\n');
-            if conn.write_all(&line).is_err() {
-                reply.error = Some("client went away".into());
+            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+            bytes.push(b'\n');
+            // Only a client that got its answer is attached.
+            if conn.write_all(&bytes).is_err() {
+                continue;
             }
-            if reply.error.is_some() {
-                // Never attach a client that did not get its answer.
-                self.clients
-                    .retain(|c| c.conn.as_fd().as_raw_fd() != conn.as_fd().as_raw_fd());
+            if let Some(stdin) = attach {
+                self.clients.push(Client {
+                    conn,
+                    stdin,
+                    input_open: true,
+                });
             }
         }
     }
