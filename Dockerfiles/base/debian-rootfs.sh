@@ -11,12 +11,15 @@
 #   REFRESH=1         rebuild even when the cache holds a tarball
 #   MIRROR=URL        mirror to use instead of the one from /etc/apt
 #   SUITE=name        Debian suite (default bookworm)
+#   INCLUDE=a,b       extra packages installed by debootstrap (node-rootfs.sh: nodejs);
+#                     they are part of the cache file's name
 # Needs root and the debootstrap package (apt-get install debootstrap).
 set -eu
 out=${1:?usage: debian-rootfs.sh OUT.tar}
 suite=${SUITE:-bookworm}
 cache_dir=${BERTH_BASE_CACHE:-/var/cache/berth-base}
-cached="$cache_dir/debian-$suite-minbase-$(dpkg --print-architecture).tar"
+include=${INCLUDE:-}
+cached="$cache_dir/debian-$suite-minbase${include:++$(echo "$include" | tr , +)}-$(dpkg --print-architecture).tar"
 
 die() { echo "debian-rootfs.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap needs chroot and mknod)"
@@ -58,8 +61,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "debian-rootfs.sh: debootstrap --variant=minbase $suite from $mirror (slow)" >&2
-debootstrap --variant=minbase "$suite" "$dir/rootfs" "$mirror" >&2
+echo "debian-rootfs.sh: debootstrap --variant=minbase ${include:+--include=$include }$suite from $mirror (slow)" >&2
+debootstrap --variant=minbase ${include:+--include="$include"} "$suite" "$dir/rootfs" "$mirror" >&2
 
 # Trim what an image does not need and what differs from run to run.
 rm -rf "$dir/rootfs/var/cache/apt/archives/"*.deb "$dir/rootfs/var/lib/apt/lists/"* \

@@ -16,6 +16,7 @@ use berth_orchestrator::container::{
 use berth_orchestrator::network::{parse_publish, NetworkMode};
 use clap::Args;
 
+use crate::format::{align_columns, Template};
 use crate::Globals;
 
 /// `berth run`.
@@ -33,6 +34,9 @@ pub struct RunArgs {
     /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/udp].
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Publish every port the image exposes to a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Set an environment variable (NAME=value, or NAME to take berth's own).
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
@@ -106,6 +110,12 @@ pub struct PsArgs {
     /// Do not truncate ids and commands.
     #[arg(long)]
     no_trunc: bool,
+    /// Output format: a Go template (`{{.Names}}`), `table TEMPLATE`, or `json`.
+    #[arg(long)]
+    format: Option<String>,
+    /// Only containers matching: name=SUBSTRING, id=PREFIX, status=created|running|exited.
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
 }
 
 /// `berth logs`.
@@ -248,6 +258,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         hostname: a.hostname,
         network,
         publish,
+        publish_all: a.publish_all,
         auto_remove: a.rm,
         mounts: a.storage.mounts()?,
         resources: a.storage.resources()?,
@@ -474,84 +485,147 @@ fn status_text(state: &State) -> String {
     }
 }
 
+/// Docker's PORTS cell: published ports (`0.0.0.0:8100->8000/tcp`), then exposed ones
+/// that are not published (`53/udp`).
 fn ports_text(config: &ContainerConfig) -> String {
-    config
-        .ports
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut cells = Vec::new();
+    for (key, bindings) in container::port_map(config) {
+        match bindings {
+            Some(bindings) => {
+                for (ip, port) in bindings {
+                    cells.push(format!("{ip}:{port}->{key}"));
+                }
+            }
+            None => cells.push(key),
+        }
+    }
+    cells.join(", ")
+}
+
+/// Docker's default `ps` table.
+const PS_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+
+/// The fields a `ps` template sees, with their table headers.
+const PS_FIELDS: [(&str, &str); 11] = [
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Names", "NAMES"),
+    ("Networks", "NETWORKS"),
+    ("Labels", "LABELS"),
+];
+
+fn ps_row(config: &ContainerConfig, state: &State, no_trunc: bool) -> serde_json::Value {
+    let mut command = config.args.join(" ");
+    if !no_trunc && command.chars().count() > 20 {
+        command = command.chars().take(19).collect::<String>() + "…";
+    }
+    let running = state.is_running();
+    let created_at = chrono::DateTime::parse_from_rfc3339(&config.created)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S %z UTC").to_string())
+        .unwrap_or_default();
+    serde_json::json!({
+        "ID": if no_trunc { config.id.as_str() } else { config.short_id() },
+        "Image": config.image,
+        "Command": format!("\"{command}\""),
+        "CreatedAt": created_at,
+        "RunningFor": format!("{} ago", since(Some(&config.created))),
+        "Ports": ports_text(config),
+        "State": match state.status {
+            Status::Created => "created",
+            Status::Running if running => "running",
+            Status::Restarting if running => "restarting",
+            _ => "exited",
+        },
+        "Status": status_text(state),
+        "Names": config.name,
+        "Networks": config.network,
+        "Labels": "",
+    })
+}
+
+/// Whether a container passes every `--filter` (Docker's ps filters).
+fn ps_matches(filters: &[(String, String)], row: &serde_json::Value, id: &str) -> bool {
+    filters.iter().all(|(key, value)| match key.as_str() {
+        "name" => row["Names"]
+            .as_str()
+            .is_some_and(|n| n.contains(value.as_str())),
+        "id" => id.starts_with(value.as_str()),
+        "status" => row["State"] == value.as_str(),
+        _ => false,
+    })
 }
 
 /// Lists containers.
 pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some((k @ ("name" | "id" | "status"), v)) => {
+                filters.push((k.to_string(), v.to_string()))
+            }
+            _ => bail!("--filter {f:?}: expected name=, id= or status="),
+        }
+    }
+    let all = a.all || filters.iter().any(|(k, _)| k == "status");
     let c = open(g)?;
     let rows: Vec<_> = c
         .list()?
         .into_iter()
-        .filter(|(_, s)| a.all || s.is_running())
+        .map(|(config, state)| {
+            let row = ps_row(&config, &state, a.no_trunc);
+            (config, row)
+        })
+        .filter(|(_, row)| all || row["State"] == "running")
+        .filter(|(config, row)| ps_matches(&filters, row, &config.id))
         .collect();
+    let mut out = std::io::stdout().lock();
     if a.quiet {
-        for (config, _) in rows {
-            println!(
-                "{}",
-                if a.no_trunc {
-                    &config.id
-                } else {
-                    config.short_id()
-                }
-            );
+        for (_, row) in rows {
+            writeln!(out, "{}", row["ID"].as_str().unwrap_or_default())?;
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = vec![[
-        "CONTAINER ID".to_string(),
-        "IMAGE".into(),
-        "COMMAND".into(),
-        "CREATED".into(),
-        "STATUS".into(),
-        "PORTS".into(),
-        "NAMES".into(),
-    ]];
-    for (config, state) in rows {
-        let mut command = config.args.join(" ");
-        if !a.no_trunc && command.chars().count() > 20 {
-            command = command.chars().take(19).collect::<String>() + "…";
+    let format = a.format.as_deref().unwrap_or(PS_TABLE);
+    if format == "json" {
+        for (_, row) in rows {
+            writeln!(out, "{row}")?;
         }
-        table.push([
-            if a.no_trunc {
-                config.id.clone()
-            } else {
-                config.short_id().to_string()
-            },
-            config.image.clone(),
-            format!("\"{command}\""),
-            format!("{} ago", since(Some(&config.created))),
-            status_text(&state),
-            ports_text(&config),
-            config.name.clone(),
-        ]);
+        return Ok(ExitCode::SUCCESS);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| {
-            table
-                .iter()
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = std::io::stdout().lock();
-    for row in table {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i == 6 {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
+    let (table, body) = match format.strip_prefix("table") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+            (true, rest.trim_start())
         }
-        writeln!(out, "{}", line.trim_end())?;
+        _ => (false, format),
+    };
+    let template = Template::parse(&body.replace("\\t", "\t")).context("--format")?;
+    if !table {
+        for (_, row) in rows {
+            writeln!(out, "{}", template.render(&row)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = PS_FIELDS
+        .iter()
+        .map(|(k, h)| (k.to_string(), serde_json::Value::from(*h)))
+        .collect();
+    let mut lines = vec![template.render(&serde_json::Value::Object(headers))?];
+    for (_, row) in rows {
+        lines.push(template.render(&row)?);
+    }
+    let cells: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    for line in align_columns(&cells) {
+        writeln!(out, "{line}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,14 +42,6 @@ pub struct ImagesArgs {
     no_trunc: bool,
 }
 
-/// `berth inspect IMAGE...`
-#[derive(Args)]
-pub struct InspectArgs {
-    /// Image names, ids (full or 12+ hex prefix) or name@digest.
-    #[arg(required = true)]
-    images: Vec<String>,
-}
-
 /// `berth tag SOURCE TARGET`
 #[derive(Args)]
 pub struct TagArgs {
@@ -325,74 +317,63 @@ fn records_with_id(store: &Store, id: &Digest) -> Result<Vec<ImageRecord>> {
     Ok(out)
 }
 
-/// Runs `berth inspect`.
-pub fn inspect(g: &Globals, a: InspectArgs) -> Result<()> {
-    let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
+/// Image `q`'s inspect document (Docker's shape); the caller holds the store's lock.
+pub fn image_document(store: &Store, q: &str) -> Result<Value> {
     let platform = PlatformSpec::host();
-    let mut all = Vec::new();
-    for q in &a.images {
-        let img = store.resolve(q, &platform)?;
-        let config: Value = serde_json::from_slice(&img.config_raw)
-            .with_context(|| format!("image {q}: config {}", img.config_digest))?;
-        let same = records_with_id(&store, &img.config_digest)?;
-        let mut tags = Vec::new();
-        let mut digests = Vec::new();
-        for r in &same {
-            if let Some(n) = &r.name {
-                tags.push(n.familiar());
-                let d = format!("{}@{}", n.familiar_name(), r.target_digest()?);
-                if !digests.contains(&d) {
-                    digests.push(d);
-                }
+    let img = store.resolve(q, &platform)?;
+    let config: Value = serde_json::from_slice(&img.config_raw)
+        .with_context(|| format!("image {q}: config {}", img.config_digest))?;
+    let same = records_with_id(store, &img.config_digest)?;
+    let mut tags = Vec::new();
+    let mut digests = Vec::new();
+    for r in &same {
+        if let Some(n) = &r.name {
+            tags.push(n.familiar());
+            let d = format!("{}@{}", n.familiar_name(), r.target_digest()?);
+            if !digests.contains(&d) {
+                digests.push(d);
             }
         }
-        let diff_ids: Vec<String> = img.diff_ids()?.iter().map(|d| d.to_string()).collect();
-        let field = |k: &str| {
-            config
-                .get(k)
-                .cloned()
-                .unwrap_or(Value::String(String::new()))
-        };
-        let mut obj = serde_json::Map::new();
-        obj.insert("Id".into(), json!(img.config_digest.to_string()));
-        obj.insert("RepoTags".into(), json!(tags));
-        obj.insert("RepoDigests".into(), json!(digests));
-        obj.insert("Parent".into(), json!(""));
-        obj.insert("Comment".into(), json!(history_comment(&config)));
-        obj.insert("Created".into(), field("created"));
-        obj.insert("DockerVersion".into(), field("docker_version"));
-        obj.insert("Author".into(), field("author"));
-        obj.insert(
-            "Config".into(),
-            config.get("config").cloned().unwrap_or(Value::Null),
-        );
-        obj.insert("Architecture".into(), field("architecture"));
-        if let Some(v) = config.get("variant") {
-            obj.insert("Variant".into(), v.clone());
-        }
-        obj.insert("Os".into(), field("os"));
-        obj.insert("Size".into(), json!(img.size()));
-        obj.insert(
-            "RootFS".into(),
-            json!({"Type": "layers", "Layers": diff_ids}),
-        );
-        obj.insert(
-            "Descriptor".into(),
-            json!({
-                "mediaType": img.manifest_media_type,
-                "digest": img.manifest_digest.to_string(),
-                "size": img.manifest_raw.len(),
-            }),
-        );
-        all.push(Value::Object(obj));
     }
-    writeln!(
-        io::stdout().lock(),
-        "{}",
-        serde_json::to_string_pretty(&Value::Array(all))?
-    )?;
-    Ok(())
+    let diff_ids: Vec<String> = img.diff_ids()?.iter().map(|d| d.to_string()).collect();
+    let field = |k: &str| {
+        config
+            .get(k)
+            .cloned()
+            .unwrap_or(Value::String(String::new()))
+    };
+    let mut obj = serde_json::Map::new();
+    obj.insert("Id".into(), json!(img.config_digest.to_string()));
+    obj.insert("RepoTags".into(), json!(tags));
+    obj.insert("RepoDigests".into(), json!(digests));
+    obj.insert("Parent".into(), json!(""));
+    obj.insert("Comment".into(), json!(history_comment(&config)));
+    obj.insert("Created".into(), field("created"));
+    obj.insert("DockerVersion".into(), field("docker_version"));
+    obj.insert("Author".into(), field("author"));
+    obj.insert(
+        "Config".into(),
+        config.get("config").cloned().unwrap_or(Value::Null),
+    );
+    obj.insert("Architecture".into(), field("architecture"));
+    if let Some(v) = config.get("variant") {
+        obj.insert("Variant".into(), v.clone());
+    }
+    obj.insert("Os".into(), field("os"));
+    obj.insert("Size".into(), json!(img.size()));
+    obj.insert(
+        "RootFS".into(),
+        json!({"Type": "layers", "Layers": diff_ids}),
+    );
+    obj.insert(
+        "Descriptor".into(),
+        json!({
+            "mediaType": img.manifest_media_type,
+            "digest": img.manifest_digest.to_string(),
+            "size": img.manifest_raw.len(),
+        }),
+    );
+    Ok(Value::Object(obj))
 }
 
 fn history_comment(config: &Value) -> String {

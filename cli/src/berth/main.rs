@@ -11,10 +11,16 @@ use clap::{Parser, Subcommand};
 mod attach;
 mod build;
 mod containers;
+mod cp;
+mod exec;
+mod format;
 mod images;
+mod inspect;
+mod port;
 mod registry;
 mod snapshots;
 mod system;
+mod top;
 mod volumes;
 
 /// The `berth` command line.
@@ -48,8 +54,8 @@ enum Command {
     Import(images::ImportArgs),
     /// List images.
     Images(images::ImagesArgs),
-    /// Show details of images as JSON.
-    Inspect(images::InspectArgs),
+    /// Show details of containers or images as JSON (or through --format).
+    Inspect(inspect::InspectArgs),
     /// Give an image another name.
     Tag(images::TagArgs),
     /// Remove image names (and images left without a name).
@@ -97,9 +103,38 @@ enum Command {
     /// Manage volumes: create, ls, inspect, rm, prune.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show the processes of a running container.
+    Top(top::TopArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
+    /// Show a container's published ports.
+    Port(port::PortArgs),
+    /// Container commands under their `docker container` names.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// The per-container monitor `run` starts (internal).
     #[command(name = "__monitor", hide = true)]
     Monitor(containers::MonitorArgs),
+}
+
+/// `berth container ...`: the same commands as at the top level.
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// Show details of containers as JSON (or through --format).
+    Inspect(inspect::InspectArgs),
+    /// List containers.
+    #[command(alias = "ps", alias = "list")]
+    Ls(containers::PsArgs),
+    /// Run a command in a running container.
+    Exec(exec::ExecArgs),
+    /// Show the processes of a running container.
+    Top(top::TopArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
+    /// Show a container's published ports.
+    Port(port::PortArgs),
 }
 
 /// Global options every command needs.
@@ -113,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Import(a) => images::import(g, a).map(|()| ExitCode::SUCCESS),
         Command::Images(a) => images::images(g, a).map(|()| ExitCode::SUCCESS),
-        Command::Inspect(a) => images::inspect(g, a).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(a) => inspect::inspect(g, a),
         Command::Tag(a) => images::tag(g, a).map(|()| ExitCode::SUCCESS),
         Command::Rmi(a) => images::rmi(g, a).map(|()| ExitCode::SUCCESS),
         Command::Save(a) => images::save(g, a).map(|()| ExitCode::SUCCESS),
@@ -136,6 +171,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => containers::rm(g, a),
         Command::Wait(a) => containers::wait(g, a),
         Command::Volume(c) => volumes::run(g, c),
+        Command::Exec(a) => exec::exec(g, a),
+        Command::Top(a) => top::top(g, a),
+        Command::Cp(a) => cp::cp(g, a),
+        Command::Port(a) => port::port(g, a),
+        Command::Container(c) => match c {
+            ContainerCommand::Inspect(a) => inspect::inspect(g, a),
+            ContainerCommand::Ls(a) => containers::ps(g, a),
+            ContainerCommand::Exec(a) => exec::exec(g, a),
+            ContainerCommand::Top(a) => top::top(g, a),
+            ContainerCommand::Cp(a) => cp::cp(g, a),
+            ContainerCommand::Port(a) => port::port(g, a),
+        },
         Command::Monitor(a) => containers::monitor(g, a),
     }
 }

@@ -17,7 +17,7 @@ use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
 use super::Resources;
 use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
-use crate::network::{files, netns, NetworkMode, PortMapping};
+use crate::network::{self, files, netns, NetworkMode, PortMapping};
 use crate::volume::{request, MountRequest, Volumes};
 
 /// What `berth run` asks for, parsed but not yet checked against the image.
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub network: NetworkMode,
     /// `-p`, parsed.
     pub publish: Vec<PortMapping>,
+    /// `-P`: publish every port the image exposes to a free host port.
+    pub publish_all: bool,
     /// `--rm`.
     pub auto_remove: bool,
     /// `-v`, `--mount`, `--tmpfs` (the image's `VOLUME`s are added unless one of these has
@@ -62,7 +64,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
     if let NetworkMode::Container(_) = opts.network {
         return Err(ContainerError::UnsupportedNetwork(opts.network.to_string()));
     }
-    if !opts.publish.is_empty() && !opts.network.attaches() {
+    if (!opts.publish.is_empty() || opts.publish_all) && !opts.network.attaches() {
         return Err(ContainerError::PublishWithoutBridge(
             opts.network.to_string(),
         ));
@@ -78,8 +80,9 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
     let _lock = store.lock_shared()?;
     let image = store.resolve(&opts.image, &PlatformSpec::host())?;
     let image_cfg = image.config.config().clone().unwrap_or_default();
+    let image_entrypoint = image_cfg.entrypoint().clone().unwrap_or_default();
     let args = spec::argv(
-        image_cfg.entrypoint().as_deref().unwrap_or(&[]),
+        &image_entrypoint,
         image_cfg.cmd().as_deref().unwrap_or(&[]),
         opts.entrypoint.as_deref(),
         &opts.cmd,
@@ -92,6 +95,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         stop_signal: image_cfg.stop_signal().clone(),
         ..opts.monitor.clone()
     };
+    let entrypoint = spec::argv(&image_entrypoint, &[], opts.entrypoint.as_deref(), &[]);
+    let (publish, exposed_ports) = published_ports(opts, image_cfg.exposed_ports().as_deref())?;
     let id = hex::encode(rand::random::<[u8; 32]>());
     let name = opts
         .name
@@ -122,10 +127,19 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         mounts: Vec::new(),
         resources: opts.resources.with_host_defaults(),
         monitor,
+        entrypoint,
+        user: opts
+            .user
+            .clone()
+            .or_else(|| image_cfg.user().clone())
+            .unwrap_or_default(),
+        exposed_ports,
+        publish_all: opts.publish_all,
     };
     let made = Prepare {
         c,
         opts,
+        publish: &publish,
         store: &store,
         image: &image,
         image_cfg: &image_cfg,
@@ -153,9 +167,45 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
     }
 }
 
+/// The ports to publish (`-p`, plus with `-P` every exposed port not published already) and
+/// the exposed port keys (`8000/tcp`: the image's and the published ones, sorted).
+fn published_ports(
+    opts: &RunOptions,
+    image_exposed: Option<&[String]>,
+) -> Result<(Vec<PortMapping>, Vec<String>), ContainerError> {
+    let mut exposed = Vec::new();
+    for key in image_exposed.unwrap_or(&[]) {
+        exposed.push(network::parse_exposed(key).map_err(|e| {
+            ContainerError::BadImage(opts.image.clone(), format!("EXPOSE {key}: {e}"))
+        })?);
+    }
+    let mut publish = opts.publish.clone();
+    if opts.publish_all {
+        let missing: Vec<_> = exposed
+            .iter()
+            .copied()
+            .filter(|&(port, proto)| {
+                !publish
+                    .iter()
+                    .any(|m| m.container_port == port && m.protocol == proto)
+            })
+            .collect();
+        publish.extend(network::publish_all(&missing));
+    }
+    exposed.extend(publish.iter().map(|m| (m.container_port, m.protocol)));
+    exposed.sort();
+    exposed.dedup();
+    let keys = exposed
+        .into_iter()
+        .map(|(port, proto)| format!("{port}/{proto}"))
+        .collect();
+    Ok((publish, keys))
+}
+
 struct Prepare<'a> {
     c: &'a Containers,
     opts: &'a RunOptions,
+    publish: &'a [PortMapping],
     store: &'a Store,
     image: &'a berth_image::store::ResolvedImage,
     image_cfg: &'a oci_spec::image::Config,
@@ -218,7 +268,7 @@ impl Prepare<'_> {
             (_, Some(_)) => {
                 let ns = netns::create(Path::new(netns::DEFAULT_DIR), &id)?;
                 let ip = if mode.attaches() {
-                    let attachment = self.c.network().attach(&id, &ns, &self.opts.publish)?;
+                    let attachment = self.c.network().attach(&id, &ns, self.publish)?;
                     config.ports = attachment.ports.clone();
                     Some(attachment.ip)
                 } else {

@@ -27,9 +27,12 @@
 //! can remove the bridge, table and cgroup parent they made.
 
 pub mod control;
+mod copy;
 mod create;
 pub mod envfile;
+mod exec;
 pub mod health;
+mod inspect;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -40,6 +43,7 @@ pub mod settings;
 mod spec;
 mod start;
 pub mod state;
+mod top;
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +51,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::network::{self, NetworkMode, PortMapping};
 
+pub use copy::{archive_from, copy_from, copy_to, extract_to, CopyError};
 pub use create::{create, RunOptions};
+pub use exec::{exec, ExecError, ExecOptions};
+pub use inspect::{inspect, port_map};
 pub use lifecycle::{kill, remove, restart, start, stop, wait_exit};
 pub use logs::{LogEntry, LogReader, Stream};
 pub use monitor::MonitorConfig;
@@ -58,6 +65,7 @@ pub use resources::{ResourceError, Resources};
 pub use settings::{AttachedNetwork, Settings, SettingsError};
 pub use start::prepare_start;
 pub use state::{State, Status};
+pub use top::top;
 
 /// Errors from creating, running, inspecting or removing containers.
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +88,14 @@ pub enum ContainerError {
     #[error("invalid container name {0:?}: use letters, digits, '_', '.' or '-', starting with a letter or digit")]
     InvalidName(String),
     /// `-p` with a network mode that has no bridge.
-    #[error("-p needs --network bridge (got --network {0})")]
+    #[error("-p and -P need --network bridge (got --network {0})")]
     PublishWithoutBridge(String),
     /// `--network container:NAME` is not supported yet.
     #[error("network mode {0} is not supported by berth run yet")]
     UnsupportedNetwork(String),
+    /// The image's config has a value berth cannot use.
+    #[error("image {0}: {1}")]
+    BadImage(String, String),
     /// The image has no command and none was given.
     #[error("image {0}: no command specified")]
     NoCommand(String),
@@ -150,6 +161,9 @@ pub enum ContainerError {
     /// The monitor's control socket failed.
     #[error(transparent)]
     Control(#[from] control::ControlError),
+    /// `top` could not list the container's processes.
+    #[error("top: {0}")]
+    Top(String),
     /// The monitor failed to start the container or went away.
     #[error("monitor: {0}")]
     Monitor(String),
@@ -216,12 +230,29 @@ pub struct ContainerConfig {
     /// How its monitor runs it: terminal, stdin, restart policy, health check, log rotation.
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// The entrypoint part of `args` (Docker's `Config.Entrypoint`); the rest is the command.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// `-u` as given, else the image's user (Docker's `Config.User`).
+    #[serde(default)]
+    pub user: String,
+    /// Exposed ports (`8000/tcp`): the image's and the published ones (`Config.ExposedPorts`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// `-P`: every exposed port was published to a free host port.
+    #[serde(default)]
+    pub publish_all: bool,
 }
 
 impl ContainerConfig {
     /// The first 12 hex digits of the id, as Docker shows it.
     pub fn short_id(&self) -> &str {
         self.id.get(..12).unwrap_or(&self.id)
+    }
+
+    /// The command part of `args`, after the entrypoint (Docker's `Config.Cmd`).
+    pub fn cmd(&self) -> &[String] {
+        self.args.get(self.entrypoint.len()..).unwrap_or(&[])
     }
 
     /// The network mode it was created with.
@@ -422,6 +453,37 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A container record for unit tests: `/bin/ep httpd -f` publishing 8100->8000/tcp and
+/// exposing 53/udp too.
+#[cfg(test)]
+fn sample_config() -> ContainerConfig {
+    ContainerConfig {
+        id: "a".repeat(64),
+        name: "web".into(),
+        image: "busybox".into(),
+        image_id: "sha256:00".into(),
+        args: vec!["/bin/ep".into(), "httpd".into(), "-f".into()],
+        created: "2026-01-01T00:00:00Z".into(),
+        network: "bridge".into(),
+        netns: None,
+        ports: vec![PortMapping {
+            host_ip: None,
+            host_port: 8100,
+            container_port: 8000,
+            protocol: network::Protocol::Tcp,
+        }],
+        auto_remove: false,
+        attached_network: None,
+        entrypoint: vec!["/bin/ep".into()],
+        user: String::new(),
+        exposed_ports: vec!["53/udp".into(), "8000/tcp".into()],
+        publish_all: false,
+        mounts: Vec::new(),
+        resources: Resources::default(),
+        monitor: MonitorConfig::default(),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use oci_spec::runtime::Process;
 use tracing::info_span;
 
 use super::create::write_pid_file;
-use super::run::{forwarded_signals, wait_forwarding};
+use super::run::{forwarded_signals, proxy_tty, wait_forwarding};
 use super::state::ContainerStatus;
 use super::{cgroup_of, ContainerError, Runtime};
 use crate::bundle::validate_process;
@@ -59,12 +59,22 @@ impl Runtime {
             .map_err(ContainerError::Bundle)?;
         let linux = record.config.linux().clone().unwrap_or_default();
         let confinement = Confinement::new(&opts.process, linux.seccomp().as_ref())?;
-        let console_socket = match (
-            &opts.console_socket,
-            opts.process.terminal().unwrap_or(false),
-        ) {
-            (Some(path), true) => Some(tty::connect(path)?),
-            (None, true) => {
+        let wants_tty = opts.process.terminal().unwrap_or(false);
+        // A foreground terminal with no console socket is proxied to our own stdio, as
+        // `run` does: init sends the master to a socket of ours.
+        let proxy = if wants_tty && opts.console_socket.is_none() && !opts.detach {
+            Some(self.console_listener(&opts.id)?)
+        } else {
+            None
+        };
+        let console_socket = match (&opts.console_socket, &proxy, wants_tty) {
+            (Some(path), _, true) => Some(tty::connect(path)?),
+            (None, Some((_, path)), true) => {
+                let connected = tty::connect(path);
+                let _ = std::fs::remove_file(path);
+                Some(connected?)
+            }
+            (None, None, true) => {
                 return Err(ContainerError::Console(
                     "cannot allocate tty if runc will detach without setting console socket".into(),
                 ))
@@ -108,7 +118,15 @@ impl Runtime {
         if opts.detach {
             return Ok(0);
         }
-        let code = wait_forwarding(pid, &mask);
+        let code = match &proxy {
+            Some((listener, _)) => {
+                let (stream, _) = listener
+                    .accept()
+                    .map_err(|e| ContainerError::io(self.dirs.root(), e))?;
+                proxy_tty(pid, &mask, tty::receive_master(&stream)?)
+            }
+            None => wait_forwarding(pid, &mask),
+        };
         let _ = SigSet::thread_unblock(&mask);
         code
     }

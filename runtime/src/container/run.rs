@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
@@ -35,11 +36,7 @@ impl Runtime {
         let wants_tty = !detach && opts.console_socket.is_none() && self.spec_wants_tty(opts);
         let mut opts = opts.clone();
         let listener = if wants_tty {
-            std::fs::create_dir_all(self.dirs.root())
-                .map_err(|e| ContainerError::io(self.dirs.root(), e))?;
-            let path = self.dirs.root().join(format!(".{}.console", opts.id));
-            let _ = std::fs::remove_file(&path);
-            let l = UnixListener::bind(&path).map_err(|e| ContainerError::io(&path, e))?;
+            let (l, path) = self.console_listener(&opts.id)?;
             opts.console_socket = Some(path);
             Some(l)
         } else {
@@ -79,6 +76,26 @@ impl Runtime {
         let _ = mask.thread_unblock();
         self.delete(&opts.id, true)?;
         code
+    }
+
+    /// A unix socket in the state dir for init to send a pty master to, when the caller
+    /// gave no `--console-socket` and the terminal is proxied to our own stdio. Named by the
+    /// id's first 12 characters and our pid (one terminal per process), so the path stays
+    /// within a socket address's 108 bytes.
+    pub(super) fn console_listener(
+        &self,
+        id: &str,
+    ) -> Result<(UnixListener, PathBuf), ContainerError> {
+        std::fs::create_dir_all(self.dirs.root())
+            .map_err(|e| ContainerError::io(self.dirs.root(), e))?;
+        let short: String = id.chars().take(12).collect();
+        let path = self
+            .dirs
+            .root()
+            .join(format!(".{short}.{}.console", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).map_err(|e| ContainerError::io(&path, e))?;
+        Ok((l, path))
     }
 
     fn spec_wants_tty(&self, opts: &CreateOptions) -> bool {
@@ -131,7 +148,7 @@ pub(super) fn wait_forwarding(pid: Pid, mask: &SigSet) -> Result<i32, ContainerE
 
 /// Copies our stdin to the pty master and the master to our stdout (raw mode)
 /// until the container exits, forwarding signals and window size changes.
-fn proxy_tty(pid: Pid, mask: &SigSet, master: OwnedFd) -> Result<i32, ContainerError> {
+pub(super) fn proxy_tty(pid: Pid, mask: &SigSet, master: OwnedFd) -> Result<i32, ContainerError> {
     let _raw = tty::RawMode::enter();
     let stdin = std::io::stdin();
     tty::copy_window_size(stdin.as_fd(), master.as_fd());

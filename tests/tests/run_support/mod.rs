@@ -73,6 +73,17 @@ impl Fixture {
         stdout(&out)
     }
 
+    /// What container `id` left on the host ([`host_leftovers`]) and nft rules tagged with
+    /// its id in this test's table.
+    pub fn leftovers_of(&self, id: &str) -> Vec<String> {
+        let net = self.root.private_network().expect("a private network");
+        let mut left = host_leftovers(id, &self.root.store(), &net.cgroup_parent());
+        if self.nft_table().contains(id) {
+            left.push(format!("nft rules tagged {id}"));
+        }
+        left
+    }
+
     pub fn container_count(&self) -> usize {
         std::fs::read_dir(self.root.store().join("containers"))
             .map(|rd| rd.count())
