@@ -394,6 +394,22 @@ fn volume_commands() {
     );
     let out = berth(&f, &["volume", "rm", "-f", "dbdata"]);
     assert!(!out.status.success(), "-f removed a volume in use");
+    let dangling = stdout(&run_ok(f.berth().args([
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        "dangling=true",
+    ])));
+    assert_eq!(dangling, format!("{unnamed}\n"));
+    let labelled = stdout(&run_ok(f.berth().args([
+        "volume",
+        "ls",
+        "-q",
+        "-f",
+        "label=tier=db",
+    ])));
+    assert_eq!(labelled, "dbdata\n");
     assert!(volume_data(&f, "dbdata").is_dir());
 
     // Prune keeps what is in use; by default only anonymous volumes go.

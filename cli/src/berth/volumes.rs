@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use berth_orchestrator::container::{self, envfile, Resources};
-use berth_orchestrator::volume::{self, request, MountRequest, Volume, Volumes};
+use berth_orchestrator::volume::{self, request, MountRequest, Volume, VolumeFilter, Volumes};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -127,6 +127,9 @@ pub struct LsArgs {
     /// Only print names.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Only volumes that match: dangling=true|false, name=PART, label=KEY[=VALUE], driver=NAME.
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
 }
 
 /// `berth volume inspect`.
@@ -177,7 +180,17 @@ pub fn run(g: &Globals, cmd: VolumeCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VolumeCommand::Ls(a) => {
-            let list = volumes.list()?;
+            let filter = VolumeFilter::parse(&a.filter)?;
+            let users = if a.filter.is_empty() {
+                Default::default()
+            } else {
+                container::volume_users(&crate::containers::open(g)?)?
+            };
+            let list: Vec<Volume> = volumes
+                .list()?
+                .into_iter()
+                .filter(|v| filter.matches(v, users.contains_key(&v.name)))
+                .collect();
             let mut out = std::io::stdout().lock();
             if a.quiet {
                 for v in list {

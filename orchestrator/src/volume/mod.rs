@@ -8,6 +8,7 @@
 //! the one that won. This module knows nothing of containers: which ones use a volume, and
 //! removal that refuses a volume in use, are in `container::mounts`.
 
+pub mod filter;
 mod populate;
 pub mod request;
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use filter::{FilterError, VolumeFilter};
 pub use request::{MountKind, MountRequest, MountSpecError, Propagation};
 
 /// The only volume driver berth has (Docker's default).

@@ -351,8 +351,9 @@ pub fn parse_volume(spec: &str) -> Result<MountRequest, MountSpecError> {
                 mode_seen = true;
             }
             ("rw", _) => mode_seen = true,
-            // SELinux relabelling: meaningless without SELinux, accepted as Docker does.
-            ("z" | "Z", _) => {}
+            // SELinux relabelling, and macOS consistency modes: meaningless here, accepted
+            // as Docker on Linux does.
+            ("z" | "Z" | "consistent" | "cached" | "delegated", _) => {}
             ("nocopy", MountKind::Volume { no_copy, .. }) => *no_copy = true,
             ("nocopy", _) => return Err(bad("only volumes are copied from the image")),
             (p, MountKind::Bind { propagation, .. }) if Propagation::parse(p).is_some() => {
@@ -370,8 +371,12 @@ pub fn parse_volume(spec: &str) -> Result<MountRequest, MountSpecError> {
 /// Whether every comma-separated word of `opts` is a `-v` option (so `/dst:ro` is an
 /// anonymous volume with options, not a source and a relative destination).
 fn is_mode(opts: &str) -> bool {
-    opts.split(',')
-        .all(|o| matches!(o, "ro" | "rw" | "z" | "Z" | "nocopy") || Propagation::parse(o).is_some())
+    opts.split(',').all(|o| {
+        matches!(
+            o,
+            "ro" | "rw" | "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated"
+        ) || Propagation::parse(o).is_some()
+    })
 }
 
 /// Parses `--mount`: comma-separated `key=value` with `type=bind|volume|tmpfs` (default
@@ -642,6 +647,7 @@ mod tests {
                 ..
             }
         ));
+        assert!(!parse_volume("/h:/d:cached,z").unwrap().read_only);
         let r = parse_volume("cache:/var/cache:nocopy").unwrap();
         assert_eq!(
             r.kind,
