@@ -8,6 +8,8 @@ use super::{Controller, Validator};
 pub static CONTROLLERS: &[Controller] = &[
     crate::controllers::replicaset::CONTROLLER,
     crate::controllers::deployment::CONTROLLER,
+    crate::controllers::endpoints::CONTROLLER,
+    crate::controllers::service::CONTROLLER,
 ];
 
 /// Validators run after the structural checks, in this order; the first failure answers.

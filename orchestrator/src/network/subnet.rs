@@ -41,6 +41,12 @@ impl Ipv4Subnet {
         }
     }
 
+    /// A subnet known valid at compile time (network address with host bits zero, prefix
+    /// 8..=30), for constants.
+    pub const fn new_const(network: Ipv4Addr, prefix: u8) -> Self {
+        Ipv4Subnet { network, prefix }
+    }
+
     /// The network address (all host bits zero).
     pub fn network(&self) -> Ipv4Addr {
         self.network
