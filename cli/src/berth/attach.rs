@@ -15,7 +15,7 @@ use berth_orchestrator::container::control::{self, Request};
 use berth_orchestrator::container::{self, monitor, ContainerConfig, Stream};
 use clap::Args;
 
-use crate::containers::{each, open};
+use crate::containers::{each, monitor_exe, open};
 use crate::Globals;
 
 /// Docker's default detach keys: ctrl-p, ctrl-q.
@@ -192,7 +192,7 @@ fn exit_code_of(c: &container::Containers, config: &ContainerConfig) -> Result<E
 /// `berth start`: starts created or exited containers under new monitors; with `-a`,
 /// attaches to the one given and exits with its code.
 pub fn start(g: &Globals, a: StartArgs) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("find the berth binary")?;
+    let exe = monitor_exe()?;
     if !a.attach {
         return each(g, &a.containers, |c, config| {
             if c.state(&config.id)?.is_running() {
@@ -221,7 +221,7 @@ pub fn start(g: &Globals, a: StartArgs) -> Result<ExitCode> {
 
 /// `berth restart`: stop (SIGKILL after `-t`), then start.
 pub fn restart(g: &Globals, a: RestartArgs) -> Result<ExitCode> {
-    let exe = std::env::current_exe().context("find the berth binary")?;
+    let exe = monitor_exe()?;
     let t = Duration::from_secs(a.time);
     each(g, &a.containers, |c, config| {
         Ok(container::restart(c, config, &exe, t)?)

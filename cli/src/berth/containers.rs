@@ -1,5 +1,5 @@
-//! Container commands: run, ps, logs, stop, kill, wait, rm, and the hidden `__monitor`
-//! that `run` starts for each container (attach, start and restart are in `attach`).
+//! Container commands: run, ps, logs, stop, kill, wait, rm (attach, start and restart are in
+//! `attach`; the monitor `run` starts for each container is the `berth-monitor` binary).
 //! Docker's flags and output shapes.
 
 use std::io::Write;
@@ -181,16 +181,6 @@ pub struct WaitArgs {
     containers: Vec<String>,
 }
 
-/// `berth __monitor` (hidden).
-#[derive(Args)]
-pub struct MonitorArgs {
-    /// Wait for a client to attach before starting the container.
-    #[arg(long)]
-    wait_attach: bool,
-    /// The container id.
-    id: String,
-}
-
 /// The containers of `g`'s store with the installation settings from the environment:
 /// `BERTH_BRIDGE`, `BERTH_SUBNET`, `BERTH_NFT_TABLE` and `BERTH_CGROUP_PARENT` (dockerd's
 /// `--bridge`, `--fixed-cidr`, `--cgroup-parent`), each defaulting to berth's own.
@@ -267,7 +257,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
     };
     let c = open(g)?;
     let config = container::create(&c, &opts)?;
-    let exe = std::env::current_exe().context("find the berth binary")?;
+    let exe = monitor_exe()?;
     let attach = !a.detach && (a.tty || a.interactive);
     let mut handle = match monitor::spawn(&c, &exe, &config.id, attach) {
         Ok(h) => h,
@@ -429,15 +419,10 @@ fn write_entry(text: &str, stream: Stream) {
     }
 }
 
-/// The monitor subcommand.
-pub fn monitor(g: &Globals, a: MonitorArgs) -> Result<ExitCode> {
-    // The container's init is forked from this process: run from a read-only view of the
-    // binary so the container cannot overwrite the host's `berth` (CVE-2019-5736).
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    berth_runtime::sys::protected_exe::ensure_protected(&args)?;
-    let c = open(g)?;
-    monitor::serve(&c, &a.id, a.wait_attach)?;
-    Ok(ExitCode::SUCCESS)
+/// The `berth-monitor` binary, installed next to this `berth`.
+pub fn monitor_exe() -> Result<std::path::PathBuf> {
+    let berth = std::env::current_exe().context("find the berth binary")?;
+    Ok(monitor::exe_beside(&berth)?)
 }
 
 /// Docker's "x seconds ago" wording.

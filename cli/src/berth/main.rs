@@ -114,9 +114,6 @@ enum Command {
     /// Container commands under their `docker container` names.
     #[command(subcommand)]
     Container(ContainerCommand),
-    /// The per-container monitor `run` starts (internal).
-    #[command(name = "__monitor", hide = true)]
-    Monitor(containers::MonitorArgs),
 }
 
 /// `berth container ...`: the same commands as at the top level.
@@ -183,7 +180,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Cp(a) => cp::cp(g, a),
             ContainerCommand::Port(a) => port::port(g, a),
         },
-        Command::Monitor(a) => containers::monitor(g, a),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Containers made from images and run without a daemon: [`create`] prepares everything
 //! (rootfs overlay, network, `/etc` files, OCI bundle) under `$ROOT/containers/<id>/`, a
-//! per-container [`monitor`] process (a re-executed `berth __monitor <id>`) creates and starts
+//! per-container [`monitor`] process (the `berth-monitor` binary) creates and starts
 //! it through the runtime library, writes its [`logs`] and records its [`state`], and the
 //! lifecycle verbs (stop, kill, remove, wait) act on what is recorded there.
 //!

@@ -1,4 +1,4 @@
-//! The per-container monitor: `berth __monitor <id>`, started by `berth run` (and `start`)
+//! The per-container monitor: `berth-monitor --root ROOT <id>`, started by `berth run` (and `start`)
 //! and outliving it. It leaves the caller's session, becomes a child subreaper, creates and
 //! starts the container through the runtime library (so the container's init is its child),
 //! copies the container's output (pipes, or the pty master when it has a terminal) into the
@@ -76,6 +76,19 @@ impl MonitorConfig {
     }
 }
 
+/// The `berth-monitor` binary installed next to the `berth` binary at `berth`.
+pub fn exe_beside(berth: &Path) -> Result<PathBuf, ContainerError> {
+    let exe = berth.with_file_name("berth-monitor");
+    if exe.exists() {
+        Ok(exe)
+    } else {
+        Err(ContainerError::Monitor(format!(
+            "{} not found: berth-monitor is installed next to berth (cargo build -p berth-cli builds both)",
+            exe.display()
+        )))
+    }
+}
+
 /// A monitor started by [`spawn`]: read its reports.
 #[derive(Debug)]
 pub struct MonitorHandle {
@@ -83,7 +96,7 @@ pub struct MonitorHandle {
     reports: BufReader<ChildStdout>,
 }
 
-/// Starts `exe __monitor <id>` (exe being the `berth` binary) for a created container, its
+/// Starts `exe --root ROOT <id>` (exe being the `berth-monitor` binary) for a created container, its
 /// own diagnostics going to `monitor.log` in the container's directory. With `wait_attach`
 /// it listens on the control socket first and starts the container once a client attached
 /// (so a foreground `run -it` or `start -a` sees all of its output).
@@ -96,7 +109,7 @@ pub fn spawn(
     let log_path = c.dir(id).join("monitor.log");
     let log = File::create(&log_path).map_err(io_err(&log_path))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(c.root()).arg("__monitor");
+    cmd.arg("--root").arg(c.root());
     if wait_attach {
         cmd.arg("--wait-attach");
     }
@@ -159,7 +172,7 @@ impl MonitorHandle {
     }
 }
 
-/// The monitor's body (the `__monitor` subcommand): runs container `id` to its end.
+/// The monitor's body (the `berth-monitor` binary): runs container `id` to its end.
 pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), ContainerError> {
     // Leave the caller's session so its terminal's signals do not reach us.
     let _ = nix::unistd::setsid();
