@@ -204,6 +204,10 @@ fn sync_all(
     table: &ServiceTable,
     programmed: &mut BTreeMap<String, ServiceRules>,
 ) {
+    if let Err(e) = table.ensure() {
+        tracing::warn!("cannot create the service chains: {e}");
+        return;
+    }
     let services: Vec<Service> = list_typed(store, &kinds::SERVICE, None);
     let assignments = assign(&services, table.range());
     let mut wanted = BTreeMap::new();

@@ -139,6 +139,16 @@ impl ServiceTable {
         s
     }
 
+    /// Creates the table's service chains if they are missing, so that no packet to the
+    /// service range is routed off the host even before the first Service is programmed.
+    pub fn ensure(&self) -> Result<(), PortMapError> {
+        let rules = portmap::list(&self.table)?.unwrap_or_default();
+        if rules.iter().any(|r| r.chain == "svc_prerouting") {
+            return Ok(());
+        }
+        portmap::apply("create the service chains", &self.base())
+    }
+
     /// Programs `svc` (creating the table's service chains first if needed), replacing
     /// whatever rules it had in one transaction.
     pub fn program(&self, svc: &ServiceRules) -> Result<(), PortMapError> {
