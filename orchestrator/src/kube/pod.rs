@@ -303,7 +303,7 @@ pub struct ContainerPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_port: Option<i32>,
     /// Host address for `hostPort`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
 }
 
@@ -571,13 +571,13 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// The node's address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hostIP", default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
     /// The pod's address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "podIP", default, skip_serializing_if = "Option::is_none")]
     pub pod_ip: Option<String>,
     /// All the pod's addresses.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "podIPs", default, skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<PodIp>,
     /// RFC 3339 time the node accepted the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -630,10 +630,14 @@ pub struct ContainerStatus {
     #[serde(default)]
     pub image: String,
     /// The image's id.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "imageID", default, skip_serializing_if = "String::is_empty")]
     pub image_id: String,
     /// `berth://<id>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_id: Option<String>,
     /// Whether the container has started (startup probe passed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -698,6 +702,10 @@ pub struct ContainerStateTerminated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// `berth://<id>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "containerID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_id: Option<String>,
 }
