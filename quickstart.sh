@@ -1,31 +1,34 @@
 #!/usr/bin/env bash
-# README's main command: set up a fresh machine and run berth's main job.
-# Installs the system packages, builds berth, makes a busybox base image from
-# Debian's busybox-static and imports it, builds the example web site image
-# (Dockerfiles/static-site), runs it with a published port, fetches the page,
-# shows the container and its logs, and removes it again.
-# Needs root. Uses BERTH_ROOT (default /var/lib/berth); PORT (default 8100).
+# README's main command: set up a fresh machine and run berth's walkthrough.
+# Installs the system packages, builds berth, makes and imports the base images
+# (busybox from Debian's busybox-static; node: Debian bookworm minbase with Debian's
+# nodejs, cached in /var/cache/berth-base after the first run), then:
+#   berth build -t kubetm/hello Dockerfiles/hello && berth run -d -p 8100:8000 --name hello kubetm/hello && curl localhost:8100
+# shows the container, its logs and a command run in it, and removes it.
+# Needs root. Uses BERTH_ROOT (default /var/lib/berth).
 set -euo pipefail
 cd "$(dirname "$0")"
-port=${PORT:-8100}
 
 [ "$(id -u)" = 0 ] || { echo "quickstart.sh: run as root" >&2; exit 1; }
 bash .ci/install-packages
 cargo build --release -p berth-cli
-berth=${CARGO_TARGET_DIR:-target}/release/berth
+PATH="$(realpath "${CARGO_TARGET_DIR:-target}")/release:$PATH"
+export PATH
 
-tar=$(mktemp --suffix=.tar)
+work=$(mktemp -d)
 cleanup() {
-    rm -f "$tar"
-    "$berth" rm -f hello >/dev/null 2>&1 || true
+    rm -rf "$work"
+    berth rm -f hello >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-sh Dockerfiles/base/busybox-rootfs.sh "$tar"
-"$berth" import "$tar" busybox:latest
-"$berth" build -t hello-site Dockerfiles/static-site
-"$berth" images
-"$berth" run -d --name hello -p "$port:8080" hello-site
-"$berth" ps
-for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/" && break; sleep 0.1; done
-"$berth" logs hello
-"$berth" rm -f hello
+sh Dockerfiles/base/busybox-rootfs.sh "$work/busybox.tar"
+berth import "$work/busybox.tar" busybox:latest
+sh Dockerfiles/base/node-rootfs.sh "$work/node.tar"
+berth import "$work/node.tar" node:bookworm
+rm -f "$work"/*.tar
+
+berth build -t kubetm/hello Dockerfiles/hello && berth run -d -p 8100:8000 --name hello kubetm/hello && curl --retry 30 --retry-delay 1 --retry-connrefused -sS localhost:8100
+berth ps
+berth logs hello
+berth exec hello node -e 'console.log("node " + process.version + " in " + require("os").hostname())'
+berth rm -f hello
