@@ -521,7 +521,7 @@ fn start(store: ObjectStore, ctx: Context) -> ControllerTask {
     ))
 }
 
-fn sync_all(store: &ObjectStore) {
+pub(super) fn sync_all(store: &ObjectStore) {
     let deployments: Vec<Deployment> = list_typed(store, &kinds::DEPLOYMENT, None);
     let sets: Vec<ReplicaSet> = list_typed(store, &kinds::REPLICA_SET, None);
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);

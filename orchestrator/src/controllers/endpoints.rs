@@ -126,7 +126,7 @@ fn start(store: ObjectStore, ctx: Context) -> ControllerTask {
     ))
 }
 
-fn sync_all(store: &ObjectStore) {
+pub(super) fn sync_all(store: &ObjectStore) {
     let services: Vec<Service> = list_typed(store, &kinds::SERVICE, None);
     let pods: Vec<Pod> = list_typed(store, &kinds::POD, None);
     for svc in &services {

@@ -222,7 +222,7 @@ pub(crate) fn list_typed<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
-fn sync_all(store: &ObjectStore) {
+pub(super) fn sync_all(store: &ObjectStore) {
     let sets: Vec<ReplicaSet> = list_typed(store, &kinds::REPLICA_SET, None);
     let pods: Vec<Pod> = list_typed(store, &kinds::POD, None);
     let now = Utc::now();

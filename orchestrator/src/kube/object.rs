@@ -274,6 +274,26 @@ mod tests {
     }
 
     #[test]
+    fn acronyms_are_spelled_as_kubernetes_spells_them() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"hostPID": true, "hostIPC": false, "containers": [{"name": "c", "image": "i",
+                "ports": [{"containerPort": 80, "hostPort": 8080, "hostIP": "127.0.0.1"}]}]},
+            "status": {"phase": "Running", "podIP": "10.88.0.2", "hostIP": "10.0.0.1",
+                "podIPs": [{"ip": "10.88.0.2"}],
+                "containerStatuses": [{"name": "c", "ready": true, "restartCount": 0,
+                    "image": "i", "imageID": "sha256:ab", "containerID": "berth://x",
+                    "lastState": {"terminated": {"exitCode": 1, "containerID": "berth://w"}}}]}
+        });
+        let o = Object::from_value(pod.clone()).unwrap();
+        assert_eq!(o.to_value(), pod);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
+                     "externalIPs": ["10.0.0.9"], "ports": [{"port": 80}]}});
+        assert_eq!(Object::from_value(svc.clone()).unwrap().to_value(), svc);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let e = err(
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

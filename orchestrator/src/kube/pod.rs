@@ -89,10 +89,10 @@ pub struct PodSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_network: Option<bool>,
     /// Use the host's pid namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hostPID", default, skip_serializing_if = "Option::is_none")]
     pub host_pid: Option<bool>,
     /// Use the host's ipc namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hostIPC", default, skip_serializing_if = "Option::is_none")]
     pub host_ipc: Option<bool>,
     /// Share one pid namespace among the containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -630,7 +630,7 @@ pub struct ContainerStatus {
     #[serde(default)]
     pub image: String,
     /// The image's id.
-    #[serde(rename = "imageID", default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "imageID", default)]
     pub image_id: String,
     /// `berth://<id>`.
     #[serde(
