@@ -2,7 +2,8 @@
 //! (EROFS inside), `-v` creating a missing host directory and `--mount` refusing one, named
 //! volumes created on first use, populated from the image (owners, modes, symlinks) and
 //! outliving their container, anonymous volumes for the image's `VOLUME`s and `-v /dst`
-//! (kept by `rm`, removed by `rm -v` and `--rm`), tmpfs mounts, `berth volume
+//! (kept by `rm`, removed by `rm -v` and `--rm`), tmpfs mounts, user mounts replacing
+//! berth's own at the same place (`/dev/shm`, `/etc/hosts`), `berth volume
 //! create|ls|inspect|rm|prune`, and bad mount input refused before anything is made. Each test
 //! has its own store and private network settings (the `run_support` fixture).
 
@@ -326,6 +327,26 @@ fn tmpfs_mounts() {
     );
     assert!(text.ends_with("1777\nx\n"), "{text}");
     assert!(volume_names(&f).is_empty());
+
+    // User mounts win over berth's own at the same place: /dev/shm and /etc/hosts.
+    let hosts = f.root.path("my-hosts");
+    std::fs::write(&hosts, "10.1.2.3 mine\n").unwrap();
+    let out = run_ok(f.berth().args([
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/dev/shm:size=3m",
+        "-v",
+        &format!("{}:/etc/hosts:ro", hosts.display()),
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /dev/shm ' /proc/mounts; cat /etc/hosts",
+    ]));
+    let text = stdout(&out);
+    assert_eq!(text.matches(" /dev/shm ").count(), 1, "{text}");
+    assert!(text.contains("size=3072k"), "{text}");
+    assert!(text.ends_with("10.1.2.3 mine\n"), "{text}");
 }
 
 #[test]

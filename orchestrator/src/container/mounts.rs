@@ -139,8 +139,26 @@ pub(super) fn setup(
     Ok(out)
 }
 
+/// Adds `points` to a spec's `mounts` (the runtime's defaults), replacing a default with the
+/// same destination (`--tmpfs /dev/shm:size=1g`), as Docker lets user mounts win.
+pub(super) fn add_to_spec(mounts: &mut Vec<Value>, points: &[MountPoint]) {
+    mounts.retain(|m| {
+        !m["destination"]
+            .as_str()
+            .is_some_and(|d| is_replaced(points, d))
+    });
+    mounts.extend(oci_mounts(points));
+}
+
+/// Whether one of `points` is mounted at `destination` (so berth's own mount there, such as
+/// `/etc/hosts`, is left out).
+pub(super) fn is_replaced(points: &[MountPoint], destination: &str) -> bool {
+    let wanted = clean(destination);
+    points.iter().any(|p| clean(&p.destination) == wanted)
+}
+
 /// The OCI spec's entries for `points`, parents before what is mounted inside them.
-pub(super) fn oci_mounts(points: &[MountPoint]) -> Vec<Value> {
+fn oci_mounts(points: &[MountPoint]) -> Vec<Value> {
     let mut sorted: Vec<&MountPoint> = points.iter().collect();
     sorted.sort_by_key(|p| clean(&p.destination).matches('/').count());
     sorted
@@ -274,6 +292,22 @@ mod tests {
             propagation: String::new(),
             options: vec!["size=1024".into()],
         }
+    }
+
+    #[test]
+    fn user_mounts_replace_defaults_at_the_same_place() {
+        let mut mounts = vec![
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm"}),
+            json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        ];
+        let shm = point("tmpfs", "/dev/shm/", true);
+        add_to_spec(&mut mounts, std::slice::from_ref(&shm));
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0]["destination"], "/proc");
+        assert_eq!(mounts[1]["destination"], "/dev/shm/");
+        assert_eq!(mounts[1]["source"], "tmpfs");
+        assert!(is_replaced(&[shm], "/dev/shm"));
+        assert!(!is_replaced(&[], "/etc/hosts"));
     }
 
     #[test]

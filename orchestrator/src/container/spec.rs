@@ -93,13 +93,17 @@ pub fn build(v: &SpecValues) -> Value {
     spec["root"] = json!({"path": path_str(&v.rootfs), "readonly": false});
     spec["hostname"] = json!(v.hostname);
     if let Some(mounts) = spec["mounts"].as_array_mut() {
+        super::mounts::add_to_spec(mounts, &v.mounts);
         for (source, name) in &v.etc_files {
+            let destination = format!("/etc/{name}");
+            if super::mounts::is_replaced(&v.mounts, &destination) {
+                continue;
+            }
             mounts.push(json!({
-                "destination": format!("/etc/{name}"), "type": "bind",
+                "destination": destination, "type": "bind",
                 "source": path_str(source), "options": ["rbind", "rprivate"]
             }));
         }
-        mounts.extend(super::mounts::oci_mounts(&v.mounts));
     }
     v.resources.apply_to_spec(&mut spec);
     let mut namespaces = vec![
