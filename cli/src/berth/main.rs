@@ -14,6 +14,7 @@ mod containers;
 mod cp;
 mod exec;
 mod format;
+mod daemon;
 mod images;
 mod inspect;
 mod port;
@@ -114,6 +115,8 @@ enum Command {
     /// Container commands under their `docker container` names.
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Run the node daemon: object store, Kubernetes-shaped API (writes a kubeconfig), controllers.
+    Daemon(daemon::DaemonArgs),
 }
 
 /// `berth container ...`: the same commands as at the top level.
@@ -180,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Cp(a) => cp::cp(g, a),
             ContainerCommand::Port(a) => port::port(g, a),
         },
+        Command::Daemon(a) => daemon::daemon(g, a),
     }
 }
 

@@ -14,3 +14,7 @@ pub static CONTROLLERS: &[Controller] = &[
 
 /// Validators run after the structural checks, in this order; the first failure answers.
 pub static VALIDATORS: &[Validator] = &[crate::kube::admission::validate];
+
+/// Defaulters run on every object written through the API before validation (as the API
+/// server's defaulting: `restartPolicy: Always`, `protocol: TCP`, ...).
+pub static DEFAULTERS: &[fn(&'static super::kinds::Kind, &mut serde_json::Value)] = &[];

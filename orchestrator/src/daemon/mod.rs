@@ -29,13 +29,26 @@ use tokio::sync::watch;
 
 use crate::container::Containers;
 
+mod api;
+mod discovery;
 pub mod hooks;
 pub mod journal;
 pub mod kinds;
+pub mod kubeconfig;
+mod logs;
+mod openapi;
 pub mod patch;
 pub mod selector;
+mod server;
+mod status;
 pub mod store;
+mod table;
+pub mod tls;
 pub mod validate;
+
+pub use logs::CONTAINER_ID_PREFIX;
+pub use server::{run, socket_path, DaemonError, DaemonOptions, Serving};
+pub use table::label_selector;
 
 pub use store::{ObjectStore, StoreError};
 pub use validate::{Cause, FieldValidation, ValidationError, Validator};
