@@ -123,18 +123,18 @@ pub struct PsArgs {
 pub struct LogsArgs {
     /// Keep printing output until the container exits.
     #[arg(short = 'f', long)]
-    follow: bool,
+    pub follow: bool,
     /// Only the last N lines ("all" for every line).
     #[arg(long, default_value = "all")]
-    tail: String,
+    pub tail: String,
     /// Prefix each line with its timestamp.
     #[arg(short = 't', long)]
-    timestamps: bool,
+    pub timestamps: bool,
     /// Only lines since a time (RFC 3339, Unix seconds, or a duration ago such as 10m).
     #[arg(long)]
-    since: Option<String>,
+    pub since: Option<String>,
     /// The container.
-    container: String,
+    pub container: String,
 }
 
 /// `berth stop`.

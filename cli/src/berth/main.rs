@@ -12,11 +12,14 @@ mod attach;
 mod build;
 mod containers;
 mod cp;
+mod daemon;
 mod exec;
 mod format;
-mod daemon;
 mod images;
 mod inspect;
+mod kube;
+mod kube_apply;
+mod kube_output;
 mod port;
 mod registry;
 mod snapshots;
@@ -85,14 +88,14 @@ enum Command {
     Run(Box<containers::RunArgs>),
     /// List containers.
     Ps(containers::PsArgs),
-    /// Show a container's output.
-    Logs(containers::LogsArgs),
     /// Start created or stopped containers.
     Start(attach::StartArgs),
     /// Stop, then start containers.
     Restart(attach::RestartArgs),
     /// Attach to a running container's input and output.
     Attach(attach::AttachArgs),
+    /// Show the output of a container, or of a pod's container (pod/NAME, -c, -n).
+    Logs(kube::LogsArgs),
     /// Stop running containers (SIGTERM, then SIGKILL).
     Stop(containers::StopArgs),
     /// Send a signal to running containers.
@@ -117,6 +120,18 @@ enum Command {
     Container(ContainerCommand),
     /// Run the node daemon: object store, Kubernetes-shaped API (writes a kubeconfig), controllers.
     Daemon(daemon::DaemonArgs),
+    /// Create or update objects from manifests in the daemon (like `kubectl apply -f`).
+    Apply(kube_apply::ApplyArgs),
+    /// List or show the daemon's objects (like `kubectl get`).
+    Get(kube::GetArgs),
+    /// Delete the daemon's objects (like `kubectl delete`).
+    Delete(kube::DeleteArgs),
+    /// Show an object with its events (like `kubectl describe`).
+    Describe(kube::DescribeArgs),
+    /// Follow, list or undo a Deployment's rollouts: status, history, undo.
+    Rollout(kube::RolloutArgs),
+    /// Set the replicas of a Deployment or ReplicaSet.
+    Scale(kube::ScaleArgs),
 }
 
 /// `berth container ...`: the same commands as at the top level.
@@ -162,10 +177,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(c) => snapshots::run(g, c).map(|()| ExitCode::SUCCESS),
         Command::Run(a) => containers::run(g, *a),
         Command::Ps(a) => containers::ps(g, a),
-        Command::Logs(a) => containers::logs(g, a),
         Command::Start(a) => attach::start(g, a),
         Command::Restart(a) => attach::restart(g, a),
         Command::Attach(a) => attach::attach(g, a),
+        Command::Logs(a) => kube::logs(g, a),
         Command::Stop(a) => containers::stop(g, a),
         Command::Kill(a) => containers::kill(g, a),
         Command::Rm(a) => containers::rm(g, a),
@@ -184,6 +199,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ContainerCommand::Port(a) => port::port(g, a),
         },
         Command::Daemon(a) => daemon::daemon(g, a),
+        Command::Apply(a) => kube_apply::apply(g, a),
+        Command::Get(a) => kube::get(g, a),
+        Command::Delete(a) => kube::delete(g, a),
+        Command::Describe(a) => kube::describe(g, a),
+        Command::Rollout(a) => kube::rollout(g, a),
+        Command::Scale(a) => kube::scale(g, a),
     }
 }
 

@@ -403,6 +403,11 @@ fn decode(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Defaults and validation of an object about to be written.
 fn admit(kind: &'static Kind, obj: &mut Value, fv: FieldValidation) -> Result<(), ApiError> {
+    if let Some(map) = obj.as_object_mut() {
+        map.entry("apiVersion")
+            .or_insert_with(|| json!(kind.api_version()));
+        map.entry("kind").or_insert_with(|| json!(kind.kind));
+    }
     let name = obj["metadata"]["name"]
         .as_str()
         .or(obj["metadata"]["generateName"].as_str())
@@ -493,7 +498,8 @@ mod tests {
     #[test]
     fn patches_and_scale() {
         let (_d, api) = api();
-        let body = br#"{"metadata": {"name": "web"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}}}"#;
+        let body = br#"{"metadata": {"name": "web"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}"#;
         api.create(
             &target(&kinds::DEPLOYMENT, None, None),
             body,

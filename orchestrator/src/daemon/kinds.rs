@@ -46,6 +46,35 @@ impl Kind {
         }
     }
 
+    /// The URL of this type's collection, in `namespace` (all namespaces, or a cluster-scoped
+    /// type, for `None`).
+    pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        let prefix = if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        };
+        match namespace {
+            Some(ns) if self.namespaced => format!("{prefix}/namespaces/{ns}/{}", self.plural),
+            _ => format!("{prefix}/{}", self.plural),
+        }
+    }
+
+    /// The URL of object `name` in `namespace`.
+    pub fn object_path(&self, namespace: &str, name: &str) -> String {
+        format!("{}/{name}", self.collection_path(Some(namespace)))
+    }
+
+    /// How kubectl names the type in output: `configmap`, `deployment.apps`.
+    pub fn display_name(&self) -> String {
+        let kind = self.kind.to_ascii_lowercase();
+        if self.group.is_empty() {
+            kind
+        } else {
+            format!("{kind}.{}", self.group)
+        }
+    }
+
     /// The kind of a list of these objects (`DeploymentList`).
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)
@@ -272,6 +301,17 @@ mod tests {
         assert_eq!(by_name("cm"), Some(&CONFIG_MAP));
         assert_eq!(by_name("pvc"), Some(&PERSISTENT_VOLUME_CLAIM));
         assert_eq!(by_name("nope"), None);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(POD.object_path("x", "p"), "/api/v1/namespaces/x/pods/p");
+        assert_eq!(NAMESPACE.object_path("x", "y"), "/api/v1/namespaces/y");
+        assert_eq!(
+            DEPLOYMENT.collection_path(None),
+            "/apis/apps/v1/deployments"
+        );
+        assert_eq!(DEPLOYMENT.display_name(), "deployment.apps");
     }
 
     #[test]

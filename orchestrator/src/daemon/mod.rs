@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use crate::container::Containers;
 
 mod api;
+pub mod client;
 mod discovery;
 pub mod hooks;
 pub mod journal;

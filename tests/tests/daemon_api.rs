@@ -1,0 +1,622 @@
+//! End-to-end tests of `berth daemon`'s Kubernetes-shaped API: the installed kubectl (through
+//! the kubeconfig the daemon writes) and berth's own client commands apply, read, patch, watch
+//! and delete ConfigMaps, Secrets, Namespaces and Deployments, and have invalid manifests
+//! refused with the field named. No containers run: these objects need no controller.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use berth_tests::{require_command, require_root, run_ok, TestRoot};
+
+/// A running `berth daemon` on a free loopback port with its own root; killed on drop.
+struct Daemon {
+    child: Option<Child>,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Daemon {
+    fn start(root: &TestRoot) -> Daemon {
+        let kubeconfig = root.store().join("daemon/kubeconfig");
+        let _ = std::fs::remove_file(&kubeconfig);
+        let child = root
+            .berth()
+            .args(["daemon", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth daemon");
+        let mut d = Daemon {
+            child: Some(child),
+            kubeconfig,
+            cache: root.path("kube-cache"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(d.kubeconfig.exists() && root.store().join("daemon/api.sock").exists()) {
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("berth daemon exited early: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth daemon did not come up within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// kubectl with the daemon's kubeconfig and this test's own discovery cache.
+    fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache);
+        cmd
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write(root: &TestRoot, name: &str, text: &str) -> PathBuf {
+    let path = root.path(name);
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+const CONFIG: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: hello
+  labels:
+    app: web
+data:
+  greeting: hi
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  user: admin
+";
+
+const OTHER_NS: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: other
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: hello
+  namespace: other
+data:
+  greeting: elsewhere
+";
+
+const DEPLOYMENT: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: hello-site
+        ports:
+        - containerPort: 8080
+";
+
+fn setup() -> (TestRoot, Daemon) {
+    require_root();
+    require_command("kubectl", "kubectl");
+    let root = TestRoot::with_private_network();
+    let daemon = Daemon::start(&root);
+    (root, daemon)
+}
+
+#[test]
+fn kubectl_applies_reads_patches_and_deletes_configmaps_and_secrets() {
+    let (root, d) = setup();
+    let manifest = write(&root, "config.yaml", CONFIG);
+    let out = run_ok(d.kubectl().arg("apply").arg("-f").arg(&manifest));
+    assert_eq!(
+        stdout(&out),
+        "configmap/hello created\nsecret/creds created\n"
+    );
+
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "configmap", "hello", "-o", "yaml"]),
+    );
+    let yaml = stdout(&out);
+    assert!(yaml.contains("greeting: hi"), "{yaml}");
+    assert!(
+        yaml.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{yaml}"
+    );
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "secret", "creds", "-o", "jsonpath={.data.user}"]),
+    );
+    assert_eq!(stdout(&out), "YWRtaW4=");
+    let out = run_ok(d.kubectl().args(["get", "configmaps"]));
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("NAME") && table.contains("DATA"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("hello ") && l.contains(" 1 ")),
+        "{table}"
+    );
+
+    // Unchanged manifests are not written again.
+    let out = run_ok(d.kubectl().arg("apply").arg("-f").arg(&manifest));
+    assert!(
+        stdout(&out).contains("configmap/hello unchanged"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Strategic merge (kubectl's default), merge and JSON patches.
+    run_ok(
+        d.kubectl()
+            .args(["patch", "configmap", "hello", "-p", r#"{"data":{"x":"y"}}"#]),
+    );
+    run_ok(d.kubectl().args([
+        "patch",
+        "configmap",
+        "hello",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"z":"1"}}"#,
+    ]));
+    run_ok(d.kubectl().args([
+        "patch",
+        "configmap",
+        "hello",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/x"}]"#,
+    ]));
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "configmap", "hello", "-o", "jsonpath={.data}"]),
+    );
+    assert_eq!(stdout(&out), r#"{"greeting":"hi","z":"1"}"#);
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "configmaps", "-l", "app=web", "-o", "name"]),
+    );
+    assert_eq!(stdout(&out), "configmap/hello\n");
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "configmaps", "-l", "app=db", "-o", "name"]),
+    );
+    assert_eq!(stdout(&out), "");
+
+    let out = run_ok(d.kubectl().args(["describe", "configmap", "hello"]));
+    assert!(stdout(&out).contains("greeting"), "{}", stdout(&out));
+
+    let out = run_ok(d.kubectl().arg("delete").arg("-f").arg(&manifest));
+    assert!(
+        stdout(&out).contains(r#"configmap "hello" deleted"#),
+        "{}",
+        stdout(&out)
+    );
+    let out = d
+        .kubectl()
+        .args(["get", "configmap", "hello"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+}
+
+#[test]
+fn kubectl_namespaces_isolate_objects_and_take_them_along() {
+    let (root, d) = setup();
+    run_ok(
+        d.kubectl()
+            .arg("apply")
+            .arg("-f")
+            .arg(write(&root, "config.yaml", CONFIG)),
+    );
+    run_ok(
+        d.kubectl()
+            .arg("apply")
+            .arg("-f")
+            .arg(write(&root, "other.yaml", OTHER_NS)),
+    );
+    let get = |ns: &str| {
+        stdout(&run_ok(d.kubectl().args([
+            "get",
+            "configmap",
+            "hello",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.greeting}",
+        ])))
+    };
+    assert_eq!(get("default"), "hi");
+    assert_eq!(get("other"), "elsewhere");
+    let out = run_ok(d.kubectl().args(["get", "configmaps", "-A"]));
+    assert_eq!(
+        stdout(&out).lines().filter(|l| l.contains("hello")).count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+
+    run_ok(d.kubectl().args(["delete", "namespace", "other"]));
+    let out = d
+        .kubectl()
+        .args(["get", "configmap", "hello", "-n", "other"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the namespace's objects outlived it");
+    assert_eq!(get("default"), "hi");
+    let out = d
+        .kubectl()
+        .args(["apply", "-n", "gone", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"namespaces "gone" not found"#),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn kubectl_watch_sees_an_update() {
+    let (root, d) = setup();
+    run_ok(
+        d.kubectl()
+            .arg("apply")
+            .arg("-f")
+            .arg(write(&root, "config.yaml", CONFIG)),
+    );
+    let mut watcher = d
+        .kubectl()
+        .args(["get", "configmaps", "--watch", "--output-watch-events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kubectl get --watch");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let out = watcher.stdout.take().unwrap();
+    let _guard = Kill(watcher);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // `EVENT  NAME  DATA  AGE` rows: the event type and the name, after the header.
+    let next_event = |what: &str| loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("kubectl get --watch printed no line for {what}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() != Some(&"EVENT") {
+            return (words[0].to_string(), words.get(1).map(|w| w.to_string()));
+        }
+    };
+    assert_eq!(
+        next_event("the list"),
+        ("ADDED".into(), Some("hello".into()))
+    );
+    run_ok(d.kubectl().args([
+        "patch",
+        "configmap",
+        "hello",
+        "-p",
+        r#"{"data":{"greeting":"bye"}}"#,
+    ]));
+    assert_eq!(
+        next_event("the patch"),
+        ("MODIFIED".into(), Some("hello".into()))
+    );
+    run_ok(d.kubectl().args(["delete", "configmap", "hello"]));
+    assert_eq!(
+        next_event("the delete"),
+        ("DELETED".into(), Some("hello".into()))
+    );
+}
+
+#[test]
+fn kubectl_refuses_invalid_manifests_naming_the_field() {
+    let (root, d) = setup();
+    let typo = write(
+        &root,
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndatas:\n  a: b\n",
+    );
+    let out = d
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "kubectl applied a manifest with an unknown field"
+    );
+    assert!(
+        stderr(&out).contains(r#"unknown field "datas""#),
+        "{}",
+        stderr(&out)
+    );
+    let bad_name = write(
+        &root,
+        "name.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    );
+    let out = d
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&bad_name)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("metadata.name: Invalid value"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_ok(d.kubectl().args(["get", "configmaps", "-o", "name"]));
+    assert_eq!(stdout(&out), "", "something invalid was stored");
+}
+
+#[test]
+fn kubectl_scales_a_deployment() {
+    let (root, d) = setup();
+    let out = run_ok(d.kubectl().arg("apply").arg("-f").arg(write(
+        &root,
+        "deploy.yaml",
+        DEPLOYMENT,
+    )));
+    assert_eq!(stdout(&out), "deployment.apps/web created\n");
+    let out = run_ok(
+        d.kubectl()
+            .args(["scale", "deployment", "web", "--replicas=4"]),
+    );
+    assert_eq!(stdout(&out), "deployment.apps/web scaled\n");
+    let out = run_ok(d.kubectl().args([
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas} {.metadata.generation}",
+    ]));
+    assert_eq!(stdout(&out), "4 2");
+}
+
+#[test]
+fn berth_client_commands() {
+    let (root, d) = setup();
+    let berth = |args: &[&str]| {
+        let mut c = root.berth();
+        c.args(args);
+        c
+    };
+    let config = write(&root, "config.yaml", CONFIG);
+    let out = run_ok(berth(&["apply", "-f"]).arg(&config));
+    assert_eq!(
+        stdout(&out),
+        "configmap/hello created\nsecret/creds created\n"
+    );
+    let out = run_ok(berth(&["apply", "-f"]).arg(&config));
+    assert_eq!(
+        stdout(&out),
+        "configmap/hello unchanged\nsecret/creds unchanged\n"
+    );
+    // kubectl sees what berth applied, and berth what kubectl patched.
+    let out = run_ok(
+        d.kubectl()
+            .args(["get", "cm", "hello", "-o", "jsonpath={.data.greeting}"]),
+    );
+    assert_eq!(stdout(&out), "hi");
+    run_ok(d.kubectl().args([
+        "patch",
+        "cm",
+        "hello",
+        "-p",
+        r#"{"data":{"greeting":"hey"}}"#,
+    ]));
+    let out = run_ok(&mut berth(&["get", "cm", "hello", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["greeting"], "hey");
+    // Re-applying restores the manifest's value.
+    let out = run_ok(berth(&["apply", "-f"]).arg(&config));
+    assert!(
+        stdout(&out).contains("configmap/hello configured"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_ok(&mut berth(&["get", "configmap", "hello", "-o", "yaml"]));
+    assert!(
+        stdout(&out).contains("  greeting: hi\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run_ok(&mut berth(&["get", "cm"]));
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("NAME    DATA   AGE\nhello   1 "),
+        "{table}"
+    );
+    let out = run_ok(&mut berth(&["get", "cm", "-l", "app=web", "-o", "name"]));
+    assert_eq!(stdout(&out), "configmap/hello\n");
+
+    // A directory with one invalid document: nothing from it is applied.
+    let dir = root.path("manifests");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.yaml"), OTHER_NS).unwrap();
+    std::fs::write(
+        dir.join("b.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndatas:\n  a: b\n",
+    )
+    .unwrap();
+    let out = berth(&["apply", "-f"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("b.yaml:10") && err.contains(r#"unknown field "datas""#),
+        "{err}"
+    );
+    let out = run_ok(&mut berth(&["get", "ns", "-o", "name"]));
+    assert!(
+        !stdout(&out).contains("namespace/other"),
+        "a namespace from an invalid directory was applied"
+    );
+    std::fs::remove_file(dir.join("b.yaml")).unwrap();
+    let out = run_ok(berth(&["apply", "-f"]).arg(&dir));
+    assert_eq!(
+        stdout(&out),
+        "namespace/other created\nconfigmap/hello created\n"
+    );
+    let out = run_ok(&mut berth(&["get", "cm", "-A"]));
+    assert_eq!(
+        stdout(&out).lines().filter(|l| l.contains("hello")).count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run_ok(berth(&["apply", "-f"]).arg(write(&root, "deploy.yaml", DEPLOYMENT)));
+    assert_eq!(stdout(&out), "deployment.apps/web created\n");
+    let out = run_ok(&mut berth(&["scale", "deploy/web", "--replicas", "3"]));
+    assert_eq!(stdout(&out), "deployment.apps/web scaled\n");
+    let out = run_ok(&mut berth(&["get", "deploy", "web", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["spec"]["replicas"], 3);
+    let out = run_ok(&mut berth(&["describe", "deploy/web"]));
+    assert!(
+        stdout(&out).contains("Name:         web"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run_ok(&mut berth(&["delete", "cm", "hello", "-n", "other"]));
+    assert_eq!(stdout(&out), "configmap \"hello\" deleted\n");
+    let out = run_ok(berth(&["delete", "-f"]).arg(&config));
+    assert!(
+        stdout(&out).contains("secret \"creds\" deleted"),
+        "{}",
+        stdout(&out)
+    );
+    let out = berth(&["get", "secret", "creds"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"secrets "creds" not found"#),
+        "{}",
+        stderr(&out)
+    );
+    let out = berth(&["get", "widgets"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("resource type \"widgets\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn objects_survive_kill_9_of_the_daemon() {
+    let (root, mut d) = setup();
+    run_ok(
+        d.kubectl()
+            .arg("apply")
+            .arg("-f")
+            .arg(write(&root, "config.yaml", CONFIG)),
+    );
+    d.kill9();
+    drop(d);
+    let d = Daemon::start(&root);
+    let out = run_ok(d.kubectl().args([
+        "get",
+        "configmap",
+        "hello",
+        "-o",
+        "jsonpath={.data.greeting}",
+    ]));
+    assert_eq!(stdout(&out), "hi");
+    let out = run_ok(root.berth().args(["get", "secret", "creds", "-o", "name"]));
+    assert_eq!(stdout(&out), "secret/creds\n");
+}
