@@ -620,3 +620,58 @@ fn objects_survive_kill_9_of_the_daemon() {
     let out = run_ok(root.berth().args(["get", "secret", "creds", "-o", "name"]));
     assert_eq!(stdout(&out), "secret/creds\n");
 }
+
+#[test]
+fn kubectl_create_generators_for_namespaces_configmaps_and_secrets() {
+    let (_root, d) = setup();
+    // These generators send protobuf bodies, which the daemon decodes for these three types.
+    let out = run_ok(d.kubectl().args(["create", "namespace", "team"]));
+    assert_eq!(stdout(&out), "namespace/team created\n");
+    let out = run_ok(d.kubectl().args([
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=a=b",
+    ]));
+    assert_eq!(stdout(&out), "configmap/cfg created\n");
+    let out = run_ok(d.kubectl().args([
+        "-n",
+        "team",
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=user=admin",
+    ]));
+    assert_eq!(stdout(&out), "secret/s created\n");
+    let out =
+        run_ok(
+            d.kubectl()
+                .args(["-n", "team", "get", "cm", "cfg", "-o", "jsonpath={.data.a}"]),
+        );
+    assert_eq!(stdout(&out), "b");
+    let out = run_ok(d.kubectl().args([
+        "-n",
+        "team",
+        "get",
+        "secret",
+        "s",
+        "-o",
+        "jsonpath={.data.user} {.type}",
+    ]));
+    assert_eq!(stdout(&out), "YWRtaW4= Opaque");
+    // Other protobuf bodies are refused with the way out named.
+    let out = d
+        .kubectl()
+        .args(["create", "deployment", "d", "--image=x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("kubectl apply -f"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -403,6 +403,8 @@ fn decode(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Defaults and validation of an object about to be written.
 fn admit(kind: &'static Kind, obj: &mut Value, fv: FieldValidation) -> Result<(), ApiError> {
+    // A null field is an absent one (as typed decoding reads it); none is stored.
+    strip_nulls(obj);
     if let Some(map) = obj.as_object_mut() {
         map.entry("apiVersion")
             .or_insert_with(|| json!(kind.api_version()));
@@ -426,6 +428,17 @@ fn admit(kind: &'static Kind, obj: &mut Value, fv: FieldValidation) -> Result<()
         validator(kind, obj, fv).map_err(|e| ApiError::from_validation(kind, &name, e))?;
     }
     Ok(())
+}
+
+fn strip_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }
 
 /// Folds a Secret's `stringData` into `data` (base64), as the API server does, and checks
@@ -454,7 +467,13 @@ fn secret_string_data(obj: &mut Value) -> Result<(), validate::Cause> {
                 data[k.as_str()] = json!(engine.encode(v.as_str().unwrap_or_default()));
             }
         }
-        obj_map.entry("type").or_insert_with(|| json!("Opaque"));
+        if obj_map
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            obj_map.insert("type".into(), json!("Opaque"));
+        }
     }
     Ok(())
 }
@@ -476,6 +495,21 @@ mod tests {
             name: name.map(str::to_string),
             sub: sub.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn nulls_are_not_stored() {
+        let (_d, api) = api();
+        let body = br#"{"metadata": {"name": "n", "creationTimestamp": null, "labels": null}, "data": {"a": "1"}}"#;
+        let cm = api
+            .create(
+                &target(&kinds::CONFIG_MAP, None, None),
+                body,
+                &Query::default(),
+            )
+            .unwrap();
+        assert!(cm["metadata"]["labels"].is_null() && cm["metadata"].get("labels").is_none());
+        assert!(cm["metadata"]["creationTimestamp"].is_string());
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod kubeconfig;
 mod logs;
 mod openapi;
 pub mod patch;
+mod protobuf;
 pub mod selector;
 mod server;
 mod status;

@@ -23,7 +23,7 @@ use super::api::{Api, Query, Target};
 use super::kinds::{self, Kind};
 use super::status::ApiError;
 use super::store::{ObjectStore, StoreError};
-use super::{discovery, hooks, kubeconfig, logs, openapi, table, tls, Context};
+use super::{discovery, hooks, kubeconfig, logs, openapi, protobuf, table, tls, Context};
 use crate::container::Containers;
 
 /// Largest request body accepted (the API server's limit is 3 MiB).
@@ -284,14 +284,18 @@ async fn respond(
     let content_type = header(&req, CONTENT_TYPE);
     let as_table = accept.contains("as=Table");
     let body = read_body(req).await?;
-    if content_type.contains("protobuf") && !body.is_empty() {
-        return Err(ApiError {
+    // kubectl's `create namespace|configmap|secret NAME` generators send protobuf only.
+    let body = if content_type.contains("protobuf") && !body.is_empty() {
+        let obj = protobuf::decode(&body).map_err(|reason| ApiError {
             code: 415,
             reason: "UnsupportedMediaType",
-            message: format!("{content_type}: berth's API takes JSON bodies only (kubectl's `create <type> NAME` generators send protobuf; write a manifest and use `kubectl apply -f` or `kubectl create -f`)"),
+            message: format!("{content_type}: {reason}; berth's API takes JSON (write a manifest and use `kubectl apply -f` or `kubectl create -f`)"),
             details: None,
-        });
-    }
+        })?;
+        Bytes::from(obj.to_string())
+    } else {
+        body
+    };
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
 
     let fixed = match segs.as_slice() {
