@@ -10,10 +10,12 @@ use anyhow::{bail, Context, Result};
 use berth_orchestrator::container::health::{parse_duration, HealthFlags};
 use berth_orchestrator::container::logs::LogOptions;
 use berth_orchestrator::container::{
-    self, monitor, ContainerConfig, Containers, LogReader, MonitorConfig, RunOptions, Settings,
-    State, Status, Stream,
+    self, monitor, ContainerConfig, ContainerError, Containers, LogReader, MonitorConfig,
+    RunOptions, Settings, State, Status, Stream,
 };
+use berth_orchestrator::labels::{self, LabelFilter};
 use berth_orchestrator::network::{parse_publish, NetworkMode};
+use berth_orchestrator::pod::Pods;
 use clap::Args;
 
 use crate::format::{align_columns, Template};
@@ -52,9 +54,6 @@ pub struct RunArgs {
     /// The container's host name.
     #[arg(long)]
     hostname: Option<String>,
-    /// Network mode: bridge, none or host.
-    #[arg(long, default_value = "bridge")]
-    network: String,
     #[command(flatten)]
     storage: Box<crate::volumes::RunStorageArgs>,
     /// Keep stdin open (attach it in the foreground).
@@ -87,6 +86,16 @@ pub struct RunArgs {
     /// Log driver option: max-size=SIZE, max-file=N.
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// Network mode: bridge (the default), none, host or container:NAME (another
+    /// container's network namespace).
+    #[arg(long)]
+    network: Option<String>,
+    /// Join a pod (name or id): its network, IPC and UTS namespaces, ports and host name.
+    #[arg(long)]
+    pod: Option<String>,
+    /// Set a label (KEY=VALUE).
+    #[arg(short = 'l', long = "label")]
+    label: Vec<String>,
     /// The image, then the command and its arguments (options end at the image, as in Docker).
     #[arg(
         value_name = "IMAGE [COMMAND [ARG...]]",
@@ -113,7 +122,8 @@ pub struct PsArgs {
     /// Output format: a Go template (`{{.Names}}`), `table TEMPLATE`, or `json`.
     #[arg(long)]
     format: Option<String>,
-    /// Only containers matching: name=SUBSTRING, id=PREFIX, status=created|running|exited.
+    /// Only containers matching: name=SUBSTRING, id=PREFIX, status=created|running|exited,
+    /// label=KEY[=VALUE] or pod=POD.
     #[arg(short = 'f', long = "filter")]
     filter: Vec<String>,
 }
@@ -207,7 +217,15 @@ pub fn open(g: &Globals) -> Result<Containers> {
 /// Creates and starts a container; in the foreground, streams its output and exits with its
 /// exit code.
 pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
-    let network: NetworkMode = a.network.parse()?;
+    if a.pod.is_some() && a.network.is_some() {
+        return Err(ContainerError::JoinConflict {
+            flag: "--network",
+            with: "--pod".into(),
+            why: "containers of a pod share its network",
+        }
+        .into());
+    }
+    let network: NetworkMode = a.network.as_deref().unwrap_or("bridge").parse()?;
     let mut publish = Vec::new();
     for p in &a.publish {
         publish.extend(parse_publish(p)?);
@@ -254,6 +272,8 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         resources: a.storage.resources()?,
         monitor: monitor_config,
         health,
+        pod: a.pod,
+        labels: labels::parse_all(&a.label)?,
     };
     let c = open(g)?;
     let config = container::create(&c, &opts)?;
@@ -440,7 +460,7 @@ fn human_duration(d: chrono::Duration) -> String {
     }
 }
 
-fn since(time: Option<&str>) -> String {
+pub(crate) fn since(time: Option<&str>) -> String {
     time.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| human_duration(chrono::Utc::now().signed_duration_since(t)))
         .unwrap_or_default()
@@ -531,35 +551,56 @@ fn ps_row(config: &ContainerConfig, state: &State, no_trunc: bool) -> serde_json
         "Status": status_text(state),
         "Names": config.name,
         "Networks": config.network,
-        "Labels": "",
+        "Labels": config
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
     })
 }
 
-/// Whether a container passes every `--filter` (Docker's ps filters).
-fn ps_matches(filters: &[(String, String)], row: &serde_json::Value, id: &str) -> bool {
+/// Whether a container passes every `--filter` (Docker's ps filters, and podman's `pod=`
+/// with the pod's id).
+fn ps_matches(
+    filters: &[(String, String)],
+    row: &serde_json::Value,
+    config: &ContainerConfig,
+) -> bool {
     filters.iter().all(|(key, value)| match key.as_str() {
         "name" => row["Names"]
             .as_str()
             .is_some_and(|n| n.contains(value.as_str())),
-        "id" => id.starts_with(value.as_str()),
+        "id" => config.id.starts_with(value.as_str()),
         "status" => row["State"] == value.as_str(),
+        "label" => value
+            .parse::<LabelFilter>()
+            .is_ok_and(|l| l.matches(&config.labels)),
+        "pod" => config.pod.as_deref() == Some(value.as_str()),
         _ => false,
     })
 }
 
 /// Lists containers.
 pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
+    let c = open(g)?;
     let mut filters = Vec::new();
     for f in &a.filter {
         match f.split_once('=') {
             Some((k @ ("name" | "id" | "status"), v)) => {
                 filters.push((k.to_string(), v.to_string()))
             }
-            _ => bail!("--filter {f:?}: expected name=, id= or status="),
+            Some(("label", v)) => {
+                v.parse::<LabelFilter>()?;
+                filters.push(("label".to_string(), v.to_string()))
+            }
+            Some(("pod", v)) => {
+                filters.push(("pod".to_string(), Pods::new(c.clone()).lookup(v)?.id))
+            }
+            _ => bail!("--filter {f:?}: expected name=, id=, status=, label= or pod="),
         }
     }
     let all = a.all || filters.iter().any(|(k, _)| k == "status");
-    let c = open(g)?;
     let rows: Vec<_> = c
         .list()?
         .into_iter()
@@ -568,7 +609,7 @@ pub fn ps(g: &Globals, a: PsArgs) -> Result<ExitCode> {
             (config, row)
         })
         .filter(|(_, row)| all || row["State"] == "running")
-        .filter(|(config, row)| ps_matches(&filters, row, &config.id))
+        .filter(|(config, row)| ps_matches(&filters, row, config))
         .collect();
     let mut out = std::io::stdout().lock();
     if a.quiet {

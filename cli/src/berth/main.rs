@@ -20,6 +20,7 @@ mod inspect;
 mod kube;
 mod kube_apply;
 mod kube_output;
+mod pods;
 mod port;
 mod registry;
 mod snapshots;
@@ -132,6 +133,12 @@ enum Command {
     Rollout(kube::RolloutArgs),
     /// Set the replicas of a Deployment or ReplicaSet.
     Scale(kube::ScaleArgs),
+    /// Pods: containers sharing network, IPC and UTS namespaces.
+    #[command(subcommand)]
+    Pod(pods::PodCommand),
+    /// The per-pod infra process `pod create` and `pod start` start (internal).
+    #[command(name = "__pod-infra", hide = true)]
+    PodInfra(pods::InfraArgs),
 }
 
 /// `berth container ...`: the same commands as at the top level.
@@ -205,6 +212,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Describe(a) => kube::describe(g, a),
         Command::Rollout(a) => kube::rollout(g, a),
         Command::Scale(a) => kube::scale(g, a),
+        Command::Pod(c) => pods::run(g, c),
+        Command::PodInfra(a) => pods::infra(g, a),
     }
 }
 

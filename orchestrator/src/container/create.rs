@@ -11,12 +11,14 @@ use berth_image::snapshot::Snapshots;
 use berth_image::store::Store;
 
 use super::health::{HealthConfig, HealthFlags};
+use super::join::{self, Join};
 use super::monitor::MonitorConfig;
 use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
 use super::Resources;
 use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
+use crate::labels::Labels;
 use crate::network::{self, files, netns, NetworkMode, PortMapping};
 use crate::volume::{request, MountRequest, Volumes};
 
@@ -56,15 +58,18 @@ pub struct RunOptions {
     pub monitor: MonitorConfig,
     /// `--health-*`, `--no-healthcheck`.
     pub health: HealthFlags,
+    /// `--pod`: the pod (name or id) whose network, IPC and UTS namespaces it joins.
+    pub pod: Option<String>,
+    /// `--label k=v`.
+    pub labels: Labels,
 }
 
 /// Creates a container from `opts` and returns its record; it is left in state `created`
 /// for a monitor to start.
 pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, ContainerError> {
-    if let NetworkMode::Container(_) = opts.network {
-        return Err(ContainerError::UnsupportedNetwork(opts.network.to_string()));
-    }
-    if (!opts.publish.is_empty() || opts.publish_all) && !opts.network.attaches() {
+    let join = join::resolve(c, opts)?;
+    if join.is_none() && (!opts.publish.is_empty() || opts.publish_all) && !opts.network.attaches()
+    {
         return Err(ContainerError::PublishWithoutBridge(
             opts.network.to_string(),
         ));
@@ -113,16 +118,19 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         image_id: image.id().to_string(),
         args,
         created: now_rfc3339(),
-        network: opts.network.to_string(),
-        netns: opts
-            .network
-            .own_namespace()
-            .then(|| Path::new(netns::DEFAULT_DIR).join(&id)),
+        network: join
+            .as_ref()
+            .map_or_else(|| opts.network.to_string(), |j| j.network.clone()),
+        netns: match &join {
+            Some(j) => j.netns.clone(),
+            None => opts
+                .network
+                .own_namespace()
+                .then(|| Path::new(netns::DEFAULT_DIR).join(&id)),
+        },
         ports: Vec::new(),
         auto_remove: opts.auto_remove,
-        attached_network: opts
-            .network
-            .attaches()
+        attached_network: (join.is_none() && opts.network.attaches())
             .then(|| AttachedNetwork::of(c.settings().network_config())),
         mounts: Vec::new(),
         resources: opts.resources.with_host_defaults(),
@@ -135,6 +143,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             .unwrap_or_default(),
         exposed_ports,
         publish_all: opts.publish_all,
+        pod: join.as_ref().and_then(|j| j.pod.clone()),
+        labels: opts.labels.clone(),
     };
     let made = Prepare {
         c,
@@ -143,6 +153,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         store: &store,
         image: &image,
         image_cfg: &image_cfg,
+        join: join.as_ref(),
     }
     .run(config.clone());
     match made {
@@ -209,6 +220,7 @@ struct Prepare<'a> {
     store: &'a Store,
     image: &'a berth_image::store::ResolvedImage,
     image_cfg: &'a oci_spec::image::Config,
+    join: Option<&'a Join>,
 }
 
 impl Prepare<'_> {
@@ -251,6 +263,7 @@ impl Prepare<'_> {
 
         let mode = &self.opts.network;
         let hostname = match (&self.opts.hostname, mode) {
+            _ if self.join.is_some() => self.join.map(|j| j.hostname.clone()).unwrap_or_default(),
             (Some(h), _) => h.clone(),
             (None, NetworkMode::Host) => nix::unistd::gethostname()
                 .ok()
@@ -258,43 +271,17 @@ impl Prepare<'_> {
                 .unwrap_or_else(|| id[..12].to_string()),
             (None, _) => id[..12].to_string(),
         };
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let (hosts, resolv) = match (mode, &config.netns) {
-            (NetworkMode::Host, _) | (_, None) => (
-                std::fs::read_to_string("/etc/hosts")
-                    .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".to_string()),
-                host_resolv,
-            ),
-            (_, Some(_)) => {
-                let ns = netns::create(Path::new(netns::DEFAULT_DIR), &id)?;
-                let ip = if mode.attaches() {
-                    let attachment = self.c.network().attach(&id, &ns, self.publish)?;
-                    config.ports = attachment.ports.clone();
-                    Some(attachment.ip)
-                } else {
-                    netns::loopback_up(&ns)?;
-                    None
-                };
-                (
-                    files::hosts(&hostname, ip, &[])?,
-                    files::resolv_conf(&host_resolv),
-                )
+        let etc_dir = match self.join {
+            Some(join) => join.etc_dir(&dir.join("etc"))?,
+            None => {
+                self.own_etc_files(&mut config, &dir, &hostname)?;
+                dir.join("etc")
             }
         };
-        let [hosts_path, resolv_path, hostname_path] = files::write_all(
-            &dir.join("etc"),
-            &hosts,
-            &resolv,
-            &files::hostname(&hostname)?,
-        )?;
         let mut etc_files = Vec::new();
-        for (path, name) in [
-            (hosts_path, "hosts"),
-            (resolv_path, "resolv.conf"),
-            (hostname_path, "hostname"),
-        ] {
+        for name in ["hosts", "resolv.conf", "hostname"] {
             make_file_in_root(&rootfs, &format!("/etc/{name}"))?;
-            etc_files.push((path, name));
+            etc_files.push((etc_dir.join(name), name));
         }
 
         let env_in: Vec<String> = self
@@ -324,6 +311,8 @@ impl Prepare<'_> {
             hostname,
             cgroup_parent: self.c.settings().cgroup_parent().to_string(),
             netns: config.netns.clone(),
+            ipc: self.join.and_then(|j| j.ipc.clone()),
+            uts: self.join.and_then(|j| j.uts.clone()),
             etc_files,
             mounts: config.mounts.clone(),
             resources: config.resources.clone(),
@@ -334,6 +323,47 @@ impl Prepare<'_> {
         State::created().save(&dir)?;
         tracing::info!("created");
         Ok(config)
+    }
+
+    /// Makes the container's own network namespace (attached for bridge mode) and writes
+    /// its `/etc` files into `dir/etc`.
+    fn own_etc_files(
+        &self,
+        config: &mut ContainerConfig,
+        dir: &Path,
+        hostname: &str,
+    ) -> Result<(), ContainerError> {
+        let mode = &self.opts.network;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (hosts, resolv) = match (mode, &config.netns) {
+            (NetworkMode::Host, _) | (_, None) => (
+                std::fs::read_to_string("/etc/hosts")
+                    .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".to_string()),
+                host_resolv,
+            ),
+            (_, Some(_)) => {
+                let ns = netns::create(Path::new(netns::DEFAULT_DIR), &config.id)?;
+                let ip = if mode.attaches() {
+                    let attachment = self.c.network().attach(&config.id, &ns, self.publish)?;
+                    config.ports = attachment.ports.clone();
+                    Some(attachment.ip)
+                } else {
+                    netns::loopback_up(&ns)?;
+                    None
+                };
+                (
+                    files::hosts(hostname, ip, &[])?,
+                    files::resolv_conf(&host_resolv),
+                )
+            }
+        };
+        files::write_all(
+            &dir.join("etc"),
+            &hosts,
+            &resolv,
+            &files::hostname(hostname)?,
+        )?;
+        Ok(())
     }
 }
 

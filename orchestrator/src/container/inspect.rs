@@ -50,6 +50,7 @@ pub fn inspect(c: &Containers, config: &ContainerConfig) -> Result<Value, Contai
         json!(c.log_path(&config.id).to_string_lossy()),
     );
     doc.insert("Name".into(), json!(format!("/{}", config.name)));
+    doc.insert("Pod".into(), json!(config.pod.clone().unwrap_or_default()));
     doc.insert("RestartCount".into(), json!(state.restart_count));
     doc.insert("Driver".into(), json!("overlay"));
     doc.insert("Platform".into(), json!("linux"));
@@ -70,7 +71,7 @@ pub fn inspect(c: &Containers, config: &ContainerConfig) -> Result<Value, Contai
             "Image": config.image,
             "WorkingDir": cwd,
             "Entrypoint": (!config.entrypoint.is_empty()).then_some(&config.entrypoint),
-            "Labels": image_labels(c.root(), &config.image_id),
+            "Labels": labels(c.root(), config),
         }),
     );
     let mac = running
@@ -252,8 +253,15 @@ fn etc_path(dir: &Path, name: &str) -> String {
     dir.join("etc").join(name).to_string_lossy().into_owned()
 }
 
+/// The container's labels over its image's (`--label` wins, as in Docker).
+fn labels(root: &Path, config: &ContainerConfig) -> BTreeMap<String, String> {
+    let mut labels = image_labels(root, &config.image_id);
+    labels.extend(config.labels.clone());
+    labels
+}
+
 /// The labels of image `image_id`, when it is still in the store.
-fn image_labels(root: &Path, image_id: &str) -> Value {
+fn image_labels(root: &Path, image_id: &str) -> BTreeMap<String, String> {
     let labels = Store::open(root)
         .ok()
         .and_then(|store| {
@@ -262,7 +270,7 @@ fn image_labels(root: &Path, image_id: &str) -> Value {
             image.config.config().as_ref()?.labels().clone()
         })
         .unwrap_or_default();
-    json!(labels.into_iter().collect::<BTreeMap<_, _>>())
+    labels.into_iter().collect()
 }
 
 /// The MAC address of the container's `eth0`, read through its root (its sysfs shows its

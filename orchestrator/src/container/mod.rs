@@ -33,6 +33,7 @@ pub mod envfile;
 mod exec;
 pub mod health;
 mod inspect;
+mod join;
 mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -45,10 +46,12 @@ mod start;
 pub mod state;
 mod top;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::names;
 use crate::network::{self, NetworkMode, PortMapping};
 
 pub use copy::{archive_from, copy_from, copy_to, extract_to, CopyError};
@@ -90,12 +93,25 @@ pub enum ContainerError {
     /// `-p` with a network mode that has no bridge.
     #[error("-p and -P need --network bridge (got --network {0})")]
     PublishWithoutBridge(String),
-    /// `--network container:NAME` is not supported yet.
-    #[error("network mode {0} is not supported by berth run yet")]
-    UnsupportedNetwork(String),
     /// The image's config has a value berth cannot use.
     #[error("image {0}: {1}")]
     BadImage(String, String),
+    /// `--network container:NAME` names a container that is not running.
+    #[error("--network container:{0}: container is not running")]
+    JoinNotRunning(String),
+    /// A flag that the pod or the joined container decides (ports, network, hostname).
+    #[error("{flag} cannot be used with {with}: {why}")]
+    JoinConflict {
+        /// The refused flag.
+        flag: &'static str,
+        /// `--pod` or `--network container:NAME`.
+        with: String,
+        /// Who owns what the flag sets.
+        why: &'static str,
+    },
+    /// Joining a pod failed (no such pod, not running).
+    #[error(transparent)]
+    Pod(Box<crate::pod::PodError>),
     /// The image has no command and none was given.
     #[error("image {0}: no command specified")]
     NoCommand(String),
@@ -242,6 +258,12 @@ pub struct ContainerConfig {
     /// `-P`: every exposed port was published to a free host port.
     #[serde(default)]
     pub publish_all: bool,
+    /// The id of the pod it belongs to (`run --pod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// `--label k=v`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ContainerConfig {
@@ -382,8 +404,8 @@ impl Containers {
     /// The container called `query`: a name, a full id, or a unique id prefix.
     pub fn lookup(&self, query: &str) -> Result<ContainerConfig, ContainerError> {
         if valid_name(query) {
-            if let Ok(id) = std::fs::read_to_string(self.names_dir().join(query)) {
-                if let Ok(c) = self.config(id.trim()) {
+            if let Some(id) = names::holder(&self.names_dir(), query) {
+                if let Ok(c) = self.config(&id) {
                     return Ok(c);
                 }
             }
@@ -408,39 +430,22 @@ impl Containers {
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_string()));
         }
-        let dir = self.names_dir();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(name);
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                f.write_all(id.as_bytes()).map_err(io_err(&path))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(&path).unwrap_or_default();
-                Err(ContainerError::NameInUse {
-                    name: name.to_string(),
-                    id: holder.trim().to_string(),
-                })
-            }
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        names::reserve(&self.names_dir(), name, id).map_err(|e| match e {
+            names::Reserve::Taken(holder) => ContainerError::NameInUse {
+                name: name.to_string(),
+                id: holder,
+            },
+            names::Reserve::Io(path, source) => ContainerError::Io { path, source },
+        })
     }
 
     /// Releases `name` if `id` holds it.
     fn release_name(&self, name: &str, id: &str) {
-        let path = self.names_dir().join(name);
-        if std::fs::read_to_string(&path).is_ok_and(|holder| holder.trim() == id) {
-            let _ = std::fs::remove_file(&path);
-        }
+        names::release(&self.names_dir(), name, id);
     }
 }
 
-fn is_id(s: &str) -> bool {
+pub(crate) fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -483,6 +488,8 @@ fn sample_config() -> ContainerConfig {
         mounts: Vec::new(),
         resources: Resources::default(),
         monitor: MonitorConfig::default(),
+        pod: None,
+        labels: BTreeMap::new(),
     }
 }
 

@@ -29,6 +29,10 @@ pub struct SpecValues {
     pub cgroup_parent: String,
     /// The network namespace to join; `None` shares the host's.
     pub netns: Option<PathBuf>,
+    /// The IPC namespace to join (a pod's); `None` makes a new one.
+    pub ipc: Option<PathBuf>,
+    /// The UTS namespace to join (a pod's); `None` makes a new one.
+    pub uts: Option<PathBuf>,
     /// `hosts`, `resolv.conf` and `hostname` files bind-mounted over `/etc/…`.
     pub etc_files: Vec<(PathBuf, &'static str)>,
     /// Volumes, binds and tmpfs mounts.
@@ -91,7 +95,11 @@ pub fn build(v: &SpecValues) -> Value {
         "noNewPrivileges": false
     });
     spec["root"] = json!({"path": path_str(&v.rootfs), "readonly": false});
-    spec["hostname"] = json!(v.hostname);
+    match (&v.uts, spec.as_object_mut()) {
+        // A joined UTS namespace has its host name already (the pod's infra set it).
+        (Some(_), Some(obj)) => drop(obj.remove("hostname")),
+        _ => spec["hostname"] = json!(v.hostname),
+    }
     if let Some(mounts) = spec["mounts"].as_array_mut() {
         super::mounts::add_to_spec(mounts, &v.mounts);
         for (source, name) in &v.etc_files {
@@ -106,10 +114,14 @@ pub fn build(v: &SpecValues) -> Value {
         }
     }
     v.resources.apply_to_spec(&mut spec);
+    let joined = |kind: &str, path: &Option<PathBuf>| match path {
+        Some(p) => json!({"type": kind, "path": path_str(p)}),
+        None => json!({"type": kind}),
+    };
     let mut namespaces = vec![
         json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
+        joined("ipc", &v.ipc),
+        joined("uts", &v.uts),
         json!({"type": "mount"}),
     ];
     if let Some(netns) = &v.netns {
@@ -165,6 +177,8 @@ mod tests {
             hostname: "abc".into(),
             cgroup_parent: "berth-t/x".into(),
             netns: Some("/run/berth/netns/abc".into()),
+            ipc: Some("/run/berth/i/ipc".into()),
+            uts: None,
             etc_files: vec![("/c/hosts".into(), "hosts")],
             mounts: Vec::new(),
             resources: Default::default(),
@@ -177,6 +191,18 @@ mod tests {
         assert!(ns
             .iter()
             .any(|n| n["type"] == "network" && n["path"] == "/run/berth/netns/abc"));
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "ipc" && n["path"] == "/run/berth/i/ipc"));
+        assert!(ns
+            .iter()
+            .any(|n| n["type"] == "uts" && n.get("path").is_none()));
+        assert_eq!(spec["hostname"], "abc");
+        let joined = build(&SpecValues {
+            uts: Some("/run/berth/i/uts".into()),
+            ..v
+        });
+        assert!(joined.get("hostname").is_none());
         let mounts = spec["mounts"].as_array().unwrap();
         assert!(mounts.iter().any(|m| m["destination"] == "/etc/hosts"));
     }

@@ -10,7 +10,7 @@ use berth_image::snapshot::Snapshots;
 use berth_image::store::Store;
 
 use super::state::{State, Status};
-use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
+use super::{io_err, join, lifecycle, ContainerConfig, ContainerError, Containers};
 use crate::network::{files, netns};
 
 /// Makes container `config` ready for a new monitor: a created container as it is, an
@@ -58,6 +58,10 @@ fn reacquire(c: &Containers, config: &ContainerConfig) -> Result<(), ContainerEr
         snapshots
             .mount_rootfs(top.as_ref(), &dir.join("upper"), &dir.join("work"), &rootfs)?
             .keep();
+    }
+    if !config.network_mode().own_namespace() {
+        // Joins a pod's or another container's namespaces, which must be there.
+        return join::check_joined(c, config);
     }
     let Some(ns_path) = &config.netns else {
         return Ok(());

@@ -118,9 +118,7 @@ impl State {
 
     /// Whether the monitor recorded in this state still runs.
     pub fn monitor_alive(&self) -> bool {
-        self.monitor_pid.is_some_and(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
-        })
+        self.monitor_pid.is_some_and(process_alive)
     }
 }
 
@@ -138,10 +136,13 @@ impl State {
 
     /// Whether the recorded init pid still runs.
     pub fn init_alive(&self) -> bool {
-        self.pid.is_some_and(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
-        })
+        self.pid.is_some_and(process_alive)
     }
+}
+
+/// Whether process `pid` exists and has not exited (a zombie has).
+pub fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !is_zombie(pid)
 }
 
 /// Whether `pid` is a zombie (exited, not yet reaped by its parent).

@@ -1,5 +1,5 @@
 //! Shared by the `berth run` tests: a store with busybox imported and its own private
-//! network settings, removing the containers a test names when it ends.
+//! network settings, removing the pods and containers a test names when it ends.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use berth_tests::{busybox_rootfs_tar, require_root, run_ok, TestRoot};
 
-/// A store with busybox imported, removing the containers it names on drop.
+/// A store with busybox imported, removing the pods and containers it names on drop.
 pub struct Fixture {
     pub root: TestRoot,
     names: Vec<String>,
+    pods: Vec<String>,
 }
 
 impl Fixture {
@@ -27,6 +28,7 @@ impl Fixture {
         Fixture {
             root,
             names: Vec::new(),
+            pods: Vec::new(),
         }
     }
 
@@ -37,6 +39,13 @@ impl Fixture {
     /// Remembers `name` for removal on drop and returns it.
     pub fn name(&mut self, name: &str) -> String {
         self.names.push(name.to_string());
+        name.to_string()
+    }
+
+    /// Remembers pod `name` for removal (`pod rm -f`, with its containers) on drop and
+    /// returns it.
+    pub fn pod(&mut self, name: &str) -> String {
+        self.pods.push(name.to_string());
         name.to_string()
     }
 
@@ -93,6 +102,9 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        for pod in &self.pods {
+            let _ = self.root.berth().args(["pod", "rm", "-f", pod]).output();
+        }
         for name in &self.names {
             let _ = self.root.berth().args(["rm", "-f", name]).output();
         }
