@@ -8,28 +8,28 @@ use super::field::{child, index, FieldError, FieldErrors};
 use super::meta::{LabelSelector, StringMap};
 use super::names;
 
-/// An operator of one requirement.
+/// A `matchExpressions` operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `key in (a,b)`, `key=a`, `key==a`.
+enum Op {
+    /// The label has one of the values (also every `matchLabels` entry).
     In,
-    /// `key notin (a,b)`, `key!=a` (also true when the key is absent).
+    /// The label is absent or has none of the values.
     NotIn,
-    /// `key`.
+    /// The label is present.
     Exists,
-    /// `!key`.
+    /// The label is absent.
     DoesNotExist,
 }
 
 /// One requirement on one label.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
+struct Requirement {
     /// The label key.
-    pub key: String,
+    key: String,
     /// The operator.
-    pub op: Op,
+    op: Op,
     /// Values for `In`/`NotIn`.
-    pub values: BTreeSet<String>,
+    values: BTreeSet<String>,
 }
 
 impl Requirement {
@@ -60,11 +60,6 @@ impl Selector {
     /// Whether the selector has no requirements (and so matches everything).
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
-    }
-
-    /// The requirements.
-    pub fn requirements(&self) -> &[Requirement] {
-        &self.requirements
     }
 
     /// The selector of an object's `selector` field, checked as the API server checks it
