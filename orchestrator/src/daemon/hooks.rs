@@ -17,4 +17,5 @@ pub static VALIDATORS: &[Validator] = &[crate::kube::admission::validate];
 
 /// Defaulters run on every object written through the API before validation (as the API
 /// server's defaulting: `restartPolicy: Always`, `protocol: TCP`, ...).
-pub static DEFAULTERS: &[fn(&'static super::kinds::Kind, &mut serde_json::Value)] = &[];
+pub static DEFAULTERS: &[fn(&'static super::kinds::Kind, &mut serde_json::Value)] =
+    &[crate::kube::admission::default];

@@ -13,6 +13,74 @@ use crate::daemon::{Cause, FieldValidation, ValidationError};
 /// Most unknown fields one object may have before berth stops looking for more.
 const MAX_UNKNOWN: usize = 64;
 
+/// Fills the API server's defaults into `object` of `kind` (the daemon's defaulter hook):
+/// fields it leaves unset get Kubernetes' values (`restartPolicy: Always`, `protocol: TCP`,
+/// a Deployment's strategy, ...). Nothing else changes: unknown fields stay for the
+/// validator to judge, and an object that does not decode is left as it is.
+pub fn default(kind: &'static Kind, object: &mut Value) {
+    if !super::object::is_modelled(kind.kind) {
+        return;
+    }
+    let Ok((mut decoded, _)) = decode_lenient(object.clone()) else {
+        return;
+    };
+    decoded.apply_defaults();
+    if let Object::Secret(_) = decoded {
+        // stringData is folded by the API itself; only `type` is defaulted here.
+        if object.get("type").is_none() {
+            object["type"] = "Opaque".into();
+        }
+        return;
+    }
+    fill_missing(object, decoded.to_value());
+}
+
+/// Adds what `defaults` has and `target` lacks, member by member and item by item.
+fn fill_missing(target: &mut Value, defaults: Value) {
+    match (target, defaults) {
+        (Value::Object(t), Value::Object(d)) => {
+            for (k, v) in d {
+                match t.get_mut(&k) {
+                    Some(existing) => fill_missing(existing, v),
+                    None => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(d)) if t.len() == d.len() => {
+            for (item, default) in t.iter_mut().zip(d) {
+                fill_missing(item, default);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decodes `value`, dropping unknown fields; returns the object and the paths dropped.
+fn decode_lenient(mut value: Value) -> Result<(Object, Vec<String>), Vec<FieldError>> {
+    let mut unknown = Vec::new();
+    loop {
+        match Object::from_value(value.clone()) {
+            Ok(o) => return Ok((o, unknown)),
+            Err(FieldErrors(errors)) => {
+                let field = match errors.as_slice() {
+                    [e] if e.message.starts_with("unknown field ")
+                        && unknown.len() < MAX_UNKNOWN =>
+                    {
+                        e.path.clone()
+                    }
+                    _ => return Err(errors),
+                };
+                if !remove(&mut value, &field) {
+                    return Err(errors);
+                }
+                unknown.push(field);
+            }
+        }
+    }
+}
+
 /// Validates `object` of `kind` as the API server would. Unknown fields are an error under
 /// `Strict` and otherwise ignored (the object is checked without them); kinds berth has no
 /// typed model for (events) pass.
@@ -24,27 +92,7 @@ pub fn validate(
     if !super::object::is_modelled(kind.kind) {
         return Ok(());
     }
-    let mut value = object.clone();
-    let mut unknown = Vec::new();
-    let decoded = loop {
-        match Object::from_value(value.clone()) {
-            Ok(o) => break o,
-            Err(FieldErrors(errors)) => {
-                let field = match errors.as_slice() {
-                    [e] if e.message.starts_with("unknown field ")
-                        && unknown.len() < MAX_UNKNOWN =>
-                    {
-                        e.path.clone()
-                    }
-                    _ => return Err(invalid(errors)),
-                };
-                if !remove(&mut value, &field) {
-                    return Err(invalid(errors));
-                }
-                unknown.push(field);
-            }
-        }
-    };
+    let (decoded, unknown) = decode_lenient(object.clone()).map_err(invalid)?;
     if validation == FieldValidation::Strict && !unknown.is_empty() {
         return Err(ValidationError::UnknownFields(unknown));
     }
@@ -167,6 +215,37 @@ mod tests {
         };
         assert_eq!(causes[0].reason, "FieldValueTypeInvalid");
         assert_eq!(causes[0].message, "expected a list, got string \"80\"");
+    }
+
+    #[test]
+    fn defaults_fill_only_what_is_unset() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                "template": {"metadata": {"labels": {"app": "d"}},
+                    "spec": {"restartPolicy": "Always", "containers": [{"name": "c", "image": "i", "colour": "x",
+                        "ports": [{"containerPort": 80}]}]}}}});
+        default(&kinds::DEPLOYMENT, &mut d);
+        assert_eq!(d["spec"]["replicas"], 2);
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["colour"], "x", "unknown fields stay for the validator");
+        assert_eq!(
+            validate(&kinds::DEPLOYMENT, &d, FieldValidation::Strict),
+            Err(ValidationError::UnknownFields(vec![
+                "spec.template.spec.containers[0].colour".to_string()
+            ]))
+        );
+        let mut svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"ports": [{"port": 80}]}});
+        default(&kinds::SERVICE, &mut svc);
+        assert_eq!(svc["spec"]["type"], "ClusterIP");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+        let mut broken = json!({"apiVersion": "v1", "kind": "Service", "spec": "x"});
+        default(&kinds::SERVICE, &mut broken);
+        assert_eq!(broken["spec"], "x");
     }
 
     #[test]
