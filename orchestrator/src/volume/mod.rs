@@ -230,41 +230,25 @@ impl Volumes {
         let tmp = self
             .dir
             .join(format!(".tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
-        let made = (|| {
-            let data = tmp.join("_data");
-            fs::create_dir_all(&data).map_err(io_err(&data))?;
-            let path = tmp.join("volume.json");
-            let bytes =
-                serde_json::to_vec_pretty(&record).map_err(|source| VolumeError::Corrupt {
-                    path: path.clone(),
-                    source,
-                })?;
-            fs::write(&path, bytes).map_err(io_err(&path))?;
-            let dest = self.dir(&record.name);
-            match fs::rename(&tmp, &dest) {
-                Ok(()) => Ok(None),
-                // Made meanwhile by someone else.
-                Err(e) if dest.join("volume.json").exists() => {
+        let dest = self.dir(&record.name);
+        let placed = write_record(&tmp, &record).and_then(|()| {
+            fs::rename(&tmp, &dest).or_else(|e| {
+                if dest.join("volume.json").exists() {
                     tracing::debug!(volume = %record.name, error = %e, "created concurrently");
-                    Ok(Some(()))
+                    Ok(())
+                } else {
+                    Err(io_err(&dest)(e))
                 }
-                Err(e) => Err(io_err(&dest)(e)),
-            }
-        })();
-        match made {
-            Ok(None) => {
-                tracing::info!(volume = %record.name, "volume created");
-                Ok(record)
-            }
-            Ok(Some(())) => {
-                let _ = fs::remove_dir_all(&tmp);
-                self.get(&record.name)
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp);
-                Err(e)
-            }
+            })
+        });
+        // Gone after a successful rename; left over when someone else's volume won.
+        let _ = fs::remove_dir_all(&tmp);
+        placed?;
+        let made = self.get(&record.name)?;
+        if made == record {
+            tracing::info!(volume = %record.name, "volume created");
         }
+        Ok(made)
     }
 
     /// Removes volume `name` and its data, whoever uses it: callers check that first.
@@ -299,6 +283,18 @@ impl Volumes {
             }
         })
     }
+}
+
+/// Writes a volume's `_data/` and `volume.json` into the fresh directory `dir`.
+fn write_record(dir: &Path, record: &Volume) -> Result<(), VolumeError> {
+    let data = dir.join("_data");
+    fs::create_dir_all(&data).map_err(io_err(&data))?;
+    let path = dir.join("volume.json");
+    let bytes = serde_json::to_vec_pretty(record).map_err(|source| VolumeError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    fs::write(&path, bytes).map_err(io_err(&path))
 }
 
 /// Now, as Docker records a volume's creation: RFC 3339 to the second.
