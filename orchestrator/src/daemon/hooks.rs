@@ -10,6 +10,7 @@ pub static CONTROLLERS: &[Controller] = &[
     crate::controllers::deployment::CONTROLLER,
     crate::controllers::endpoints::CONTROLLER,
     crate::controllers::service::CONTROLLER,
+    crate::controllers::pod::CONTROLLER,
 ];
 
 /// Validators run after the structural checks, in this order; the first failure answers.
