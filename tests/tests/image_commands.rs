@@ -98,8 +98,13 @@ fn image_is_found_by_name_id_short_id_and_digest() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v[0]["Id"], id.as_str(), "lookup by {q}");
     }
-    let err = fails(t.berth().args(["inspect", "localhost:5000/tools/bb:2.0"]));
+    let err = fails(
+        t.berth()
+            .args(["inspect", "--type", "image", "localhost:5000/tools/bb:2.0"]),
+    );
     assert!(err.contains("no such image"), "{err}");
+    let err = fails(t.berth().args(["inspect", "localhost:5000/tools/bb:2.0"]));
+    assert!(err.contains("no such object"), "{err}");
 }
 
 #[test]

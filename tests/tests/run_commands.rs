@@ -166,7 +166,7 @@ fn inspect_shows_what_was_asked_and_formats_it() {
         .output()
         .unwrap();
     assert!(!none.status.success());
-    assert!(stderr(&none).contains("No such object: no-such-thing"));
+    assert!(stderr(&none).contains("berth: no such object: no-such-thing"));
 }
 
 #[test]

@@ -51,7 +51,12 @@ pub fn inspect(g: &Globals, a: InspectArgs) -> Result<ExitCode> {
         match found {
             Some(doc) => docs.push(doc),
             None => {
-                eprintln!("Error: No such object: {name}");
+                let what = match a.kind.as_deref() {
+                    Some("image") => "image",
+                    Some(_) => "container",
+                    None => "object",
+                };
+                eprintln!("berth: no such {what}: {name}");
                 failed = true;
             }
         }
