@@ -48,6 +48,10 @@ pub static CONTROLLER: Controller = Controller {
 /// How often the controller looks at every pod when nothing changes in the store.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// How long a deleted Pod keeps running before its containers get the stop signal: the time
+/// the endpoints controller and the Service rules take to drop its address.
+const DRAIN: Duration = Duration::from_secs(1);
+
 /// Labels on berth pods and containers naming the Pod they run.
 pub const LABEL_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 /// See [`LABEL_NAMESPACE`].
@@ -343,11 +347,14 @@ impl Node {
         }
     }
 
-    /// Stops and removes a berth pod in the background (a grace period can be long).
+    /// Stops and removes a berth pod in the background (a grace period can be long). The
+    /// stop signal comes [`DRAIN`] after the Pod left the store, so Services have dropped its
+    /// address before its containers stop answering.
     fn teardown_detached(&self, record: PodRecord, grace: Duration, uid: &str) {
         let pods = self.pods.clone();
         let volumes = PodVolumeDirs::new(self.ctx.containers.root(), uid);
         tokio::task::spawn_blocking(move || {
+            std::thread::sleep(DRAIN);
             if let Err(e) = pods.stop(&record, grace) {
                 tracing::warn!(pod = %record.name, error = %e, "stopping");
             }
