@@ -45,3 +45,61 @@ pub(crate) fn release(dir: &Path, name: &str, id: &str) {
         let _ = std::fs::remove_file(dir.join(name));
     }
 }
+
+/// What an id prefix matches among the ids of one kind of record.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PrefixMatch {
+    /// Exactly this id.
+    One(String),
+    /// More than one id.
+    Many,
+    /// No id (or the query is not hexadecimal).
+    None,
+}
+
+/// Matches `query` as an id prefix against `ids` (listed only when `query` is hexadecimal),
+/// as Docker looks up containers by a short id.
+pub(crate) fn match_prefix<E>(
+    query: &str,
+    ids: impl FnOnce() -> Result<Vec<String>, E>,
+) -> Result<PrefixMatch, E> {
+    if query.is_empty() || !query.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(PrefixMatch::None);
+    }
+    let mut hits = ids()?.into_iter().filter(|id| id.starts_with(query));
+    Ok(match (hits.next(), hits.next()) {
+        (Some(one), None) => PrefixMatch::One(one),
+        (Some(_), Some(_)) => PrefixMatch::Many,
+        (None, _) => PrefixMatch::None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_one_many_or_none() {
+        let ids = || {
+            Ok::<_, ()>(vec![
+                "abc1".to_string(),
+                "abc2".to_string(),
+                "def".to_string(),
+            ])
+        };
+        assert_eq!(
+            match_prefix("abc1", ids),
+            Ok(PrefixMatch::One("abc1".into()))
+        );
+        assert_eq!(match_prefix("d", ids), Ok(PrefixMatch::One("def".into())));
+        assert_eq!(match_prefix("abc", ids), Ok(PrefixMatch::Many));
+        assert_eq!(match_prefix("0", ids), Ok(PrefixMatch::None));
+        assert_eq!(match_prefix("", ids), Ok(PrefixMatch::None));
+        assert_eq!(
+            match_prefix("web", || -> Result<Vec<String>, ()> {
+                panic!("not listed")
+            }),
+            Ok(PrefixMatch::None)
+        );
+    }
+}

@@ -294,3 +294,57 @@ fn kubectl_drives_pods_services_and_deployments() {
         c.berth_pods().is_empty().then_some(())
     });
 }
+
+/// `kubectl logs` (whole, `-c --tail`, `-f`) and `berth logs pod/NAME` read the json-file log
+/// of the container the pod controller recorded in the Pod's status.
+#[test]
+fn pod_logs_come_from_the_recorded_container() {
+    let c = Cluster::start();
+    c.apply(
+        "logs.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: talker
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: [\"sh\", \"-c\", \"echo one; sleep 0.3; echo two >&2; exec sleep 3600\"]
+",
+    );
+    wait_for(Duration::from_secs(60), "both lines logged", || {
+        let out = c.kubectl().args(["logs", "talker"]).output().ok()?;
+        (stdout(&out) == "one\ntwo\n").then_some(())
+    });
+    let tail = ok(
+        c.kubectl()
+            .args(["logs", "talker", "-c", "c", "--tail=1"])
+            .output()
+            .unwrap(),
+        "logs --tail",
+    );
+    assert_eq!(tail, "two\n");
+    let out = c
+        .berth()
+        .args(["logs", "pod/talker", "--tail", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "berth logs pod/talker: {}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "two\n");
+    let get = ok(
+        c.kubectl().args(["get", "pod", "talker"]).output().unwrap(),
+        "get pod",
+    );
+    assert!(
+        get.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("1/1") && l.contains("Running")),
+        "{get}"
+    );
+}

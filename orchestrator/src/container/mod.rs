@@ -410,19 +410,11 @@ impl Containers {
                 }
             }
         }
-        if !query.is_empty() && query.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<String> = self
-                .ids()?
-                .into_iter()
-                .filter(|id| id.starts_with(query))
-                .collect();
-            match hits.as_slice() {
-                [one] => return self.config(one),
-                [] => {}
-                _ => return Err(ContainerError::Ambiguous(query.to_string())),
-            }
+        match names::match_prefix(query, || self.ids())? {
+            names::PrefixMatch::One(id) => self.config(&id),
+            names::PrefixMatch::Many => Err(ContainerError::Ambiguous(query.to_string())),
+            names::PrefixMatch::None => Err(ContainerError::NotFound(query.to_string())),
         }
-        Err(ContainerError::NotFound(query.to_string()))
     }
 
     /// Reserves `name` for `id`; fails when another container holds it.

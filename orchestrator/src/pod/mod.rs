@@ -401,19 +401,11 @@ impl Pods {
                 }
             }
         }
-        if !query.is_empty() && query.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let hits: Vec<String> = self
-                .ids()?
-                .into_iter()
-                .filter(|id| id.starts_with(query))
-                .collect();
-            match hits.as_slice() {
-                [one] => return self.record(one),
-                [] => {}
-                _ => return Err(PodError::Ambiguous(query.to_string())),
-            }
+        match names::match_prefix(query, || self.ids())? {
+            names::PrefixMatch::One(id) => self.record(&id),
+            names::PrefixMatch::Many => Err(PodError::Ambiguous(query.to_string())),
+            names::PrefixMatch::None => Err(PodError::NotFound(query.to_string())),
         }
-        Err(PodError::NotFound(query.to_string()))
     }
 
     /// The containers of pod `pod` with their states, oldest first.
