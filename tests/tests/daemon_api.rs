@@ -16,6 +16,7 @@ struct Daemon {
     child: Option<Child>,
     kubeconfig: PathBuf,
     cache: PathBuf,
+    store: PathBuf,
 }
 
 impl Daemon {
@@ -33,6 +34,7 @@ impl Daemon {
             child: Some(child),
             kubeconfig,
             cache: root.path("kube-cache"),
+            store: root.store(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !(d.kubeconfig.exists() && root.store().join("daemon/api.sock").exists()) {
@@ -67,20 +69,30 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops the daemon and removes the berth pods and containers its pod controller made
+    /// (they outlive it by design); a daemon killed with `kill9` leaves them to the one
+    /// started after it.
     fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        let _ = c.kill();
+        let _ = c.wait();
+        let containers = berth_orchestrator::container::Containers::new(&self.store);
+        let pods = berth_orchestrator::pod::Pods::new(containers.clone());
+        for report in pods.list().unwrap_or_default() {
+            let _ = pods.remove(&report.record, true);
+        }
+        for (config, _) in containers.list().unwrap_or_default() {
+            let _ = berth_orchestrator::container::remove(&containers, &config, true);
         }
     }
 }
