@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::kinds::{self, Kind};
+use crate::kube::names;
 
 /// One invalid field, as the `causes` of a Kubernetes `Status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +78,6 @@ pub enum ValidationError {
 /// A validator plugged into the API (see [`super::hooks::VALIDATORS`]).
 pub type Validator = fn(&'static Kind, &Value, FieldValidation) -> Result<(), ValidationError>;
 
-const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
-const QUALIFIED_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-
 /// The checks every object gets: a valid name for its kind (Namespaces and Services: DNS
 /// labels; others: DNS subdomains), valid label keys and values, valid annotation keys.
 pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationError> {
@@ -91,35 +86,36 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
     let name = meta["name"].as_str().unwrap_or_default();
     if !name.is_empty() {
         let ok = if std::ptr::eq(kind, &kinds::NAMESPACE) {
-            is_dns_label(name).then_some(()).ok_or(LABEL_MSG)
+            names::dns1123_label(name)
         } else if std::ptr::eq(kind, &kinds::SERVICE) {
-            is_dns1035_label(name).then_some(()).ok_or(DNS1035_MSG)
+            names::dns1035_label(name)
         } else {
-            is_dns_subdomain(name).then_some(()).ok_or(SUBDOMAIN_MSG)
+            names::dns1123_subdomain(name)
         };
         if let Err(why) = ok {
-            causes.push(Cause::invalid("metadata.name", name, why));
+            causes.push(Cause::invalid("metadata.name", name, &why));
         }
     }
     if let Some(ns) = meta["namespace"].as_str() {
-        if kind.namespaced && !ns.is_empty() && !is_dns_label(ns) {
-            causes.push(Cause::invalid("metadata.namespace", ns, LABEL_MSG));
+        if kind.namespaced && !ns.is_empty() {
+            if let Err(why) = names::dns1123_label(ns) {
+                causes.push(Cause::invalid("metadata.namespace", ns, &why));
+            }
         }
     }
     match &meta["labels"] {
         Value::Null => {}
         Value::Object(labels) => {
             for (k, v) in labels {
-                if let Err(why) = check_qualified_name(k) {
+                if let Err(why) = names::qualified_name(k) {
                     causes.push(Cause::invalid("metadata.labels", k, &why));
                 }
                 match v.as_str() {
-                    Some(v) if is_label_value(v) => {}
-                    Some(v) => causes.push(Cause::invalid(
-                        format!("metadata.labels[{k}]"),
-                        v,
-                        LABEL_VALUE_MSG,
-                    )),
+                    Some(v) => {
+                        if let Err(why) = names::label_value(v) {
+                            causes.push(Cause::invalid(format!("metadata.labels[{k}]"), v, &why));
+                        }
+                    }
                     None => causes.push(Cause::invalid(
                         format!("metadata.labels[{k}]"),
                         &v.to_string(),
@@ -138,7 +134,7 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
         Value::Null => {}
         Value::Object(annotations) => {
             for (k, v) in annotations {
-                if let Err(why) = check_qualified_name(k) {
+                if let Err(why) = names::qualified_name(k) {
                     causes.push(Cause::invalid("metadata.annotations", k, &why));
                 }
                 if !v.is_string() {
@@ -161,54 +157,6 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
     } else {
         Err(ValidationError::Invalid(causes))
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns1035_label(s: &str) -> bool {
-    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
-}
-
-fn is_label_value(s: &str) -> bool {
-    s.is_empty() || is_qualified_part(s)
-}
-
-fn is_qualified_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-}
-
-/// A label or annotation key: `[prefix/]name`, prefix a DNS subdomain, name a qualified part.
-fn check_qualified_name(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    if let Some(p) = prefix {
-        if !is_dns_subdomain(p) {
-            return Err(format!("prefix part {SUBDOMAIN_MSG}"));
-        }
-    }
-    if !is_qualified_part(name) {
-        return Err(QUALIFIED_MSG.to_string());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
