@@ -1,7 +1,10 @@
 //! End-to-end tests of `berth daemon`'s Kubernetes-shaped API: the installed kubectl (through
 //! the kubeconfig the daemon writes) and berth's own client commands apply, read, patch, watch
 //! and delete ConfigMaps, Secrets, Namespaces and Deployments, and have invalid manifests
-//! refused with the field named. No containers run: these objects need no controller.
+//! refused with the field named. No test needs a running container; what the pod controller
+//! starts anyway is removed with the daemon.
+
+mod orchestrator_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -86,14 +89,7 @@ impl Drop for Daemon {
         }
         let _ = c.kill();
         let _ = c.wait();
-        let containers = berth_orchestrator::container::Containers::new(&self.store);
-        let pods = berth_orchestrator::pod::Pods::new(containers.clone());
-        for report in pods.list().unwrap_or_default() {
-            let _ = pods.remove(&report.record, true);
-        }
-        for (config, _) in containers.list().unwrap_or_default() {
-            let _ = berth_orchestrator::container::remove(&containers, &config, true);
-        }
+        orchestrator_support::remove_pods_and_containers(&self.store);
     }
 }
 

@@ -259,19 +259,23 @@ pub fn is_ready(pod: &Value) -> bool {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_daemon();
-        let pods = berth_orchestrator::pod::Pods::new(
-            berth_orchestrator::container::Containers::new(self.root.store()),
-        );
-        for report in pods.list().unwrap_or_default() {
-            let _ = pods.remove(&report.record, true);
-        }
-        let containers = berth_orchestrator::container::Containers::new(self.root.store());
-        for (config, _) in containers.list().unwrap_or_default() {
-            let _ = berth_orchestrator::container::remove(&containers, &config, true);
-        }
+        remove_pods_and_containers(&self.root.store());
         if std::thread::panicking() {
             eprintln!("--- daemon log ---\n{}", tail(&self.daemon_log(), 200));
         }
+    }
+}
+
+/// Removes every berth pod and container in store `store` (a daemon's pod controller makes
+/// them and they outlive the daemon by design), with everything they hold on the host.
+pub fn remove_pods_and_containers(store: &Path) {
+    let containers = berth_orchestrator::container::Containers::new(store);
+    let pods = berth_orchestrator::pod::Pods::new(containers.clone());
+    for report in pods.list().unwrap_or_default() {
+        let _ = pods.remove(&report.record, true);
+    }
+    for (config, _) in containers.list().unwrap_or_default() {
+        let _ = berth_orchestrator::container::remove(&containers, &config, true);
     }
 }
 
