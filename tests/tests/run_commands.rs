@@ -4,7 +4,7 @@
 
 mod run_support;
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -324,12 +324,16 @@ fn exec_env_workdir_user_codes_and_stdin() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"through stdin\n")
-            .unwrap();
+        // Without -i berth never reads its stdin and may be gone before the
+        // write: a broken pipe there is the expected outcome, not a failure.
+        let written = child.stdin.take().unwrap().write_all(b"through stdin\n");
+        if let Err(e) = written {
+            assert_eq!(
+                e.kind(),
+                ErrorKind::BrokenPipe,
+                "writing to exec's stdin: {e}"
+            );
+        }
         stdout(&child.wait_with_output().unwrap())
     };
     assert_eq!(piped(&["-i", "ex-1", "cat"]), "through stdin\n");
