@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::kube::selector::{Op, Requirement};
+
 /// A selector that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("{which} selector {selector:?}: {reason}")]
@@ -16,37 +18,6 @@ pub struct SelectorError {
     pub selector: String,
     /// What is wrong with it.
     pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Op {
-    Equals(String),
-    NotEquals(String),
-    In(BTreeSet<String>),
-    NotIn(BTreeSet<String>),
-    Exists,
-    DoesNotExist,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Requirement {
-    key: String,
-    op: Op,
-}
-
-impl Requirement {
-    fn matches(&self, value: Option<&str>) -> bool {
-        match (&self.op, value) {
-            (Op::Equals(v), Some(x)) => v == x,
-            (Op::Equals(_), None) => false,
-            (Op::NotEquals(v), x) => x != Some(v.as_str()),
-            (Op::In(set), Some(x)) => set.contains(x),
-            (Op::In(_), None) => false,
-            (Op::NotIn(set), x) => x.is_none_or(|x| !set.contains(x)),
-            (Op::Exists, x) => x.is_some(),
-            (Op::DoesNotExist, x) => x.is_none(),
-        }
-    }
 }
 
 /// A conjunction of label requirements and field requirements; the empty selector matches all.
@@ -78,22 +49,18 @@ impl Selector {
             reason: reason.to_string(),
         };
         for term in selector.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let (key, op) = if let Some((k, v)) = term.split_once("!=") {
-                (k, Op::NotEquals(v.to_string()))
-            } else if let Some((k, v)) = term.split_once("==") {
-                (k, Op::Equals(v.to_string()))
-            } else if let Some((k, v)) = term.split_once('=') {
-                (k, Op::Equals(v.to_string()))
+            let (key, op, value) = if let Some((k, v)) = term.split_once("!=") {
+                (k, Op::NotIn, v)
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (k, Op::In, v)
             } else {
                 return Err(err("expected FIELD=VALUE or FIELD!=VALUE"));
             };
             if key.trim().is_empty() {
                 return Err(err("empty field name"));
             }
-            self.fields.push(Requirement {
-                key: key.trim().to_string(),
-                op,
-            });
+            let values = BTreeSet::from([value.to_string()]);
+            self.fields.push(Requirement::new(key.trim(), op, values));
         }
         Ok(self)
     }
@@ -104,10 +71,7 @@ impl Selector {
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
         for (k, v) in labels {
-            self.labels.push(Requirement {
-                key: k.to_string(),
-                op: Op::Equals(v.to_string()),
-            });
+            self.labels.push(Requirement::equals(k, v));
         }
         self
     }
@@ -122,10 +86,10 @@ impl Selector {
         let labels = object.pointer("/metadata/labels");
         self.labels
             .iter()
-            .all(|r| r.matches(labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str)))
+            .all(|r| r.matches_value(labels.and_then(|l| l.get(r.key())).and_then(Value::as_str)))
             && self.fields.iter().all(|r| {
-                let value = field_value(object, &r.key);
-                r.matches(value.as_deref())
+                let value = field_value(object, r.key());
+                r.matches_value(value.as_deref())
             })
     }
 }
@@ -160,20 +124,11 @@ fn parse_labels(selector: &str) -> Result<Vec<Requirement>, SelectorError> {
             continue;
         }
         let req = if let Some(key) = term.strip_prefix('!') {
-            Requirement {
-                key: key.trim().to_string(),
-                op: Op::DoesNotExist,
-            }
+            Requirement::new(key.trim(), Op::DoesNotExist, BTreeSet::new())
         } else if let Some((k, v)) = term.split_once("!=") {
-            Requirement {
-                key: k.trim().to_string(),
-                op: Op::NotEquals(v.trim().to_string()),
-            }
+            Requirement::new(k.trim(), Op::NotIn, BTreeSet::from([v.trim().to_string()]))
         } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            Requirement {
-                key: k.trim().to_string(),
-                op: Op::Equals(v.trim().to_string()),
-            }
+            Requirement::equals(k.trim(), v.trim())
         } else if let Some((k, rest)) = split_set_op(term) {
             let (negate, set) = rest;
             let set = set
@@ -186,22 +141,13 @@ fn parse_labels(selector: &str) -> Result<Vec<Requirement>, SelectorError> {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
                 .collect();
-            Requirement {
-                key: k.to_string(),
-                op: if negate {
-                    Op::NotIn(values)
-                } else {
-                    Op::In(values)
-                },
-            }
+            let op = if negate { Op::NotIn } else { Op::In };
+            Requirement::new(k, op, values)
         } else {
-            Requirement {
-                key: term.to_string(),
-                op: Op::Exists,
-            }
+            Requirement::new(term, Op::Exists, BTreeSet::new())
         };
-        if req.key.is_empty() || req.key.contains(char::is_whitespace) {
-            return Err(err(format!("{term:?}: invalid label key {:?}", req.key)));
+        if req.key().is_empty() || req.key().contains(char::is_whitespace) {
+            return Err(err(format!("{term:?}: invalid label key {:?}", req.key())));
         }
         out.push(req);
     }

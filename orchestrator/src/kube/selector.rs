@@ -1,6 +1,7 @@
 //! Label selectors of typed objects (`matchLabels` and `matchExpressions`, a Service's
 //! `selector`), checked as the API server checks them and matched against label maps. The
-//! query-string form (`-l`, `?labelSelector=`) is `crate::daemon::selector`.
+//! query-string form (`-l`, `?labelSelector=`) is `crate::daemon::selector`, which parses into
+//! the same [`Requirement`]s.
 
 use std::collections::BTreeSet;
 
@@ -8,39 +9,60 @@ use super::field::{child, index, FieldError, FieldErrors};
 use super::meta::{LabelSelector, StringMap};
 use super::names;
 
-/// A `matchExpressions` operator.
+/// A requirement's operator. `a=b` is `In {b}` and `a!=b` is `NotIn {b}`: the API server's
+/// equality operators match exactly as the one-value sets do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    /// The label has one of the values (also every `matchLabels` entry).
+pub(crate) enum Op {
+    /// The value is one of the values (also every `matchLabels` entry).
     In,
-    /// The label is absent or has none of the values.
+    /// The value is absent or none of the values.
     NotIn,
-    /// The label is present.
+    /// The value is present.
     Exists,
-    /// The label is absent.
+    /// The value is absent.
     DoesNotExist,
 }
 
-/// One requirement on one label.
+/// One requirement on one label (or, in a field selector, one field).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Requirement {
-    /// The label key.
+pub(crate) struct Requirement {
     key: String,
-    /// The operator.
     op: Op,
-    /// Values for `In`/`NotIn`.
     values: BTreeSet<String>,
 }
 
 impl Requirement {
-    fn matches(&self, labels: &StringMap) -> bool {
-        let value = labels.get(&self.key);
+    /// A requirement on `key`; `values` only matter for `In` and `NotIn`.
+    pub(crate) fn new(key: impl Into<String>, op: Op, values: BTreeSet<String>) -> Self {
+        Requirement {
+            key: key.into(),
+            op,
+            values,
+        }
+    }
+
+    /// `key` has exactly `value`.
+    pub(crate) fn equals(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self::new(key, Op::In, BTreeSet::from([value.into()]))
+    }
+
+    /// The label key or field path this requirement is on.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether the requirement holds for the key's value (`None` when it is absent).
+    pub(crate) fn matches_value(&self, value: Option<&str>) -> bool {
         match self.op {
             Op::In => value.is_some_and(|v| self.values.contains(v)),
             Op::NotIn => value.is_none_or(|v| !self.values.contains(v)),
             Op::Exists => value.is_some(),
             Op::DoesNotExist => value.is_none(),
         }
+    }
+
+    fn matches(&self, labels: &StringMap) -> bool {
+        self.matches_value(labels.get(&self.key).map(String::as_str))
     }
 }
 
@@ -75,11 +97,7 @@ impl Selector {
             if let Err(e) = names::label_value(v) {
                 errors.push(FieldError::invalid(&labels_path, v, &e));
             }
-            requirements.push(Requirement {
-                key: k.clone(),
-                op: Op::In,
-                values: BTreeSet::from([v.clone()]),
-            });
+            requirements.push(Requirement::equals(k, v));
         }
         let exprs_path = child(path, "matchExpressions");
         for (i, r) in s.match_expressions.iter().enumerate() {
@@ -118,11 +136,11 @@ impl Selector {
                     errors.push(FieldError::invalid(index(&child(&p, "values"), j), v, &e));
                 }
             }
-            requirements.push(Requirement {
-                key: r.key.clone(),
+            requirements.push(Requirement::new(
+                &r.key,
                 op,
-                values: r.values.iter().cloned().collect(),
-            });
+                r.values.iter().cloned().collect(),
+            ));
         }
         errors.into_result()?;
         Ok(Selector { requirements })
@@ -133,11 +151,7 @@ impl Selector {
         Selector {
             requirements: labels
                 .iter()
-                .map(|(k, v)| Requirement {
-                    key: k.clone(),
-                    op: Op::In,
-                    values: BTreeSet::from([v.clone()]),
-                })
+                .map(|(k, v)| Requirement::equals(k, v))
                 .collect(),
         }
     }
