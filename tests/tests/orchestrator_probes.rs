@@ -191,3 +191,68 @@ spec:
     assert_eq!(cs["state"]["terminated"]["reason"], "Error", "{cs}");
     assert_eq!(cs["restartCount"], 0, "{cs}");
 }
+
+#[test]
+fn exec_probes_run_in_the_container() {
+    let c = Cluster::start();
+    // Readiness: a file the container makes after two seconds. Liveness: a file it removes
+    // after four, so the container is restarted and, started again, makes both anew.
+    c.apply(
+        "exec.yaml",
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: exec-probed
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: busybox
+    command: [sh, -c, 'touch /tmp/alive; sleep 2; touch /tmp/ready; sleep 2; rm /tmp/alive; exec sleep 1000']
+    readinessProbe:
+      exec:
+        command: [test, -f, /tmp/ready]
+      periodSeconds: 1
+      failureThreshold: 1
+    livenessProbe:
+      exec:
+        command: [test, -f, /tmp/alive]
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+",
+    );
+    let running = wait_for(Duration::from_secs(60), "the container to run", || {
+        let s = status(&c, "exec-probed");
+        s["containerStatuses"][0]["state"]["running"]
+            .is_object()
+            .then_some(s)
+    });
+    assert_eq!(
+        running["containerStatuses"][0]["ready"], false,
+        "ready before the readiness file exists: {running}"
+    );
+    wait_for(Duration::from_secs(30), "exec readiness to pass", || {
+        c.get(&["pod", "exec-probed"]).filter(is_ready)
+    });
+    let s = wait_for(
+        Duration::from_secs(60),
+        "a restart by the exec liveness probe",
+        || {
+            let s = status(&c, "exec-probed");
+            (s["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap_or(0)
+                >= 1)
+                .then_some(s)
+        },
+    );
+    let cs = &s["containerStatuses"][0];
+    assert!(
+        cs["lastState"]["terminated"]["finishedAt"]
+            .as_str()
+            .is_some(),
+        "{cs}"
+    );
+    assert_eq!(s["phase"], "Running", "{s}");
+}
