@@ -384,3 +384,61 @@ fn forwarding_and_cleanup_survive_a_killed_monitor() {
     assert!(!std::path::Path::new("/run/berth").join(&id2).exists());
     assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
 }
+
+#[test]
+fn wait_outlasts_a_killed_monitor_and_records_the_lost_exit() {
+    let mut f = Fixture::new();
+    let name = f.name("orphan-wait");
+    let id = run_d(&f, &["--name", &name], "exec sleep 1000");
+    let state = f.state(&id);
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    let init = state["pid"].as_i64().unwrap() as i32;
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    kill(monitor);
+    wait_until("the monitor to die", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{monitor}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+
+    // `wait` blocks while the orphaned init runs, and reports its end.
+    let mut waiter = f
+        .berth()
+        .args(["wait", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "wait returned while the container ran"
+    );
+    kill(init);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiter.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "wait did not see the init go");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = waiter.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "255\n");
+    let ps = f.ps(true);
+    assert!(ps.contains("Exited (255)"), "{ps}");
+    // What the monitor would have released is gone, and a second wait agrees.
+    let cgroup_parent = f
+        .root
+        .private_network()
+        .expect("a private network")
+        .cgroup_parent();
+    assert_eq!(
+        host_leftovers(&id, &f.root.store(), &cgroup_parent),
+        Vec::<String>::new()
+    );
+    assert_eq!(stdout(&run_ok(f.berth().args(["wait", &name]))), "255\n");
+    run_ok(f.berth().args(["rm", &name]));
+}

@@ -166,13 +166,28 @@ fn stop_orphan(
             });
         }
     }
+    record_orphan_exit(c, config, 128 + last as i32, true)
+}
+
+/// The exit code recorded for a container whose init exited after its monitor was killed:
+/// the real status went with the monitor (containerd's "unknown exit status" is 255 too).
+const UNKNOWN_EXIT: i32 = 255;
+
+/// Does what a killed monitor no longer can for an init that is gone: releases what the
+/// container held and records it exited with `code`.
+fn record_orphan_exit(
+    c: &Containers,
+    config: &ContainerConfig,
+    code: i32,
+    manually_stopped: bool,
+) -> Result<(), ContainerError> {
     release(c, config)?;
     let mut state = c.state(&config.id)?;
     state.status = Status::Exited;
-    state.exit_code = Some(128 + last as i32);
+    state.exit_code = Some(code);
     state.pid = None;
     state.monitor_pid = None;
-    state.manually_stopped = true;
+    state.manually_stopped = manually_stopped;
     state.finished_at = Some(now_rfc3339());
     state.save(&c.dir(&config.id))?;
     control::remove_socket_dir(&config.id);
@@ -212,7 +227,8 @@ pub fn restart(
 }
 
 /// Waits until container `id` has exited and returns its exit code; `None` when `timeout`
-/// passed first. A container whose monitor died without recording an exit is an error.
+/// passed first. When its monitor was killed, this waits for the init itself and records
+/// the exit as [`UNKNOWN_EXIT`] once it is gone.
 pub fn wait_exit(
     c: &Containers,
     id: &str,
@@ -223,15 +239,17 @@ pub fn wait_exit(
         let state = c.state(id)?;
         match state.status {
             Status::Exited => return Ok(Some(state.exit_code.unwrap_or(-1))),
-            Status::Running if !state.monitor_alive() => {
+            Status::Running | Status::Restarting
+                if !state.monitor_alive() && !state.init_alive() =>
+            {
                 // The monitor writes the exit before it goes: re-read once to be sure.
                 let again = c.state(id)?;
                 if again.status == Status::Exited {
                     return Ok(Some(again.exit_code.unwrap_or(-1)));
                 }
-                return Err(ContainerError::Monitor(format!(
-                    "the monitor of container {id} is gone without recording an exit"
-                )));
+                tracing::info!(container = id, "init gone after its monitor: exit unknown");
+                record_orphan_exit(c, &c.config(id)?, UNKNOWN_EXIT, false)?;
+                return Ok(Some(UNKNOWN_EXIT));
             }
             _ => {}
         }
