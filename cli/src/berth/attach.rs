@@ -198,6 +198,9 @@ pub fn start(g: &Globals, a: StartArgs) -> Result<ExitCode> {
             if c.state(&config.id)?.is_running() {
                 return Ok(());
             }
+            if let Some(pod) = &config.pod {
+                crate::pods::start_infra(c, pod)?;
+            }
             Ok(container::start(c, config, &exe)?)
         });
     }
@@ -206,6 +209,9 @@ pub fn start(g: &Globals, a: StartArgs) -> Result<ExitCode> {
     };
     let c = open(g)?;
     let config = c.lookup(name)?;
+    if let Some(pod) = &config.pod {
+        crate::pods::start_infra(&c, pod)?;
+    }
     container::prepare_start(&c, &config)?;
     let mut handle = monitor::spawn(&c, &exe, &config.id, true)?;
     handle.listening()?;
@@ -224,6 +230,9 @@ pub fn restart(g: &Globals, a: RestartArgs) -> Result<ExitCode> {
     let exe = monitor_exe()?;
     let t = Duration::from_secs(a.time);
     each(g, &a.containers, |c, config| {
+        if let Some(pod) = &config.pod {
+            crate::pods::start_infra(c, pod)?;
+        }
         Ok(container::restart(c, config, &exe, t)?)
     })
 }

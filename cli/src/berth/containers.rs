@@ -276,6 +276,9 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         labels: labels::parse_all(&a.label)?,
     };
     let c = open(g)?;
+    if let Some(pod) = &opts.pod {
+        crate::pods::start_infra(&c, pod)?;
+    }
     let config = container::create(&c, &opts)?;
     let exe = monitor_exe()?;
     let attach = !a.detach && (a.tty || a.interactive);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use berth_orchestrator::container::state::Status;
+use berth_orchestrator::container::Containers;
 use berth_orchestrator::labels::{self, LabelFilter};
 use berth_orchestrator::network::{parse_publish, PortMapping};
 use berth_orchestrator::pod::{self, PodOptions, PodRecord, PodReport, Pods};
@@ -126,6 +127,17 @@ pub fn run(g: &Globals, command: PodCommand) -> Result<ExitCode> {
         }
         PodCommand::Rm(a) => each(g, &a.pods, |p, pod| p.remove(pod, a.force)),
     }
+}
+
+/// Starts the infra of pod `pod` (a name or id) unless it runs, so that a container run or
+/// started in a stopped pod has namespaces to join, as podman does; the pod's other
+/// containers are left as they are.
+pub fn start_infra(c: &Containers, pod: &str) -> Result<()> {
+    let p = Pods::new(c.clone());
+    let record = p.lookup(pod)?;
+    let exe = std::env::current_exe().context("find the berth binary")?;
+    p.start(&exe, &record)?;
+    Ok(())
 }
 
 fn create(g: &Globals, a: CreateArgs) -> Result<ExitCode> {
