@@ -451,6 +451,98 @@ fn kubectl_refuses_invalid_manifests_naming_the_field() {
 }
 
 #[test]
+fn services_get_their_address_and_node_port_at_create_and_duplicates_are_refused() {
+    let (root, d) = setup();
+    let service = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: NodePort\n{extra}  selector:\n    app: {name}\n  ports:\n  - port: 80\n    nodePort: 30777\n"
+        )
+    };
+    let first = write(&root, "first.yaml", &service("first", ""));
+    let out = run_ok(
+        d.kubectl()
+            .arg("create")
+            .arg("-o")
+            .arg("json")
+            .arg("-f")
+            .arg(&first),
+    );
+    // The object create answers with already has its address, as the API server's does.
+    let created: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ip = created["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(ip.starts_with("10."), "{created}");
+    assert_eq!(created["spec"]["clusterIPs"], serde_json::json!([ip]));
+    assert_eq!(created["spec"]["ports"][0]["nodePort"], 30777);
+
+    let taken = write(
+        &root,
+        "taken.yaml",
+        &service("second", &format!("  clusterIP: {ip}\n")),
+    );
+    let out = d
+        .kubectl()
+        .arg("apply")
+        .arg("-f")
+        .arg(&taken)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a taken node port was accepted");
+    let err = stderr(&out);
+    assert!(err.contains(r#"Service "second" is invalid"#), "{err}");
+    assert!(
+        err.contains(&format!(
+            r#"spec.clusterIP: Invalid value: "{ip}": provided IP is already allocated"#
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "spec.ports[0].nodePort: Invalid value: 30777: provided port is already allocated"
+        ),
+        "{err}"
+    );
+    let names = run_ok(d.kubectl().args(["get", "services", "-o", "name"]));
+    assert_eq!(
+        stdout(&names),
+        "service/first\n",
+        "the refused Service was stored"
+    );
+
+    // A replacement that leaves the address out keeps it; moving it is refused.
+    let put = write(
+        &root,
+        "put.yaml",
+        &service("first", "").replace("nodePort: 30777\n", ""),
+    );
+    run_ok(d.kubectl().arg("replace").arg("-f").arg(&put));
+    let now = run_ok(d.kubectl().args(["get", "service", "first", "-o", "json"]));
+    let now: serde_json::Value = serde_json::from_str(&stdout(&now)).unwrap();
+    assert_eq!(now["spec"]["clusterIP"], ip.as_str(), "{now}");
+    assert_eq!(now["spec"]["ports"][0]["nodePort"], 30777, "{now}");
+    let moved = write(
+        &root,
+        "moved.yaml",
+        &service("first", "  clusterIP: 10.96.200.200\n"),
+    );
+    let out = d
+        .kubectl()
+        .arg("replace")
+        .arg("-f")
+        .arg(&moved)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("field is immutable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn kubectl_scales_a_deployment() {
     let (root, d) = setup();
     let out = run_ok(d.kubectl().arg("apply").arg("-f").arg(write(

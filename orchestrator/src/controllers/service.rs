@@ -1,7 +1,8 @@
-//! The Service controller: gives each Service a cluster IP from the service range
-//! (`BERTH_SERVICE_CIDR`, default 10.96.0.0/16) and its NodePort ports a node port from
-//! 30000-32767, refusing addresses and ports another Service holds (the older Service keeps
-//! them; the newer one is not programmed and the conflict is logged), and programs each
+//! Services: the store's [`ALLOCATOR`], which gives each Service a cluster IP from the service
+//! range (`BERTH_SERVICE_CIDR`, default 10.96.0.0/16) and its NodePort ports a node port from
+//! 30000-32767 when it is written, refusing addresses and ports another Service holds; and the
+//! Service controller, which fills in what Services stored without them lack (a younger
+//! duplicate among those is not programmed and the conflict is logged) and programs each
 //! Service's ClusterIP and NodePort forwarding to its ready endpoints into berth's nftables
 //! table ([`crate::network::ServiceTable`]), removing the rules of Services that are gone.
 
@@ -9,10 +10,14 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::replicaset::list_typed;
 use super::resync;
 use crate::daemon::kinds::{self, Kind};
-use crate::daemon::{Context, Controller, ControllerTask, ObjectStore};
+use crate::daemon::{
+    Allocator, Cause, Context, Controller, ControllerTask, ObjectStore, ValidationError,
+};
 use crate::kube::service::{Endpoints, Service};
 use crate::network::{
     AllocError, Allocations, Ipv4Subnet, Protocol, ServicePortRule, ServiceRules, ServiceTable,
@@ -40,6 +45,184 @@ pub fn service_range() -> Result<Ipv4Subnet, String> {
 
 fn id(svc: &Service) -> String {
     format!("{}/{}", svc.metadata.namespace(), svc.metadata.name())
+}
+
+/// The store's allocator for Services: as the API server does, a Service gets its cluster IP
+/// and node ports when it is written, and one asking for an address or port another Service
+/// holds is refused then.
+pub static ALLOCATOR: Allocator = Allocator {
+    kind: &kinds::SERVICE,
+    allocate,
+};
+
+/// The cluster IP a stored Service holds (`None` when headless or not yet allocated).
+fn held_ip(svc: &Value) -> Option<Ipv4Addr> {
+    svc["spec"]["clusterIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+}
+
+/// The node ports a stored Service holds.
+fn held_ports(svc: &Value) -> impl Iterator<Item = u16> + '_ {
+    svc["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["nodePort"].as_u64())
+        .filter_map(|n| u16::try_from(n).ok())
+        .filter(|n| *n != 0)
+}
+
+fn value_id(svc: &Value) -> String {
+    let meta = &svc["metadata"];
+    format!(
+        "{}/{}",
+        meta["namespace"].as_str().unwrap_or("default"),
+        meta["name"].as_str().unwrap_or_default()
+    )
+}
+
+fn allocate(
+    svc: &mut Value,
+    previous: Option<&Value>,
+    others: &[&Value],
+) -> Result<(), ValidationError> {
+    let range = service_range().map_err(|e| {
+        ValidationError::Invalid(vec![Cause {
+            field: "spec.clusterIP".into(),
+            reason: "InternalError".into(),
+            message: e,
+        }])
+    })?;
+    let mut alloc = Allocations::default();
+    for other in others {
+        // Conflicts among the others are the Service controller's to report, not this write's.
+        let owner = value_id(other);
+        if let Some(ip) = held_ip(other) {
+            let _ = alloc.claim_ip(ip, &owner, range);
+        }
+        for port in held_ports(other) {
+            let _ = alloc.claim_port(port, &owner);
+        }
+    }
+    let owner = value_id(svc);
+    let mut causes = Vec::new();
+    let asked_ip = svc["spec"]["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_string);
+    let kept_ip = previous.and_then(|p| p["spec"]["clusterIP"].as_str().map(str::to_string));
+    let ip = match (asked_ip, kept_ip) {
+        (Some(asked), Some(kept)) if asked != kept => {
+            causes.push(Cause::invalid(
+                "spec.clusterIP",
+                &asked,
+                "field is immutable",
+            ));
+            Some(kept)
+        }
+        (Some(asked), _) => Some(asked),
+        // A replacement that leaves the address out keeps it (the API server does the same).
+        (None, kept) => kept,
+    };
+    match ip.as_deref() {
+        Some("None") => {}
+        Some(ip) => match ip.parse() {
+            Ok(parsed) => match alloc.claim_ip(parsed, &owner, range) {
+                Ok(()) => set_cluster_ip(svc, ip),
+                Err(e) => causes.push(ip_cause(ip, &e)),
+            },
+            Err(_) => causes.push(Cause::invalid(
+                "spec.clusterIP",
+                ip,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            )),
+        },
+        None => match alloc.allocate_ip(&owner, range) {
+            Ok(ip) => set_cluster_ip(svc, &ip.to_string()),
+            Err(e) => causes.push(ip_cause("", &e)),
+        },
+    }
+    let node_port_type = svc["spec"]["type"].as_str() == Some("NodePort");
+    let kept_ports: Vec<(i64, String, u64)> = previous
+        .and_then(|p| p["spec"]["ports"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let np = p["nodePort"].as_u64().filter(|n| *n != 0)?;
+            Some((p["port"].as_i64()?, protocol_of(p), np))
+        })
+        .collect();
+    if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
+        for (i, p) in ports.iter_mut().enumerate() {
+            let field = format!("spec.ports[{i}].nodePort");
+            let asked = p["nodePort"].as_u64().filter(|n| *n != 0);
+            let asked = asked.or_else(|| {
+                // A port left without one keeps the node port it had (same port, protocol).
+                let port = p["port"].as_i64();
+                let protocol = protocol_of(p);
+                kept_ports
+                    .iter()
+                    .find(|(kp, kproto, _)| Some(*kp) == port && *kproto == protocol)
+                    .map(|(_, _, np)| *np)
+                    .filter(|_| node_port_type)
+            });
+            let claimed = match asked {
+                Some(np) => u16::try_from(np)
+                    .map_err(|_| AllocError::PortOutOfRange(0))
+                    .and_then(|np| alloc.claim_port(np, &owner).map(|()| np)),
+                None if node_port_type => alloc.allocate_port(&owner),
+                None => continue,
+            };
+            match claimed {
+                Ok(np) => p["nodePort"] = np.into(),
+                Err(e) => causes.push(port_cause(field, asked.unwrap_or(0), &e)),
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationError::Invalid(causes))
+    }
+}
+
+fn protocol_of(port: &Value) -> String {
+    port["protocol"].as_str().unwrap_or("TCP").to_string()
+}
+
+fn set_cluster_ip(svc: &mut Value, ip: &str) {
+    svc["spec"]["clusterIP"] = ip.into();
+    svc["spec"]["clusterIPs"] = serde_json::json!([ip]);
+}
+
+/// The API server's words for a cluster IP it cannot give.
+fn ip_cause(ip: &str, e: &AllocError) -> Cause {
+    let why = match e {
+        AllocError::IpTaken { .. } => "provided IP is already allocated".to_string(),
+        AllocError::OutOfRange { range, .. } => {
+            format!("provided IP is not in the valid range. The range of valid IPs is {range}")
+        }
+        other => other.to_string(),
+    };
+    Cause::invalid("spec.clusterIP", ip, &why)
+}
+
+/// The API server's words for a node port it cannot give (the port unquoted, as it prints it).
+fn port_cause(field: String, port: u64, e: &AllocError) -> Cause {
+    let why = match e {
+        AllocError::PortTaken { .. } => "provided port is already allocated".to_string(),
+        AllocError::PortOutOfRange(_) => {
+            "provided port is not in the valid range. The range of valid ports is 30000-32767"
+                .to_string()
+        }
+        other => other.to_string(),
+    };
+    Cause {
+        field,
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {port}: {why}"),
+    }
 }
 
 /// The changes a Service needs: a cluster IP and node ports to write, or why it cannot have
@@ -329,6 +512,100 @@ mod tests {
 
     fn range() -> Ipv4Subnet {
         "10.97.3.0/24".parse().unwrap()
+    }
+
+    fn svc_value(name: &str, spec: Value) -> Value {
+        serde_json::json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec})
+    }
+
+    fn causes(e: ValidationError) -> Vec<String> {
+        match e {
+            ValidationError::Invalid(c) => c
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect(),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn the_store_allocator_hands_out_and_refuses_taken_values() {
+        let held = svc_value(
+            "held",
+            serde_json::json!({"type": "NodePort", "clusterIP": "10.96.0.2",
+                "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}),
+        );
+        let mut fresh = svc_value(
+            "fresh",
+            serde_json::json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}]}),
+        );
+        allocate(&mut fresh, None, &[&held]).unwrap();
+        assert_eq!(fresh["spec"]["clusterIP"], "10.96.0.3", "{fresh}");
+        assert_eq!(
+            fresh["spec"]["clusterIPs"],
+            serde_json::json!(["10.96.0.3"])
+        );
+        let np = fresh["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+        assert!((30000..=32767).contains(&np) && np != 30080, "{fresh}");
+
+        let mut dup = svc_value(
+            "dup",
+            serde_json::json!({"type": "NodePort", "clusterIP": "10.96.0.2",
+                "ports": [{"port": 81, "protocol": "TCP", "nodePort": 30080}]}),
+        );
+        let e = causes(allocate(&mut dup, None, &[&held]).unwrap_err());
+        assert_eq!(
+            e,
+            [
+                "spec.clusterIP: Invalid value: \"10.96.0.2\": provided IP is already allocated",
+                "spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated",
+            ]
+        );
+
+        let mut headless = svc_value(
+            "headless",
+            serde_json::json!({"clusterIP": "None", "ports": [{"port": 80}]}),
+        );
+        allocate(&mut headless, None, &[&held]).unwrap();
+        assert_eq!(headless["spec"]["clusterIP"], "None");
+        assert!(headless["spec"].get("clusterIPs").is_none());
+        assert!(headless["spec"]["ports"][0].get("nodePort").is_none());
+    }
+
+    #[test]
+    fn a_replacement_keeps_what_was_allocated_and_may_not_move_the_address() {
+        let stored = svc_value(
+            "web",
+            serde_json::json!({"type": "NodePort", "clusterIP": "10.96.0.9",
+                "ports": [{"port": 80, "protocol": "TCP", "nodePort": 31234},
+                          {"port": 53, "protocol": "UDP", "nodePort": 31235}]}),
+        );
+        let mut put = svc_value(
+            "web",
+            serde_json::json!({"type": "NodePort",
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 80, "protocol": "TCP"}]}),
+        );
+        allocate(&mut put, Some(&stored), &[]).unwrap();
+        assert_eq!(put["spec"]["clusterIP"], "10.96.0.9");
+        assert_eq!(put["spec"]["ports"][0]["nodePort"], 31235);
+        assert_eq!(put["spec"]["ports"][1]["nodePort"], 31234);
+
+        let mut moved = svc_value(
+            "web",
+            serde_json::json!({"clusterIP": "10.96.0.10", "ports": [{"port": 80}]}),
+        );
+        let e = causes(allocate(&mut moved, Some(&stored), &[]).unwrap_err());
+        assert_eq!(
+            e,
+            ["spec.clusterIP: Invalid value: \"10.96.0.10\": field is immutable"]
+        );
+        // Turned into a ClusterIP Service, it lets its node ports go.
+        let mut plain = svc_value("web", serde_json::json!({"ports": [{"port": 80}]}));
+        allocate(&mut plain, Some(&stored), &[]).unwrap();
+        assert!(
+            plain["spec"]["ports"][0].get("nodePort").is_none(),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the API passes. Controllers and validators live in their own modules (`crate::kube`,
 //! `crate::controllers`); each adds one line here.
 
-use super::{Controller, Validator};
+use super::{Allocator, Controller, Validator};
 
 /// Every controller `berth daemon` starts, in this order.
 pub static CONTROLLERS: &[Controller] = &[
@@ -20,3 +20,7 @@ pub static VALIDATORS: &[Validator] = &[crate::kube::admission::validate];
 /// server's defaulting: `restartPolicy: Always`, `protocol: TCP`, ...).
 pub static DEFAULTERS: &[fn(&'static super::kinds::Kind, &mut serde_json::Value)] =
     &[crate::kube::admission::default];
+
+/// Allocators the store runs on every create and update of their kind, under its lock, so
+/// two writers can never take the same value.
+pub static ALLOCATORS: &[Allocator] = &[crate::controllers::service::ALLOCATOR];

@@ -19,7 +19,8 @@
 //! [`validate::structural`] and then by each [`hooks::VALIDATORS`] entry: a [`Validator`] gets
 //! the type, the object (after the patch was applied) and whether the client asked for strict
 //! field validation, and answers with field causes (HTTP 422 `Invalid`) or unknown-field
-//! errors (HTTP 400 `BadRequest`, "strict decoding error").
+//! errors (HTTP 400 `BadRequest`, "strict decoding error"). Values that must be unique across
+//! objects are handed out by the store itself, under its lock, through [`hooks::ALLOCATORS`].
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ pub use server::{run, socket_path, DaemonError, DaemonOptions, Serving};
 pub use table::label_selector;
 
 pub use store::{ObjectStore, StoreError};
-pub use validate::{Cause, FieldValidation, ValidationError, Validator};
+pub use validate::{Allocator, Cause, FieldValidation, ValidationError, Validator};
 
 /// What a controller gets besides the store: where the node's containers live, the `berth`
 /// binary (to start container monitors), and a signal that the daemon is shutting down.

@@ -138,6 +138,9 @@ fn cause_json(c: &Cause) -> Value {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if let StoreError::Invalid { kind, name, error } = e {
+            return ApiError::from_validation(kind, &name, error);
+        }
         let message = e.to_string();
         let (code, reason, details) = match &e {
             StoreError::NotFound { resource, name } => {
@@ -154,6 +157,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::BadRequest(_) => (400, "BadRequest", None),
             StoreError::Gone { .. } => (410, "Expired", None),
+            StoreError::Invalid { .. } => (422, "Invalid", None),
             StoreError::Journal(_) => (500, "InternalError", None),
         };
         ApiError {

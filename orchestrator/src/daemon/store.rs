@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use super::journal::{Journal, JournalError, Op, Record};
 use super::kinds::{self, Kind};
 use super::selector::Selector;
+use super::{hooks, ValidationError};
 
 /// Watch events kept in memory for watches that resume from an older resourceVersion.
 const HISTORY: usize = 4096;
@@ -61,6 +62,16 @@ pub enum StoreError {
         requested: u64,
         /// The oldest version a watch can start from.
         oldest: u64,
+    },
+    /// An allocator refused the object (a value it asks for is another object's).
+    #[error("{} {name:?} is {error}", kind.kind)]
+    Invalid {
+        /// The object's kind.
+        kind: &'static Kind,
+        /// The object's name.
+        name: String,
+        /// The fields refused.
+        error: ValidationError,
     },
     /// The disk under the store failed.
     #[error(transparent)]
@@ -157,6 +168,33 @@ impl Key {
             self.name.clone(),
         ]
     }
+}
+
+/// Runs the allocators of `key`'s kind on `object`, which is about to replace `previous`.
+fn allocate(
+    state: &State,
+    key: &Key,
+    object: &mut Value,
+    previous: Option<&Value>,
+) -> Result<(), StoreError> {
+    let kind = key.kind();
+    for allocator in hooks::ALLOCATORS
+        .iter()
+        .filter(|a| std::ptr::eq(a.kind, kind))
+    {
+        let others: Vec<&Value> = state
+            .objects
+            .iter()
+            .filter(|(k, _)| k.kind == key.kind && *k != key)
+            .map(|(_, v)| v)
+            .collect();
+        (allocator.allocate)(object, previous, &others).map_err(|error| StoreError::Invalid {
+            kind,
+            name: key.name.clone(),
+            error,
+        })?;
+    }
+    Ok(())
 }
 
 fn kind_index(kind: &Kind) -> usize {
@@ -313,6 +351,7 @@ impl ObjectStore {
                 name,
             });
         }
+        allocate(&state, &key, &mut object, None)?;
         let rev = state.revision + 1;
         let meta = metadata_mut(&mut object);
         meta.insert("name".into(), json!(name));
@@ -434,6 +473,7 @@ impl ObjectStore {
                 };
             }
             meta.remove("managedFields");
+            allocate(&state, &key, &mut next, Some(&stored))?;
             if kind.has_status && spec_of(&next) != spec_of(&stored) {
                 let generation = stored["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
                 metadata_mut(&mut next).insert("generation".into(), json!(generation));

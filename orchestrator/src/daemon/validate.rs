@@ -78,6 +78,21 @@ pub enum ValidationError {
 /// A validator plugged into the API (see [`super::hooks::VALIDATORS`]).
 pub type Validator = fn(&'static Kind, &Value, FieldValidation) -> Result<(), ValidationError>;
 
+/// What the store runs on every create and update of objects of `kind`, under its lock (see
+/// [`super::hooks::ALLOCATORS`]): it hands out values that must be unique across objects
+/// (a Service's cluster IP and node ports) or refuses the ones asked for that another holds.
+#[derive(Clone, Copy)]
+pub struct Allocator {
+    /// The kind it allocates for.
+    pub kind: &'static Kind,
+    /// Gets the object being written, the stored one it replaces (`None` on create) and every
+    /// other stored object of the kind, in every namespace.
+    pub allocate: AllocateFn,
+}
+
+/// [`Allocator::allocate`]: `(object, previous, others)`.
+pub type AllocateFn = fn(&mut Value, Option<&Value>, &[&Value]) -> Result<(), ValidationError>;
+
 /// The checks every object gets: a valid name for its kind (Namespaces and Services: DNS
 /// labels; others: DNS subdomains), valid label keys and values, valid annotation keys.
 pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationError> {
