@@ -724,7 +724,7 @@ fn objects_survive_kill_9_of_the_daemon() {
 #[test]
 fn kubectl_create_generators_for_namespaces_configmaps_and_secrets() {
     let (_root, d) = setup();
-    // These generators send protobuf bodies, which the daemon decodes for these three types.
+    // These generators send protobuf bodies, which the daemon decodes.
     let out = run_ok(d.kubectl().args(["create", "namespace", "team"]));
     assert_eq!(stdout(&out), "namespace/team created\n");
     let out = run_ok(d.kubectl().args([
@@ -762,18 +762,108 @@ fn kubectl_create_generators_for_namespaces_configmaps_and_secrets() {
         "jsonpath={.data.user} {.type}",
     ]));
     assert_eq!(stdout(&out), "YWRtaW4= Opaque");
-    // Other protobuf bodies are refused with the way out named.
+    // Kinds berth does not decode are refused with the way out named.
     let out = d
         .kubectl()
-        .args(["create", "deployment", "d", "--image=x"])
+        .args(["create", "job", "j", "--image=x"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("kubectl apply -f"),
+        stderr(&out).contains("not batch/v1 Job") && stderr(&out).contains("kubectl apply -f"),
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn kubectl_create_deployment_service_and_expose() {
+    let (_root, d) = setup();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&stdout(&run_ok(d.kubectl().args(args)))).unwrap()
+    };
+    // Protobuf bodies, with Go's zero values for everything the generator leaves unset.
+    let out = run_ok(d.kubectl().args([
+        "create",
+        "deployment",
+        "web",
+        "--image=hello-site",
+        "--replicas=2",
+        "--port=8080",
+    ]));
+    assert_eq!(stdout(&out), "deployment.apps/web created\n");
+    let deploy = json(&["get", "deployment", "web", "-o", "json"]);
+    let spec = &deploy["spec"];
+    assert_eq!(spec["replicas"], 2, "{deploy}");
+    assert_eq!(spec["selector"]["matchLabels"]["app"], "web", "{deploy}");
+    assert_eq!(spec["template"]["metadata"]["labels"]["app"], "web");
+    let container = &spec["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "hello-site", "{deploy}");
+    assert_eq!(container["name"], "hello-site", "{deploy}");
+    assert_eq!(container["ports"][0]["containerPort"], 8080, "{deploy}");
+    assert!(
+        container.get("stdin").is_none(),
+        "a zero value was kept: {deploy}"
+    );
+
+    let out = run_ok(d.kubectl().args([
+        "create",
+        "deployment",
+        "idle",
+        "--image=busybox",
+        "--replicas=0",
+        "--",
+        "sleep",
+        "100",
+    ]));
+    assert_eq!(stdout(&out), "deployment.apps/idle created\n");
+    let idle = json(&["get", "deployment", "idle", "-o", "json"]);
+    assert_eq!(
+        idle["spec"]["replicas"], 0,
+        "replicas: 0 is not unset: {idle}"
+    );
+    assert_eq!(
+        idle["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["sleep", "100"])
+    );
+
+    run_ok(d.kubectl().args([
+        "create",
+        "service",
+        "nodeport",
+        "web",
+        "--tcp=80:8080",
+        "--node-port=30555",
+    ]));
+    let svc = json(&["get", "service", "web", "-o", "json"]);
+    assert_eq!(svc["spec"]["type"], "NodePort", "{svc}");
+    assert_eq!(svc["spec"]["selector"]["app"], "web", "{svc}");
+    let port = &svc["spec"]["ports"][0];
+    assert_eq!(
+        (&port["port"], &port["targetPort"], &port["nodePort"]),
+        (
+            &serde_json::json!(80),
+            &serde_json::json!(8080),
+            &serde_json::json!(30555)
+        ),
+        "{svc}"
+    );
+    assert!(svc["spec"]["clusterIP"]
+        .as_str()
+        .is_some_and(|ip| ip.starts_with("10.")));
+
+    // expose reads the Deployment's selector and sends the Service as JSON.
+    run_ok(d.kubectl().args([
+        "expose",
+        "deployment",
+        "web",
+        "--port=8200",
+        "--target-port=8080",
+        "--name=web-expose",
+    ]));
+    let exposed = json(&["get", "service", "web-expose", "-o", "json"]);
+    assert_eq!(exposed["spec"]["selector"]["app"], "web", "{exposed}");
+    assert_eq!(exposed["spec"]["ports"][0]["targetPort"], 8080, "{exposed}");
 }
 
 #[test]
