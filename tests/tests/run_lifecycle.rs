@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_tests::run_ok;
-use run_support::{host_leftovers, stderr, stdout, wait_until, Fixture};
+use run_support::{stderr, stdout, wait_until, Fixture};
 
 #[test]
 fn run_rm_prints_output_and_leaves_nothing() {
@@ -35,11 +35,7 @@ fn run_rm_prints_output_and_leaves_nothing() {
         Duration::from_secs(10),
         || !dir.exists(),
     );
-    let net = f.root.private_network().expect("a private network");
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &net.cgroup_parent()),
-        Vec::<String>::new()
-    );
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
     assert!(!f
         .root
         .store()
@@ -49,6 +45,7 @@ fn run_rm_prints_output_and_leaves_nothing() {
         .any(|_| true));
     // Nothing with this test's names is left once its network is torn down: no link, no nft
     // table, no state dir, no cgroup parent in any hierarchy.
+    let net = f.root.private_network().expect("a private network");
     let bridge = net.bridge();
     assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
     assert!(!Path::new("/sys/class/net").join(&bridge).exists());
@@ -164,11 +161,7 @@ fn detached_ps_logs_stop_rm() {
     let waited = run_ok(f.berth().args(["wait", &name]));
     assert_eq!(stdout(&waited).trim(), "137");
     // Stopped: nothing held on the host any more, but the container is still listed.
-    let net = f.root.private_network().expect("a private network");
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &net.cgroup_parent()),
-        Vec::<String>::new()
-    );
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
 
     run_ok(f.berth().args(["rm", &name]));
     assert!(!f.ps(true).contains(&name));
@@ -241,11 +234,7 @@ fn kill_and_rm_force() {
     run_ok(f.berth().args(["rm", "-f", &name2, &name]));
     assert!(f.container_dirs().is_empty(), "{:?}", f.container_dirs());
     for id in [&id, &id2] {
-        let net = f.root.private_network().expect("a private network");
-        assert_eq!(
-            host_leftovers(id, &f.root.store(), &net.cgroup_parent()),
-            Vec::<String>::new()
-        );
+        assert_eq!(f.leftovers_of(id), Vec::<String>::new());
     }
     // With its containers gone, this test's bridge, table, state dir and cgroup parent go too.
     assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());

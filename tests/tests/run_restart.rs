@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use berth_tests::{require_command, run_ok};
-use run_support::{host_leftovers, http_get, stderr, stdout, wait_until, Fixture};
+use run_support::{http_get, stderr, stdout, wait_until, Fixture};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -218,16 +218,7 @@ fn a_restarted_process_is_reached_through_its_published_port() {
         "{logs}"
     );
     run_ok(f.berth().args(["rm", "-f", &name]));
-    let cgroup_parent = f
-        .root
-        .private_network()
-        .expect("a private network")
-        .cgroup_parent();
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
-    assert!(!f.nft_table().contains(&id));
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
 }
 
 #[test]
@@ -248,15 +239,7 @@ fn an_exited_container_starts_again_with_its_port() {
     });
     run_ok(f.berth().args(["stop", "-t", "1", &name]));
     assert!(http_get(&url).is_none(), "still answering after stop");
-    let cgroup_parent = f
-        .root
-        .private_network()
-        .expect("a private network")
-        .cgroup_parent();
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
 
     let out = run_ok(f.berth().args(["start", &name]));
     assert_eq!(stdout(&out), format!("{name}\n"));
@@ -295,10 +278,7 @@ fn an_exited_container_starts_again_with_its_port() {
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert_eq!(stdout(&out), "pass-2\n");
     run_ok(f.berth().args(["rm", &name, &once]));
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
 }
 
 #[test]
@@ -341,16 +321,7 @@ fn forwarding_and_cleanup_survive_a_killed_monitor() {
 
     run_ok(f.berth().args(["stop", "-t", "1", &name]));
     assert!(http_get(&url).is_none());
-    let cgroup_parent = f
-        .root
-        .private_network()
-        .expect("a private network")
-        .cgroup_parent();
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
-    assert!(!f.nft_table().contains(&id));
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
     assert!(f.ps(true).contains("Exited ("));
 
     // The same with rm -f.
@@ -375,11 +346,7 @@ fn forwarding_and_cleanup_survive_a_killed_monitor() {
     assert_eq!(http_get(&url2).as_deref(), Some("orphan2\n"));
     run_ok(f.berth().args(["rm", "-f", &name2, &name]));
     assert!(http_get(&url2).is_none());
-    assert_eq!(
-        host_leftovers(&id2, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
-    assert!(!f.nft_table().contains(&id2));
+    assert_eq!(f.leftovers_of(&id2), Vec::<String>::new());
     assert!(f.container_dirs().is_empty(), "{:?}", f.container_dirs());
     assert!(!std::path::Path::new("/run/berth").join(&id2).exists());
     assert_eq!(f.root.teardown_private_network(), Vec::<String>::new());
@@ -430,15 +397,7 @@ fn wait_outlasts_a_killed_monitor_and_records_the_lost_exit() {
     let ps = f.ps(true);
     assert!(ps.contains("Exited (255)"), "{ps}");
     // What the monitor would have released is gone, and a second wait agrees.
-    let cgroup_parent = f
-        .root
-        .private_network()
-        .expect("a private network")
-        .cgroup_parent();
-    assert_eq!(
-        host_leftovers(&id, &f.root.store(), &cgroup_parent),
-        Vec::<String>::new()
-    );
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
     assert_eq!(stdout(&run_ok(f.berth().args(["wait", &name]))), "255\n");
     run_ok(f.berth().args(["rm", &name]));
 }

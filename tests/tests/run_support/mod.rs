@@ -120,7 +120,7 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// Whether anything of container `id` is left on the host: mounts, cgroups, veth, netns.
-pub fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {
+fn host_leftovers(id: &str, store: &Path, cgroup_parent: &str) -> Vec<String> {
     let mut left = Vec::new();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for line in mountinfo.lines() {
