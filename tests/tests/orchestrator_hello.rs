@@ -1,13 +1,15 @@
 //! The seeds' hello example on the node daemon: `hello-pod` and `hello-svc` (port 8200 ->
 //! targetPort 8000) applied with `berth apply`, the Pod bound to the node and running with
 //! Kubernetes' status, answering through the Service; the typo'd variant rejected with the
-//! file, line and field named and nothing applied; deleting the Pod removes its berth pod.
+//! file, line and field named and nothing applied; deleting the Pod removes its berth pod. A
+//! container port with a `hostPort` is published on the host while its Pod runs.
 
 mod orchestrator_support;
 
 use std::time::Duration;
 
-use orchestrator_support::{curl, is_ready, stderr, wait_for, Cluster};
+use berth_tests::run_ok;
+use orchestrator_support::{curl, free_port, is_ready, stderr, wait_for, Cluster};
 
 const HELLO: &str = "apiVersion: v1
 kind: Pod
@@ -159,4 +161,41 @@ fn hello_pod_answers_through_its_service_and_a_typo_applies_nothing() {
         curl(&format!("http://{ip}:8000/")).is_none(),
         "the pod still answers"
     );
+}
+
+#[test]
+fn a_host_port_publishes_the_pod_on_the_host_while_it_runs() {
+    let c = Cluster::start();
+    let port = free_port();
+    c.apply(
+        "hostport.yaml",
+        &format!(
+            "apiVersion: v1
+kind: Pod
+metadata:
+  name: published
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: hello
+    image: kubetm/hello
+    ports:
+    - containerPort: 8000
+      hostPort: {port}
+"
+        ),
+    );
+    wait_for(Duration::from_secs(60), "the Pod to be Ready", || {
+        c.get(&["pod", "published"]).filter(is_ready)
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let body = wait_for(Duration::from_secs(30), "the host port to answer", || {
+        curl(&url)
+    });
+    assert!(body.starts_with("Hello World! from published"), "{body}");
+    run_ok(c.berth().args(["delete", "pod", "published"]));
+    wait_for(Duration::from_secs(30), "the berth pod to go", || {
+        c.berth_pods().is_empty().then_some(())
+    });
+    assert_eq!(curl(&url), None, "the host port still answers");
 }

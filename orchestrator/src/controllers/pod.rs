@@ -443,8 +443,8 @@ impl Node {
         let opts = PodOptions {
             name: Some(berth_pod_name(pod)),
             hostname: Some(hostname),
+            publish: pod_spec::host_ports(pod),
             labels,
-            ..PodOptions::default()
         };
         let pods = self.pods.clone();
         let exe = self.ctx.berth_exe.clone();

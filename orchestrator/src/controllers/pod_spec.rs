@@ -1,7 +1,7 @@
 //! What a Kubernetes container spec becomes on this node: its environment (`env`, `envFrom`,
 //! ConfigMap and Secret references, `fieldRef`), its command line, its volume mounts (the
 //! pod's volumes made on the host first: emptyDir, hostPath, configMap, secret, PVC), its
-//! resource limits, and its probes with their targets resolved.
+//! resource limits, its probes with their targets resolved, and the pod's `hostPort`s.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use crate::kube::config::{ConfigMap, Secret};
 use crate::kube::intstr::IntOrString;
 use crate::kube::pod::{Container, Pod, Probe as KubeProbe, Volume};
 use crate::kube::storage::{PersistentVolume, PersistentVolumeClaim};
+use crate::network::{PortMapping, Protocol};
 use crate::node::env::{entrypoint_and_cmd, ContainerEnv};
 use crate::node::probe::{Probe, ProbeAction};
 use crate::node::volumes::{self, HostPathType, KeyToPath, PodVolumeDirs, VolumeError};
@@ -407,6 +408,39 @@ pub fn mounts(c: &Container, vols: &PodVolumes) -> Result<Vec<MountRequest>, Spe
         out.push(req);
     }
     Ok(out)
+}
+
+/// The ports of `pod`'s containers that ask for a `hostPort`, as the berth pod publishes
+/// them (from `hostIP`, or every host address; SCTP has no forwarding here and is skipped).
+pub fn host_ports(pod: &Pod) -> Vec<PortMapping> {
+    let mut out = Vec::new();
+    for port in pod.spec.containers.iter().flat_map(|c| &c.ports) {
+        let (Some(host_port), Ok(container_port)) = (
+            port.host_port
+                .and_then(|p| u16::try_from(p).ok())
+                .filter(|p| *p != 0),
+            u16::try_from(port.container_port),
+        ) else {
+            continue;
+        };
+        let protocol = match port.protocol.as_deref().unwrap_or("TCP") {
+            "TCP" => Protocol::Tcp,
+            "UDP" => Protocol::Udp,
+            _ => continue,
+        };
+        let host_ip = port
+            .host_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .filter(|ip: &std::net::Ipv4Addr| !ip.is_unspecified());
+        out.push(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        });
+    }
+    out
 }
 
 /// `resources.limits` (cpu, memory) as berth's resource limits.

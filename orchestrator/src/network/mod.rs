@@ -344,14 +344,14 @@ impl Network {
         if c.ip_forward && sysctl::enable_ip_forward()? {
             tracing::warn!("set net.ipv4.ip_forward=1 (it was 0) so containers can be reached from other hosts");
         }
-        let forwards = match portmap::list(&c.table)? {
-            Some(rules) => rules.iter().filter_map(|r| r.forward()).collect(),
-            None => {
-                portmap::apply(&format!("create table {}", c.table), &self.ruleset().base())?;
-                Vec::new()
-            }
-        };
-        Ok((index, forwards))
+        // The table may exist without the port-forward chains: the node daemon's Service
+        // controller makes its own chains in the same table, possibly first.
+        let rules = portmap::list(&c.table)?.unwrap_or_default();
+        if !rules.iter().any(|r| r.chain == "prerouting") {
+            let what = format!("create the port-forward chains of table {}", c.table);
+            portmap::apply(&what, &self.ruleset().base())?;
+        }
+        Ok((index, rules.iter().filter_map(|r| r.forward()).collect()))
     }
 
     /// Attaches the network namespace at `netns` as container `id`: gives it an address and a
