@@ -147,11 +147,30 @@ struct PodRun {
     record: PodRecord,
     ip: Option<String>,
     start_time: String,
+    /// `spec.initContainers`, run one after the other to completion before `containers`.
+    init: Vec<ContainerRun>,
     containers: Vec<ContainerRun>,
     /// The Pod as last seen (for the grace period when it is deleted).
     pod: Pod,
     volumes_refreshed: Option<Instant>,
     message: Option<String>,
+}
+
+/// Which container of a pod: the `i`th init container or the `i`th app container.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    init: bool,
+    i: usize,
+}
+
+impl PodRun {
+    fn container(&mut self, slot: Slot) -> &mut ContainerRun {
+        if slot.init {
+            &mut self.init[slot.i]
+        } else {
+            &mut self.containers[slot.i]
+        }
+    }
 }
 
 struct Node {
@@ -274,45 +293,62 @@ impl Node {
                     .as_ref()
                     .and_then(|s| s.start_time.clone())
                     .unwrap_or_else(now_rfc3339),
+                init: Vec::new(),
                 containers: Vec::new(),
                 pod: pod.clone(),
                 volumes_refreshed: None,
                 message: None,
             };
-            let prev_statuses = pod
-                .status
-                .as_ref()
-                .map(|s| s.container_statuses.clone())
-                .unwrap_or_default();
-            for c in &pod.spec.containers {
-                let mut cr = ContainerRun::new(&c.name);
-                let prev = prev_statuses.iter().find(|s| s.name == c.name);
-                cr.last_terminated = prev
-                    .and_then(|s| s.last_state.as_ref())
-                    .and_then(|s| s.terminated.clone());
-                // The newest berth container made for it (highest restart count) is current.
-                let mut mine: Vec<&(ContainerConfig, container::State)> = report
-                    .containers
-                    .iter()
-                    .filter(|(cfg, _)| cfg.labels.get(LABEL_CONTAINER) == Some(&c.name))
-                    .collect();
-                mine.sort_by_key(|(cfg, _)| restarts_label(cfg));
-                if let Some((cfg, _)) = mine.pop() {
-                    cr.id = Some(cfg.id.clone());
-                    cr.image_id = cfg.image_id.clone();
-                    cr.restart_count = restarts_label(cfg);
-                    cr.waiting = None;
-                }
-                for (old, _) in mine {
-                    let c2 = self.ctx.containers.clone();
-                    let old = old.clone();
-                    tokio::task::spawn_blocking(move || container::remove(&c2, &old, true));
-                }
-                run.containers.push(cr);
-            }
+            let status = pod.status.clone().unwrap_or_default();
+            run.init = pod
+                .spec
+                .init_containers
+                .iter()
+                .map(|c| self.adopt_container(c, &status.init_container_statuses, &report))
+                .collect();
+            run.containers = pod
+                .spec
+                .containers
+                .iter()
+                .map(|c| self.adopt_container(c, &status.container_statuses, &report))
+                .collect();
             tracing::info!(pod = %run.record.name, "adopted");
             self.running.insert(uid, run);
         }
+    }
+
+    /// The run of container `c` found in the berth pod `report` (the newest berth container
+    /// made for it, by restart count; older ones are removed), with what `prev` said of it.
+    fn adopt_container(
+        &self,
+        c: &Container,
+        prev: &[ContainerStatus],
+        report: &crate::pod::PodReport,
+    ) -> ContainerRun {
+        let mut cr = ContainerRun::new(&c.name);
+        cr.last_terminated = prev
+            .iter()
+            .find(|s| s.name == c.name)
+            .and_then(|s| s.last_state.as_ref())
+            .and_then(|s| s.terminated.clone());
+        let mut mine: Vec<&(ContainerConfig, container::State)> = report
+            .containers
+            .iter()
+            .filter(|(cfg, _)| cfg.labels.get(LABEL_CONTAINER) == Some(&c.name))
+            .collect();
+        mine.sort_by_key(|(cfg, _)| restarts_label(cfg));
+        if let Some((cfg, _)) = mine.pop() {
+            cr.id = Some(cfg.id.clone());
+            cr.image_id = cfg.image_id.clone();
+            cr.restart_count = restarts_label(cfg);
+            cr.waiting = None;
+        }
+        for (old, _) in mine {
+            let c2 = self.ctx.containers.clone();
+            let old = old.clone();
+            tokio::task::spawn_blocking(move || container::remove(&c2, &old, true));
+        }
+        cr
     }
 
     async fn sync(&mut self) {
@@ -331,7 +367,7 @@ impl Node {
             if let Some(run) = self.running.remove(&uid) {
                 tracing::info!(pod = %run.record.name, "pod deleted: stopping it");
                 self.teardown_detached(run.record.clone(), grace(&run.pod), &uid);
-                for c in &run.containers {
+                for c in run.init.iter().chain(&run.containers) {
                     self.backoff.forget(&(uid.clone(), c.name.clone()));
                 }
             }
@@ -465,6 +501,12 @@ impl Node {
             record: made.0,
             ip: made.1,
             start_time: now_rfc3339(),
+            init: pod
+                .spec
+                .init_containers
+                .iter()
+                .map(|c| ContainerRun::new(&c.name))
+                .collect(),
             containers: pod
                 .spec
                 .containers
@@ -505,70 +547,112 @@ impl Node {
         } else {
             None
         };
+        // Init containers one at a time, each to a clean exit, as the kubelet runs them: one
+        // that fails is run again unless the pod's policy is Never.
+        let init_policy = match policy {
+            RestartPolicy::Never => RestartPolicy::Never,
+            _ => RestartPolicy::OnFailure,
+        };
+        let init_specs = run.pod.spec.init_containers.clone();
+        for (i, spec) in init_specs.iter().enumerate() {
+            if run.init.len() <= i {
+                run.init.push(ContainerRun::new(&spec.name));
+            }
+            let slot = Slot { init: true, i };
+            self.sync_container(uid, run, slot, spec, init_policy, &volumes)
+                .await;
+            let done = run.init[i]
+                .terminated
+                .as_ref()
+                .is_some_and(|t| t.exit_code == 0);
+            if !done {
+                for c in &mut run.containers {
+                    c.waiting = Some(("PodInitializing".to_string(), None));
+                }
+                return;
+            }
+        }
         let specs = run.pod.spec.containers.clone();
         for (i, spec) in specs.iter().enumerate() {
             if run.containers.len() <= i {
                 run.containers.push(ContainerRun::new(&spec.name));
             }
-            let bkey = (uid.to_string(), spec.name.clone());
-            let needs_start = self.observe(run, i, spec, policy).await;
-            if !needs_start {
-                continue;
-            }
-            let c = &run.containers[i];
-            if let Some(exited) = c.exited_at {
-                if let Some(wait) = self.backoff.remaining(&bkey, exited, Instant::now()) {
-                    let reason = match c.waiting.as_ref().map(|w| w.0.as_str()) {
-                        Some("ErrImagePull" | "ImagePullBackOff") => "ImagePullBackOff",
-                        Some(r @ ("CreateContainerError" | "CreateContainerConfigError")) => r,
-                        _ => "CrashLoopBackOff",
-                    }
-                    .to_string();
-                    let delay = self.backoff.delay(&bkey).unwrap_or(wait);
-                    let message = format!(
-                        "back-off {}s restarting failed container={} pod={}_{}({uid})",
-                        delay.as_secs(),
-                        spec.name,
-                        run.pod.metadata.name(),
-                        run.pod.metadata.namespace()
-                    );
-                    let message = match (&reason[..], &c.waiting) {
-                        ("ImagePullBackOff", Some((_, Some(m)))) if !m.starts_with("Back-off") => {
-                            Some(format!(
-                                "Back-off pulling image {:?}: {m}",
-                                spec.image.as_deref().unwrap_or("")
-                            ))
-                        }
-                        ("CrashLoopBackOff", _) | (_, None) => Some(message),
-                        (_, Some((_, m))) => m.clone(),
-                    };
-                    run.containers[i].waiting = Some((reason, message));
-                    continue;
-                }
-            }
-            let Some(volumes) = volumes.clone() else {
-                // Volumes not refreshed this round (or failed): start next round.
-                if run.message.is_some() {
-                    run.containers[i].waiting =
-                        Some(("ContainerCreating".to_string(), run.message.clone()));
-                }
-                continue;
-            };
-            self.start_container(run, i, spec, &volumes, &bkey).await;
+            let slot = Slot { init: false, i };
+            self.sync_container(uid, run, slot, spec, policy, &volumes)
+                .await;
         }
     }
 
-    /// Reads container `i`'s state; records an exit. Returns whether it must be (re)started.
+    /// Observes one container and (re)starts it when it must run and its back-off allows.
+    async fn sync_container(
+        &mut self,
+        uid: &str,
+        run: &mut PodRun,
+        slot: Slot,
+        spec: &Container,
+        policy: RestartPolicy,
+        volumes: &Option<pod_spec::PodVolumes>,
+    ) {
+        let bkey = (uid.to_string(), spec.name.clone());
+        let needs_start = self.observe(run, slot, spec, policy).await;
+        if !needs_start {
+            return;
+        }
+        let pod_name = run.pod.metadata.name().to_string();
+        let pod_namespace = run.pod.metadata.namespace().to_string();
+        let pod_message = run.message.clone();
+        let c = run.container(slot);
+        if let Some(exited) = c.exited_at {
+            if let Some(wait) = self.backoff.remaining(&bkey, exited, Instant::now()) {
+                let reason = match c.waiting.as_ref().map(|w| w.0.as_str()) {
+                    Some("ErrImagePull" | "ImagePullBackOff") => "ImagePullBackOff",
+                    Some(r @ ("CreateContainerError" | "CreateContainerConfigError")) => r,
+                    _ => "CrashLoopBackOff",
+                }
+                .to_string();
+                let delay = self.backoff.delay(&bkey).unwrap_or(wait);
+                let message = format!(
+                    "back-off {}s restarting failed container={} pod={pod_name}_{pod_namespace}({uid})",
+                    delay.as_secs(),
+                    spec.name,
+                );
+                let message = match (&reason[..], &c.waiting) {
+                    ("ImagePullBackOff", Some((_, Some(m)))) if !m.starts_with("Back-off") => {
+                        Some(format!(
+                            "Back-off pulling image {:?}: {m}",
+                            spec.image.as_deref().unwrap_or("")
+                        ))
+                    }
+                    ("CrashLoopBackOff", _) | (_, None) => Some(message),
+                    (_, Some((_, m))) => m.clone(),
+                };
+                c.waiting = Some((reason, message));
+                return;
+            }
+        }
+        let Some(volumes) = volumes.clone() else {
+            // Volumes not refreshed this round (or failed): start next round.
+            if pod_message.is_some() {
+                c.waiting = Some(("ContainerCreating".to_string(), pod_message));
+            }
+            return;
+        };
+        self.start_container(run, slot, spec, &volumes, &bkey).await;
+    }
+
+    /// Reads the state of the container in `slot`; records an exit. Returns whether it must
+    /// be (re)started.
     async fn observe(
         &mut self,
         run: &mut PodRun,
-        i: usize,
+        slot: Slot,
         spec: &Container,
         policy: RestartPolicy,
     ) -> bool {
         let ip = run.ip.clone().unwrap_or_default();
+        let pod_name = run.record.name.clone();
         let containers = self.ctx.containers.clone();
-        let c = &mut run.containers[i];
+        let c = run.container(slot);
         if c.terminated.is_some() {
             return false;
         }
@@ -626,7 +710,7 @@ impl Node {
                 c.readiness = None;
                 c.started_at = None;
                 if policy.restarts(code) {
-                    tracing::info!(container = %c.name, pod = %run.record.name, code, "exited; restarting");
+                    tracing::info!(container = %c.name, pod = %pod_name, code, "exited; restarting");
                     c.last_terminated = Some(terminated);
                     c.exited_at = Some(Instant::now());
                     c.id = None;
@@ -647,14 +731,14 @@ impl Node {
     async fn start_container(
         &mut self,
         run: &mut PodRun,
-        i: usize,
+        slot: Slot,
         spec: &Container,
         volumes: &pod_spec::PodVolumes,
         bkey: &(String, String),
     ) {
-        let restarted =
-            run.containers[i].last_terminated.is_some() && run.containers[i].exited_at.is_some();
-        let restart_count = run.containers[i].restart_count + i32::from(restarted);
+        let c = run.container(slot);
+        let restarted = c.last_terminated.is_some() && c.exited_at.is_some();
+        let restart_count = c.restart_count + i32::from(restarted);
         let prepared = (|| -> Result<container::RunOptions, SpecError> {
             let env = pod_spec::container_env(
                 &self.store,
@@ -680,7 +764,7 @@ impl Node {
         let opts = match prepared {
             Ok(o) => o,
             Err(e) => {
-                run.containers[i].waiting = Some((e.reason().to_string(), Some(e.to_string())));
+                run.container(slot).waiting = Some((e.reason().to_string(), Some(e.to_string())));
                 return;
             }
         };
@@ -688,10 +772,11 @@ impl Node {
         let exe = self.ctx.berth_exe.clone();
         let image = opts.image.clone();
         let made = blocking(move || create_and_start(&containers, &exe, &opts)).await;
-        let c = &mut run.containers[i];
+        let pod_name = run.record.name.clone();
+        let c = run.container(slot);
         match made {
             Some(Ok(cfg)) => {
-                tracing::info!(container = %spec.name, pod = %run.record.name, restart_count, "started");
+                tracing::info!(container = %spec.name, pod = %pod_name, restart_count, "started");
                 if restarted {
                     self.backoff.restarted(bkey, Instant::now());
                     c.restart_count = restart_count;
@@ -816,6 +901,14 @@ impl Node {
             .zip(&run.containers)
             .map(|(spec, c)| view(spec, c))
             .collect();
+        let init_views: Vec<ContainerView> = run
+            .pod
+            .spec
+            .init_containers
+            .iter()
+            .zip(&run.init)
+            .map(|(spec, c)| view(spec, c))
+            .collect();
         let policy =
             RestartPolicy::parse(run.pod.spec.restart_policy.as_deref()).unwrap_or_default();
         let facts = PodFacts {
@@ -826,6 +919,7 @@ impl Node {
         };
         let status = pod_status::pod_status(
             run.pod.status.as_ref(),
+            &init_views,
             &views,
             policy,
             &facts,

@@ -1,7 +1,7 @@
-//! A Pod's `status` as the kubelet writes it: phase from its containers and restart policy,
-//! the PodScheduled/Initialized/ContainersReady/Ready conditions (a condition's
-//! `lastTransitionTime` moves only when its status changes), container statuses, addresses
-//! and start time.
+//! A Pod's `status` as the kubelet writes it: phase from its init and app containers and
+//! restart policy, the PodScheduled/Initialized/ContainersReady/Ready conditions (a
+//! condition's `lastTransitionTime` moves only when its status changes), container and init
+//! container statuses, addresses and start time.
 
 use crate::kube::meta::Condition;
 use crate::kube::pod::{ContainerState, ContainerStatus, PodIp, PodStatus};
@@ -29,16 +29,34 @@ pub struct PodFacts {
     pub message: Option<String>,
 }
 
-/// The new status of a pod whose previous status was `prev`, at time `now` (RFC 3339).
+/// The new status of a pod whose previous status was `prev`, at time `now` (RFC 3339). App
+/// containers run only once every init container has exited 0; an init container that
+/// failed under `restartPolicy: Never` fails the pod.
 pub fn pod_status(
     prev: Option<&PodStatus>,
+    init: &[ContainerView],
     containers: &[ContainerView],
     policy: RestartPolicy,
     facts: &PodFacts,
     now: &str,
 ) -> PodStatus {
+    let incomplete: Vec<&str> = init
+        .iter()
+        .filter(|c| c.phase != ContainerPhase::Terminated(0))
+        .map(|c| c.status.name.as_str())
+        .collect();
+    let init_failed = policy == RestartPolicy::Never
+        && init
+            .iter()
+            .any(|c| matches!(c.phase, ContainerPhase::Terminated(code) if code != 0));
     let phases: Vec<ContainerPhase> = containers.iter().map(|c| c.phase).collect();
-    let phase = pod_phase(&phases, policy);
+    let phase = if init_failed {
+        PodPhase::Failed
+    } else if !incomplete.is_empty() {
+        PodPhase::Pending
+    } else {
+        pod_phase(&phases, policy)
+    };
     let unready: Vec<&str> = containers
         .iter()
         .filter(|c| !c.status.ready)
@@ -68,8 +86,21 @@ pub fn pod_status(
         };
         c
     };
+    let initialized = if incomplete.is_empty() {
+        condition("Initialized", true, "", "")
+    } else {
+        condition(
+            "Initialized",
+            false,
+            "ContainersNotInitialized",
+            &format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            ),
+        )
+    };
     let conditions = vec![
-        condition("Initialized", true, "", ""),
+        initialized,
         condition("Ready", ready, reason, &message),
         condition("ContainersReady", ready, reason, &message),
         condition("PodScheduled", true, "", ""),
@@ -87,6 +118,7 @@ pub fn pod_status(
             .collect(),
         start_time: Some(facts.start_time.clone()),
         container_statuses: containers.iter().map(|c| c.status.clone()).collect(),
+        init_container_statuses: init.iter().map(|c| c.status.clone()).collect(),
         qos_class: Some("BestEffort".to_string()),
         ..PodStatus::default()
     }
@@ -134,7 +166,7 @@ mod tests {
             view("a", false, ContainerPhase::Running),
             view("b", true, ContainerPhase::Running),
         ];
-        let s1 = pod_status(None, &a, RestartPolicy::Always, &facts, "t1");
+        let s1 = pod_status(None, &[], &a, RestartPolicy::Always, &facts, "t1");
         assert_eq!(s1.phase.as_deref(), Some("Running"));
         let r = cond(&s1, "Ready");
         assert_eq!(r.status, "False");
@@ -147,7 +179,7 @@ mod tests {
             cond(&s1, "PodScheduled").last_transition_time.as_deref(),
             Some("t1")
         );
-        let s2 = pod_status(Some(&s1), &a, RestartPolicy::Always, &facts, "t2");
+        let s2 = pod_status(Some(&s1), &[], &a, RestartPolicy::Always, &facts, "t2");
         assert_eq!(
             cond(&s2, "Ready").last_transition_time.as_deref(),
             Some("t1")
@@ -156,7 +188,7 @@ mod tests {
             view("a", true, ContainerPhase::Running),
             view("b", true, ContainerPhase::Running),
         ];
-        let s3 = pod_status(Some(&s2), &b, RestartPolicy::Always, &facts, "t3");
+        let s3 = pod_status(Some(&s2), &[], &b, RestartPolicy::Always, &facts, "t3");
         assert!(cond(&s3, "Ready").is_true() && cond(&s3, "ContainersReady").is_true());
         assert_eq!(
             cond(&s3, "Ready").last_transition_time.as_deref(),
@@ -178,8 +210,80 @@ mod tests {
     #[test]
     fn a_finished_pod_is_not_ready() {
         let c = [view("a", false, ContainerPhase::Terminated(0))];
-        let s = pod_status(None, &c, RestartPolicy::Never, &PodFacts::default(), "t");
+        let s = pod_status(
+            None,
+            &[],
+            &c,
+            RestartPolicy::Never,
+            &PodFacts::default(),
+            "t",
+        );
         assert_eq!(s.phase.as_deref(), Some("Succeeded"));
         assert_eq!(cond(&s, "Ready").reason.as_deref(), Some("PodCompleted"));
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_and_a_failed_one_fails_it_under_never() {
+        let app = [view(
+            "app",
+            false,
+            ContainerPhase::Waiting { has_run: false },
+        )];
+        let running = [view("setup", false, ContainerPhase::Running)];
+        let s = pod_status(
+            None,
+            &running,
+            &app,
+            RestartPolicy::Always,
+            &PodFacts::default(),
+            "t",
+        );
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let init = cond(&s, "Initialized");
+        assert_eq!(init.status, "False");
+        assert_eq!(init.reason.as_deref(), Some("ContainersNotInitialized"));
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [setup]")
+        );
+        assert_eq!(s.init_container_statuses.len(), 1);
+
+        let done = [view("setup", false, ContainerPhase::Terminated(0))];
+        let up = [view("app", true, ContainerPhase::Running)];
+        let s = pod_status(
+            Some(&s),
+            &done,
+            &up,
+            RestartPolicy::Always,
+            &PodFacts::default(),
+            "t2",
+        );
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert!(cond(&s, "Initialized").is_true());
+        assert_eq!(
+            cond(&s, "Initialized").last_transition_time.as_deref(),
+            Some("t2")
+        );
+
+        let failed = [view("setup", false, ContainerPhase::Terminated(1))];
+        let s = pod_status(
+            None,
+            &failed,
+            &app,
+            RestartPolicy::Never,
+            &PodFacts::default(),
+            "t",
+        );
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        // Under OnFailure (and Always) it is retried: the pod stays Pending.
+        let s = pod_status(
+            None,
+            &failed,
+            &app,
+            RestartPolicy::OnFailure,
+            &PodFacts::default(),
+            "t",
+        );
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
     }
 }

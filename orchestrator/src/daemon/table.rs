@@ -295,13 +295,34 @@ pub fn table(kind: &Kind, objects: &[Value], list_meta: Value, include_object: b
     })
 }
 
-/// The STATUS column of a pod, as kubectl shows it: a waiting or terminated container's
+/// The STATUS column of a pod, as kubectl shows it: while init containers run, `Init:` and
+/// the first unfinished one's reason or `Init:N/M`; then a waiting or terminated container's
 /// reason when there is one, else the phase.
 fn pod_status(pod: &Value) -> String {
     if pod["metadata"].get("deletionTimestamp").is_some() {
         return "Terminating".into();
     }
     let status = &pod["status"];
+    let inits = status["initContainerStatuses"].as_array();
+    for (i, c) in inits.into_iter().flatten().enumerate() {
+        let state = &c["state"];
+        if state["terminated"]["exitCode"] == 0 {
+            continue;
+        }
+        if let Some(t) = state["terminated"].as_object() {
+            return match t.get("reason").and_then(Value::as_str) {
+                Some(r) if !r.is_empty() => format!("Init:{r}"),
+                _ => format!(
+                    "Init:ExitCode:{}",
+                    t.get("exitCode").unwrap_or(&Value::Null)
+                ),
+            };
+        }
+        match state["waiting"]["reason"].as_str() {
+            Some(r) if !r.is_empty() && r != "PodInitializing" => return format!("Init:{r}"),
+            _ => return format!("Init:{i}/{}", inits.map_or(0, Vec::len)),
+        }
+    }
     let mut reason = status["reason"]
         .as_str()
         .or(status["phase"].as_str())
@@ -509,6 +530,34 @@ mod tests {
         assert_eq!(human_duration(3600), "60m");
         assert_eq!(human_duration(4 * 3600 + 60), "4h1m");
         assert_eq!(human_duration(3 * 86400), "3d");
+    }
+
+    #[test]
+    fn pod_status_shows_init_containers_as_kubectl_does() {
+        let pod = |inits: Value, app: Value| {
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending",
+                "initContainerStatuses": inits, "containerStatuses": [app]}})
+        };
+        let initializing = json!({"state": {"waiting": {"reason": "PodInitializing"}}});
+        let done = json!({"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}});
+        let running = json!({"state": {"running": {}}});
+        assert_eq!(
+            pod_status(&pod(json!([done, running]), initializing.clone())),
+            "Init:1/2"
+        );
+        let failed = json!({"state": {"terminated": {"exitCode": 1, "reason": "Error"}}});
+        assert_eq!(
+            pod_status(&pod(json!([failed]), initializing.clone())),
+            "Init:Error"
+        );
+        let backoff = json!({"state": {"waiting": {"reason": "CrashLoopBackOff"}}});
+        assert_eq!(
+            pod_status(&pod(json!([backoff]), initializing)),
+            "Init:CrashLoopBackOff"
+        );
+        let up = json!({"metadata": {"name": "p"}, "status": {"phase": "Running",
+            "initContainerStatuses": [done], "containerStatuses": [running]}});
+        assert_eq!(pod_status(&up), "Running");
     }
 
     #[test]
