@@ -503,6 +503,21 @@ fn pod_flags_are_refused_and_pod_names_are_unique() {
     let ps = stdout(&run_ok(f.berth().args(["pod", "ps", "-q"])));
     assert_eq!(ps.lines().count(), 1, "only the first pod exists: {ps}");
 
+    // A name left by a create that died before writing its record (a daemon killed with -9)
+    // is taken over, for pods and containers alike; a live one stays refused (above).
+    let stale = f.pod("pod-stale");
+    let ghost = "ab".repeat(32);
+    std::fs::create_dir_all(f.root.store().join("pod-names")).unwrap();
+    std::fs::write(f.root.store().join("pod-names").join(&stale), &ghost).unwrap();
+    run_ok(f.berth().args(["pod", "create", "--name", &stale]));
+    let ctr = f.name("ctr-stale");
+    std::fs::create_dir_all(f.root.store().join("names")).unwrap();
+    std::fs::write(f.root.store().join("names").join(&ctr), &ghost).unwrap();
+    run_ok(
+        f.berth()
+            .args(["run", "--rm", "--name", &ctr, "busybox", "true"]),
+    );
+
     // Labels on containers, and ps --filter label=.
     let name = f.name("labelled");
     run_ok(

@@ -109,7 +109,9 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         .unwrap_or_else(|| format!("berth_{}", &id[..12]));
     // Held until the container is recorded, so no volume it uses is removed meanwhile.
     let _volumes_lock = Volumes::new(c.root()).lock(false)?;
-    c.reserve_name(&name, &id)?;
+    // Held until `config.json` is written, so a create that dies half-way leaves a name the
+    // next one can take over.
+    let _name = c.reserve_name(&name, &id)?;
     let _span = tracing::info_span!("create", container = %&id[..12], %name).entered();
     let config = ContainerConfig {
         id: id.clone(),

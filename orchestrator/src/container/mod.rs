@@ -417,12 +417,15 @@ impl Containers {
         }
     }
 
-    /// Reserves `name` for `id`; fails when another container holds it.
-    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+    /// Reserves `name` for `id` (keep the reservation until `config.json` is written); fails
+    /// when another container holds it.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<names::Reservation, ContainerError> {
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_string()));
         }
-        names::reserve(&self.names_dir(), name, id).map_err(|e| match e {
+        let has_record =
+            |holder: &str| is_id(holder) && self.dir(holder).join("config.json").exists();
+        names::reserve(&self.names_dir(), name, id, has_record).map_err(|e| match e {
             names::Reserve::Taken(holder) => ContainerError::NameInUse {
                 name: name.to_string(),
                 id: holder,
@@ -501,7 +504,7 @@ mod tests {
     fn a_name_is_reserved_once() {
         let dir = tempfile::tempdir().unwrap();
         let c = Containers::new(dir.path());
-        c.reserve_name("web", "aaa").unwrap();
+        let _aaa = c.reserve_name("web", "aaa").unwrap();
         assert!(matches!(
             c.reserve_name("web", "bbb"),
             Err(ContainerError::NameInUse { ref id, .. }) if id == "aaa"
@@ -509,6 +512,6 @@ mod tests {
         c.release_name("web", "bbb");
         assert!(c.reserve_name("web", "ccc").is_err());
         c.release_name("web", "aaa");
-        c.reserve_name("web", "ccc").unwrap();
+        let _ccc = c.reserve_name("web", "ccc").unwrap();
     }
 }

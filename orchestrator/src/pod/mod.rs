@@ -333,13 +333,16 @@ impl Pods {
             infra_id: hex::encode(rand::random::<[u8; 32]>()),
             network: AttachedNetwork::of(self.containers.settings().network_config()),
         };
-        names::reserve(&self.names_dir(), &name, &id).map_err(|e| match e {
-            names::Reserve::Taken(holder) => PodError::NameInUse {
-                name: name.clone(),
-                id: holder,
-            },
-            names::Reserve::Io(path, source) => PodError::Io { path, source },
-        })?;
+        let has_record =
+            |holder: &str| container::is_id(holder) && self.dir(holder).join("pod.json").exists();
+        let _name =
+            names::reserve(&self.names_dir(), &name, &id, has_record).map_err(|e| match e {
+                names::Reserve::Taken(holder) => PodError::NameInUse {
+                    name: name.clone(),
+                    id: holder,
+                },
+                names::Reserve::Io(path, source) => PodError::Io { path, source },
+            })?;
         let dir = self.dir(&id);
         let made = std::fs::create_dir_all(dir.join("etc"))
             .map_err(io_err(&dir))
