@@ -501,18 +501,8 @@ impl Node {
             record: made.0,
             ip: made.1,
             start_time: now_rfc3339(),
-            init: pod
-                .spec
-                .init_containers
-                .iter()
-                .map(|c| ContainerRun::new(&c.name))
-                .collect(),
-            containers: pod
-                .spec
-                .containers
-                .iter()
-                .map(|c| ContainerRun::new(&c.name))
-                .collect(),
+            init: fresh_runs(&pod.spec.init_containers),
+            containers: fresh_runs(&pod.spec.containers),
             pod: pod.clone(),
             volumes_refreshed: None,
             message: None,
@@ -893,22 +883,8 @@ impl Node {
         let Some(run) = self.running.get(uid) else {
             return;
         };
-        let views: Vec<ContainerView> = run
-            .pod
-            .spec
-            .containers
-            .iter()
-            .zip(&run.containers)
-            .map(|(spec, c)| view(spec, c))
-            .collect();
-        let init_views: Vec<ContainerView> = run
-            .pod
-            .spec
-            .init_containers
-            .iter()
-            .zip(&run.init)
-            .map(|(spec, c)| view(spec, c))
-            .collect();
+        let app_views = views(&run.pod.spec.containers, &run.containers);
+        let init_views = views(&run.pod.spec.init_containers, &run.init);
         let policy =
             RestartPolicy::parse(run.pod.spec.restart_policy.as_deref()).unwrap_or_default();
         let facts = PodFacts {
@@ -920,7 +896,7 @@ impl Node {
         let status = pod_status::pod_status(
             run.pod.status.as_ref(),
             &init_views,
-            &views,
+            &app_views,
             policy,
             &facts,
             &now_rfc3339(),
@@ -965,6 +941,20 @@ fn restarts_label(cfg: &ContainerConfig) -> i32 {
         .get(LABEL_RESTARTS)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// A run for each of `specs`, none started yet.
+fn fresh_runs(specs: &[Container]) -> Vec<ContainerRun> {
+    specs.iter().map(|c| ContainerRun::new(&c.name)).collect()
+}
+
+/// The status of each of `specs` from its run.
+fn views(specs: &[Container], runs: &[ContainerRun]) -> Vec<ContainerView> {
+    specs
+        .iter()
+        .zip(runs)
+        .map(|(spec, c)| view(spec, c))
+        .collect()
 }
 
 /// Container `c`'s status as the API shows it.

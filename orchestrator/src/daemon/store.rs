@@ -178,16 +178,27 @@ fn allocate(
     previous: Option<&Value>,
 ) -> Result<(), StoreError> {
     let kind = key.kind();
-    for allocator in hooks::ALLOCATORS
+    let mut allocators = hooks::ALLOCATORS
         .iter()
         .filter(|a| std::ptr::eq(a.kind, kind))
-    {
-        let others: Vec<&Value> = state
-            .objects
-            .iter()
-            .filter(|(k, _)| k.kind == key.kind && *k != key)
-            .map(|(_, v)| v)
-            .collect();
+        .peekable();
+    if allocators.peek().is_none() {
+        return Ok(());
+    }
+    // Keys sort by kind first: this kind's objects are one range of the map.
+    let first = Key {
+        kind: key.kind,
+        namespace: String::new(),
+        name: String::new(),
+    };
+    let others: Vec<&Value> = state
+        .objects
+        .range(first..)
+        .take_while(|(k, _)| k.kind == key.kind)
+        .filter(|(k, _)| *k != key)
+        .map(|(_, v)| v)
+        .collect();
+    for allocator in allocators {
         (allocator.allocate)(object, previous, &others).map_err(|error| StoreError::Invalid {
             kind,
             name: key.name.clone(),

@@ -344,10 +344,8 @@ impl Network {
         if c.ip_forward && sysctl::enable_ip_forward()? {
             tracing::warn!("set net.ipv4.ip_forward=1 (it was 0) so containers can be reached from other hosts");
         }
-        // The table may exist without the port-forward chains: the node daemon's Service
-        // controller makes its own chains in the same table, possibly first.
         let rules = portmap::list(&c.table)?.unwrap_or_default();
-        if !rules.iter().any(|r| r.chain == "prerouting") {
+        if !self.ruleset().has_base(&rules) {
             let what = format!("create the port-forward chains of table {}", c.table);
             portmap::apply(&what, &self.ruleset().base())?;
         }

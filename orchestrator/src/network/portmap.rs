@@ -190,6 +190,15 @@ impl Ruleset {
         )
     }
 
+    /// Whether `rules` (the table's tagged rules) include [`Ruleset::base`]'s: the table may
+    /// exist without them, holding only the node daemon's Service chains.
+    pub fn has_base(&self, rules: &[TaggedRule]) -> bool {
+        let tag = format!("net={}", self.bridge);
+        rules
+            .iter()
+            .any(|r| r.chain == "prerouting" && r.comment == tag)
+    }
+
     /// Rules forwarding each mapping (host ports already chosen) to `container_ip`, stamping
     /// each flow with the owner's conntrack mark so detach can forget the flows.
     pub fn add_forwards(

@@ -57,7 +57,8 @@ fn varint(buf: &mut &[u8]) -> Result<u64, String> {
     Err("varint too long".into())
 }
 
-/// Whether a value holds nothing: zero, an empty string, or a message of such values.
+/// Whether a field berth does not decode holds nothing: zero, an empty string, or a
+/// message of such values.
 fn is_zero(w: &Wire<'_>) -> bool {
     match w {
         Wire::Varint(v) => *v == 0,
@@ -124,12 +125,10 @@ fn quantity(w: &Wire<'_>, path: &str) -> Result<Value, String> {
     Ok(json!(s))
 }
 
-/// One value of type `ty`; `None` when it holds nothing and `keep_zero` is false.
+/// One value of type `ty`; `None` when it decodes to nothing (0, false, "", a message with
+/// no field left) and `keep_zero` is false.
 fn value(ty: Ty, w: &Wire<'_>, keep_zero: bool, path: &str) -> Result<Option<Value>, String> {
-    if !keep_zero && is_zero(w) {
-        return Ok(None);
-    }
-    Ok(Some(match ty {
+    let v = match ty {
         Ty::Str => json!(text(w, path)?),
         Ty::Int => json!(number(w, path)?),
         Ty::Bool => json!(number(w, path)? != 0),
@@ -140,7 +139,15 @@ fn value(ty: Ty, w: &Wire<'_>, keep_zero: bool, path: &str) -> Result<Option<Val
         Ty::Inline(_) | Ty::MapStr | Ty::MapBytes | Ty::MapQuantity => {
             return Err(format!("{path}: not a single value"))
         }
-    }))
+    };
+    let zero = match &v {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_i64() == Some(0),
+        Value::Bool(b) => !b,
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    Ok((keep_zero || !zero).then_some(v))
 }
 
 /// Decodes one message of `schema` into a JSON object; `path` names it in errors.
