@@ -118,7 +118,7 @@ struct EntryInfo {
 }
 
 /// Loads every image in an archive into the store. `archive` names the input
-/// in errors. The caller holds the store's exclusive lock.
+/// in errors. The caller holds a lease on the store ([`Store::lease`]).
 pub fn load(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, ArchiveError> {
     load_inner(store, input, archive).map_err(|e| match e {
         ArchiveError::Store(_) | ArchiveError::Manifest(_) => ArchiveError::Loading {
@@ -193,14 +193,16 @@ fn load_inner(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, 
         }
         let size = entry.size();
         if let Some(digest) = blob_path_digest(&path) {
-            if store.has_blob(&digest) {
-                io::copy(&mut entry, &mut io::sink()).map_err(read_err(&path))?;
+            // None: stored already (perhaps by another writer while this one waited).
+            let ingest = if store.has_blob(&digest) {
+                None
             } else {
+                store.ingest(&digest, Some(size))?
+            };
+            if let Some(mut ing) = ingest {
                 // The archive streams from byte 0: an earlier partial ingest is restarted.
-                let mut ing = store.ingest(&digest, Some(size))?;
                 if ing.offset() > 0 {
-                    ing.abort();
-                    ing = store.ingest(&digest, Some(size))?;
+                    ing = ing.restart()?;
                 }
                 io::copy(&mut entry, &mut ing).map_err(|e| ArchiveError::Read {
                     archive: archive.to_string(),
@@ -215,6 +217,8 @@ fn load_inner(store: &Store, input: impl Read, archive: &str) -> Result<Loaded, 
                     },
                     other => ArchiveError::Store(other),
                 })?;
+            } else {
+                io::copy(&mut entry, &mut io::sink()).map_err(read_err(&path))?;
             }
             debug!(entry = %path, %digest, "blob loaded");
             blobs.insert(path, EntryInfo { digest, size });

@@ -3,7 +3,10 @@
 //!
 //! Liveness is a walk from the image records through indexes and manifests to
 //! configs and layers; a snapshot is live when it is the chain id of a layer
-//! of a kept image. Both run under the store's exclusive lock (taken by the caller).
+//! of a kept image. `gc` runs under the gc lock ([`Store::lock_gc`], taken by
+//! the caller), so no lease is held meanwhile: no pull, build, load or
+//! container create is half-way, and whatever they wrote is recorded.
+//! `check` needs only a lease.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -45,7 +45,7 @@ pub struct Imported {
 }
 
 /// Imports the rootfs tar read from `input` (named `source_name` in errors and
-/// history) as image `name`. The caller holds the store's exclusive lock.
+/// history) as image `name`. The caller holds a lease on the store ([`Store::lease`]).
 pub fn import_rootfs(
     store: &Store,
     input: impl Read,

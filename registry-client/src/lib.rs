@@ -68,7 +68,8 @@ pub enum PullImageError {
 /// Pulls `reference` into `store` for a synchronous caller (`berth pull`, the
 /// builder's `FROM`, `berth run` of a missing image): connects with the user's
 /// Docker credentials and runs the transfer on a private two-thread runtime.
-/// Must not be called from inside an async runtime.
+/// Must not be called from inside an async runtime. The caller holds a lease
+/// on the store ([`berth_image::store::Store::lease`]) until the pull returns.
 pub fn pull_blocking(
     store: &berth_image::store::Store,
     reference: &berth_image::reference::Reference,

@@ -250,6 +250,8 @@ pub async fn fetch_manifest(
 }
 
 /// Pulls `reference` into `store` and points its name at what was pulled.
+/// The caller holds a lease on the store until it returns; blobs another
+/// writer is storing meanwhile are waited for, not fetched twice.
 pub async fn pull(
     transport: &Transport,
     store: &Store,
@@ -463,14 +465,23 @@ async fn fetch_blob(
         kind,
         size,
     });
-    if store.has_blob(&digest) {
+    // Waits while another pull writes the same blob (off the runtime's
+    // threads, so this pull's other downloads go on), then finds it stored.
+    let ingest = if store.has_blob(&digest) {
+        None
+    } else {
+        let (store, digest) = (store.clone(), digest.clone());
+        tokio::task::spawn_blocking(move || store.ingest(&digest, Some(size)))
+            .await
+            .map_err(|e| PullError::Task(e.to_string()))??
+    };
+    let Some(mut ingest) = ingest else {
         progress.emit(ProgressEvent::BlobDone {
             digest,
             outcome: BlobOutcome::Exists,
         });
         return Ok(BlobOutcome::Exists);
-    }
-    let mut ingest = store.ingest(&digest, Some(size))?;
+    };
     let max = transport.options().max_retries;
     let mut failures: u32 = 0;
     let path = format!("/v2/{repository}/blobs/{digest}");
@@ -493,8 +504,7 @@ async fn fetch_blob(
         let status = reply.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE || (offset > 0 && status == StatusCode::OK) {
             // The server cannot (or will not) resume: start over.
-            ingest.abort();
-            ingest = store.ingest(&digest, Some(size))?;
+            ingest = ingest.restart()?;
             if status == StatusCode::RANGE_NOT_SATISFIABLE {
                 continue;
             }

@@ -193,7 +193,8 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
                 Event::Note { text } => writeln!(err, "# {text}"),
             };
         };
-        let _lock = store.lock_exclusive()?;
+        // A lease, not a lock: runs, pulls and other builds go on meanwhile; gc waits.
+        let _lease = store.lease()?;
         build.run(&store, &mut progress)?
     };
     if !quiet {
@@ -202,7 +203,7 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
         }
     }
     if !outputs.is_empty() {
-        let _lock = store.lock_shared()?;
+        let _lease = store.lease()?;
         let image = store.resolve_record(&written.records[0], &platform)?;
         let names: Vec<Reference> = written
             .records

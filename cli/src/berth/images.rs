@@ -102,7 +102,7 @@ fn open_store(g: &Globals) -> Result<Store> {
 pub fn import(g: &Globals, a: ImportArgs) -> Result<()> {
     let store = open_store(g)?;
     let name = a.name.as_deref().map(Reference::parse).transpose()?;
-    let _lock = store.lock_exclusive()?;
+    let _lease = store.lease()?;
     let out = if a.file == "-" {
         import_rootfs(&store, io::stdin().lock(), "-", name.as_ref())?
     } else {
@@ -222,7 +222,7 @@ fn rows(store: &Store, records: &[ImageRecord]) -> Result<Vec<Row>> {
 /// Runs `berth images`.
 pub fn images(g: &Globals, a: ImagesArgs) -> Result<()> {
     let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
+    // No lock: records and blobs appear and go whole (see the store's lock module).
     let mut records = store.list_images()?;
     if let Some(f) = &a.filter {
         let want = Reference::parse_named(f)?;
@@ -394,7 +394,8 @@ pub fn tag(g: &Globals, a: TagArgs) -> Result<()> {
     if target.digest().is_some() {
         bail!("tag {}: a target name cannot contain a digest", a.target);
     }
-    let _lock = store.lock_exclusive()?;
+    let _lease = store.lease()?;
+    let _records = store.lock_records()?;
     let recs = store.find_images(&a.source, &PlatformSpec::host())?;
     let Some(rec) = recs.first() else {
         bail!("image {:?}: no such image", a.source);
@@ -407,7 +408,7 @@ pub fn tag(g: &Globals, a: TagArgs) -> Result<()> {
 /// snapshots unreferenced; `berth system gc` reclaims the space.
 pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
     let store = open_store(g)?;
-    let _lock = store.lock_exclusive()?;
+    let _records = store.lock_records()?;
     let platform = PlatformSpec::host();
     let mut failures: Vec<anyhow::Error> = Vec::new();
     for q in &a.images {
@@ -457,7 +458,7 @@ pub fn rmi(g: &Globals, a: RmiArgs) -> Result<()> {
 /// Runs `berth save`.
 pub fn save(g: &Globals, a: SaveArgs) -> Result<()> {
     let store = open_store(g)?;
-    let _lock = store.lock_shared()?;
+    let _lease = store.lease()?;
     let platform = PlatformSpec::host();
     let mut items: Vec<SaveItem> = Vec::new();
     let mut by_id: BTreeMap<Digest, usize> = BTreeMap::new();
@@ -532,7 +533,7 @@ fn save_to_file(
 /// Runs `berth load`.
 pub fn load(g: &Globals, a: LoadArgs) -> Result<()> {
     let store = open_store(g)?;
-    let _lock = store.lock_exclusive()?;
+    let _lease = store.lease()?;
     let loaded = match &a.input {
         Some(p) => {
             let f = archive::open_input(p)?;

@@ -92,7 +92,6 @@ fn container_doc(c: &container::Containers, name: &str) -> Result<Option<Value>>
 
 fn image_doc(g: &Globals, name: &str) -> Result<Option<Value>> {
     let store = berth_image::store::Store::open(&g.root)?;
-    let _lock = store.lock_shared()?;
     match images::image_document(&store, name) {
         Ok(doc) => Ok(Some(doc)),
         Err(e) if is_unknown_image(&e) => Ok(None),

@@ -305,7 +305,8 @@ pub fn pull(g: &Globals, a: PullArgs) -> Result<()> {
     let options = a.registry.options()?;
     let platform = parse_platform(a.platform.as_deref())?;
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
-    let _lock = store.lock_exclusive()?;
+    // A lease, not a lock: other pulls, builds and runs go on meanwhile; gc waits.
+    let _lease = store.lease()?;
     if !a.quiet {
         println!(
             "{}: Pulling from {}",
@@ -351,7 +352,7 @@ pub fn push(g: &Globals, a: PushArgs) -> Result<()> {
     let options = a.registry.options()?;
     let platform = parse_platform(a.platform.as_deref())?;
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
-    let _lock = store.lock_shared()?;
+    let _lease = store.lease()?;
     let record = store.get_image(&reference)?.with_context(|| {
         format!(
             "image {} not found: tag an image with this name first (berth tag)",

@@ -32,7 +32,7 @@ pub fn run(g: &Globals, cmd: SnapshotCommand) -> Result<()> {
     let snaps = Snapshots::new(store.snapshots_dir());
     match cmd {
         SnapshotCommand::Unpack { images } => {
-            let _lock = store.lock_shared()?;
+            let _lease = store.lease()?;
             let platform = PlatformSpec::host();
             for query in &images {
                 let image = store.resolve(query, &platform)?;
@@ -46,7 +46,6 @@ pub fn run(g: &Globals, cmd: SnapshotCommand) -> Result<()> {
             }
         }
         SnapshotCommand::Ls => {
-            let _lock = store.lock_shared()?;
             println!("{:<71}  {:<71}  SIZE", "CHAIN ID", "PARENT");
             for chain in snaps.list()? {
                 let meta = snaps.meta(&chain)?;
@@ -55,7 +54,7 @@ pub fn run(g: &Globals, cmd: SnapshotCommand) -> Result<()> {
             }
         }
         SnapshotCommand::Verify { chains } => {
-            let _lock = store.lock_shared()?;
+            let _lease = store.lease()?;
             let chains = if chains.is_empty() {
                 snaps.list()?
             } else {

@@ -36,9 +36,10 @@ fn images_in_use(g: &Globals) -> Result<Vec<Digest>> {
 /// Runs a `berth system` subcommand.
 pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
-    let _lock = store.lock_exclusive()?;
     match cmd {
         SystemCommand::Gc => {
+            // The one operation that removes content: it waits for every lease.
+            let _gc = store.lock_gc()?;
             let r = gc::gc(&store, &images_in_use(g)?)?;
             println!(
                 "Deleted {} blobs ({} bytes), {} snapshots, {} interrupted ingests",
@@ -50,6 +51,7 @@ pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SystemCommand::Check => {
+            let _lease = store.lease()?;
             let r = gc::check(&store)?;
             for p in &r.problems {
                 eprintln!("berth: {p}");

@@ -6,6 +6,7 @@
 //! <chain-id-hex>/fs/         one layer's tree, whiteouts in overlay form
 //! <chain-id-hex>/meta.json   chain id, parent, diff id, content fingerprint
 //! .tmp-XXXX/                 an unpack in progress (removed when it fails)
+//! <chain-id-hex>.lock        held while that chain id is unpacked
 //! ```
 //! A layer is unpacked into a temporary directory, its uncompressed stream is
 //! checked against the expected diff id while it is read, and only then is the
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::digest::{Algorithm, Digest, HashingReader};
+use crate::store::lock::PathLock;
 
 pub use compression::Compression;
 pub use mount::RootfsMount;
@@ -42,6 +44,8 @@ const META_FILE: &str = "meta.json";
 const FS_DIR: &str = "fs";
 /// Prefix of in-progress unpack directories.
 const TEMP_PREFIX: &str = ".tmp-";
+/// Suffix of the lock file held while a chain id is unpacked (`<chain-hex>.lock`).
+const LOCK_SUFFIX: &str = ".lock";
 
 /// Errors from the snapshot store.
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +273,13 @@ impl Snapshots {
         }
         let _span = tracing::debug_span!("unpack", %diff_id, %chain).entered();
         fs::create_dir_all(&self.dir).map_err(io_err("create", &self.dir))?;
+        // One unpacker per chain id; a second one waits and finds it done.
+        let lock_path = self.dir.join(format!("{}{LOCK_SUFFIX}", chain.hex()));
+        let _lock = PathLock::acquire(lock_path.clone()).map_err(io_err("lock", &lock_path))?;
+        if self.exists(&chain) {
+            tracing::debug!(%chain, "snapshot unpacked by another writer meanwhile");
+            return Ok(chain);
+        }
         let temp = TempDir::new_in(&self.dir)?;
         let tree = temp.path.join(FS_DIR);
         fs::create_dir(&tree).map_err(io_err("create", &tree))?;
@@ -437,8 +448,8 @@ impl Snapshots {
     }
 
     /// Removes unpack directories left by crashed processes that are older
-    /// than `age` (younger ones may belong to an unpack still running).
-    /// Returns how many were removed.
+    /// than `age` (younger ones may belong to an unpack still running), and
+    /// chain lock files nobody holds. Returns how many directories were removed.
     pub fn remove_stale_temp(&self, age: Duration) -> Result<usize, SnapshotError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
@@ -449,7 +460,14 @@ impl Snapshots {
         let mut removed = 0;
         for entry in entries {
             let entry = entry.map_err(io_err("list", &self.dir))?;
-            if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(LOCK_SUFFIX) {
+                // Left by a killed unpacker: taken only if free, and removed when dropped.
+                let path = entry.path();
+                drop(PathLock::try_acquire(path.clone()).map_err(io_err("lock", &path))?);
+                continue;
+            }
+            if !name.starts_with(TEMP_PREFIX) {
                 continue;
             }
             let path = entry.path();

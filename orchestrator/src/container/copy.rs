@@ -102,7 +102,7 @@ impl ContainerRoot {
             });
         }
         let store = Store::open(c.root())?;
-        let _lock = store.lock_shared()?;
+        let _lease = store.lease()?;
         let image = store.resolve(&config.image_id, &PlatformSpec::host())?;
         let snapshots = Snapshots::new(store.snapshots_dir());
         let top = snapshots.unpack_image(&store, &image)?;

@@ -82,7 +82,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         return Err(ContainerError::Conflict("--restart and --rm"));
     }
     let store = Store::open(c.root())?;
-    let _lock = store.lock_shared()?;
+    // Held until the container is recorded (gc keeps its image from then on).
+    let _lease = store.lease()?;
     let image = store.resolve(&opts.image, &PlatformSpec::host())?;
     let image_cfg = image.config.config().clone().unwrap_or_default();
     let image_entrypoint = image_cfg.entrypoint().clone().unwrap_or_default();

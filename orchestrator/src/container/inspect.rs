@@ -265,7 +265,6 @@ fn image_labels(root: &Path, image_id: &str) -> BTreeMap<String, String> {
     let labels = Store::open(root)
         .ok()
         .and_then(|store| {
-            let _lock = store.lock_shared().ok()?;
             let image = store.resolve(image_id, &PlatformSpec::host()).ok()?;
             image.config.config().as_ref()?.labels().clone()
         })

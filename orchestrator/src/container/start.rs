@@ -51,7 +51,7 @@ fn reacquire(c: &Containers, config: &ContainerConfig) -> Result<(), ContainerEr
     let rootfs = dir.join("rootfs");
     if !lifecycle::is_mount_point(&rootfs) {
         let store = Store::open(c.root())?;
-        let _lock = store.lock_shared()?;
+        let _lease = store.lease()?;
         let image = store.resolve(&config.image_id, &PlatformSpec::host())?;
         let snapshots = Snapshots::new(store.snapshots_dir());
         let top = snapshots.unpack_image(&store, &image)?;
