@@ -601,6 +601,8 @@ pub enum Fault {
     Corrupt,
     /// Answer 307 to the same path and query at this base URL (blob storage elsewhere).
     Redirect(String),
+    /// Forward, but trickle the body out evenly over this long (a slow link).
+    Throttle(Duration),
 }
 
 /// A rule: requests whose method is `method` and path contains `path_contains`
@@ -743,6 +745,20 @@ impl FaultProxy {
                     let _ = client.write_all(&raw[..end]);
                     let _ = client.flush();
                     let _ = client.shutdown(Shutdown::Both);
+                }
+                Some(Fault::Throttle(over)) => {
+                    const STEPS: u32 = 100;
+                    let body = &raw[body_start.min(raw.len())..];
+                    let chunk = body.len().div_ceil(STEPS as usize).max(1);
+                    if client.write_all(&raw[..body_start]).is_err() {
+                        return;
+                    }
+                    for part in body.chunks(chunk) {
+                        std::thread::sleep(over / STEPS);
+                        if client.write_all(part).and_then(|()| client.flush()).is_err() {
+                            return;
+                        }
+                    }
                 }
                 Some(Fault::Corrupt) => {
                     let mut raw = raw;
