@@ -532,3 +532,81 @@ fn later_entries_win_over_earlier_ones() {
     let d = root.join("d").symlink_metadata().unwrap();
     assert_eq!(d.mode() & 0o7777, 0o751);
 }
+
+/// A reader that gives nothing until `gate` says so, then `bytes`.
+struct Gated {
+    gate: Option<std::sync::mpsc::Receiver<()>>,
+    bytes: io::Cursor<Vec<u8>>,
+}
+
+impl Read for Gated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv();
+        }
+        self.bytes.read(buf)
+    }
+}
+
+/// A reader that records being read.
+struct Watched(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Read for Watched {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(0)
+    }
+}
+
+#[test]
+fn a_second_unpacker_of_a_chain_id_waits_and_finds_it_done() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    let layer = sample_layer();
+    let diff_id = Digest::sha256_of(&layer);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Snapshots::with_options(dir.path().join("snaps"), unprivileged());
+    let lock_file = store.dir().join(format!("{}{LOCK_SUFFIX}", diff_id.hex()));
+    let (open, gate) = mpsc::channel();
+    let first = {
+        let (store, diff_id) = (store.clone(), diff_id.clone());
+        let reader = Gated {
+            gate: Some(gate),
+            bytes: io::Cursor::new(layer),
+        };
+        std::thread::spawn(move || store.unpack(None, &diff_id, TAR, reader).unwrap())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !lock_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "first unpack never locked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let (done, finished) = mpsc::channel();
+    let second = {
+        let (store, diff_id, read) = (store.clone(), diff_id.clone(), read.clone());
+        std::thread::spawn(move || {
+            let chain = store.unpack(None, &diff_id, TAR, Watched(read)).unwrap();
+            done.send(()).unwrap();
+            chain
+        })
+    };
+    assert!(
+        finished.recv_timeout(Duration::from_millis(200)).is_err(),
+        "the second unpacker did not wait for the first"
+    );
+    open.send(()).unwrap();
+    let a = first.join().unwrap();
+    let b = second.join().unwrap();
+    assert_eq!(a, b);
+    assert!(!read.load(Ordering::SeqCst), "the layer was read twice");
+    assert_eq!(store.list().unwrap(), vec![a.clone()]);
+    store.verify(&a).unwrap();
+    let left: Vec<_> = fs::read_dir(store.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, [a.hex().to_string()], "no temp dir or lock file stays");
+}
