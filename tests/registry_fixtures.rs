@@ -755,7 +755,11 @@ impl FaultProxy {
                     }
                     for part in body.chunks(chunk) {
                         std::thread::sleep(over / STEPS);
-                        if client.write_all(part).and_then(|()| client.flush()).is_err() {
+                        if client
+                            .write_all(part)
+                            .and_then(|()| client.flush())
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -72,7 +72,10 @@ fn a_slow_pull_and_a_long_build_do_not_hold_up_other_commands() {
         &fs::read(layout.dir().join("blobs/sha256").join(&m.digest[7..])).unwrap(),
     )
     .unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let proxy = FaultProxy::start(&reg.host());
     proxy.inject("GET", &format!("/blobs/{layer}"), Fault::Throttle(SLOW), 1);
 
@@ -109,18 +112,24 @@ fn a_slow_pull_and_a_long_build_do_not_hold_up_other_commands() {
             .unwrap(),
     );
     // Both are under way: the layer is being sent, and the RUN step has its scratch dir.
-    wait_until("the pull to fetch the layer", Duration::from_secs(20), || {
-        proxy.seen().iter().any(|q| q.target.contains(&layer))
-    });
+    wait_until(
+        "the pull to fetch the layer",
+        Duration::from_secs(20),
+        || proxy.seen().iter().any(|q| q.target.contains(&layer)),
+    );
     let scratch = f.root.store().join("build");
     wait_until("the build's RUN step", Duration::from_secs(20), || {
-        fs::read_dir(&scratch).into_iter().flatten().flatten().any(|b| {
-            fs::read_dir(b.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|s| s.file_name().to_string_lossy().starts_with("step-"))
-        })
+        fs::read_dir(&scratch)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|b| {
+                fs::read_dir(b.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|s| s.file_name().to_string_lossy().starts_with("step-"))
+            })
     });
 
     let pod = f.pod("conc-pod");

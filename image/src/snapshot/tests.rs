@@ -580,7 +580,10 @@ fn a_second_unpacker_of_a_chain_id_waits_and_finds_it_done() {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !lock_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "first unpack never locked");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first unpack never locked"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let read = Arc::new(AtomicBool::new(false));
@@ -608,5 +611,9 @@ fn a_second_unpacker_of_a_chain_id_waits_and_finds_it_done() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(left, [a.hex().to_string()], "no temp dir or lock file stays");
+    assert_eq!(
+        left,
+        [a.hex().to_string()],
+        "no temp dir or lock file stays"
+    );
 }

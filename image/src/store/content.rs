@@ -485,7 +485,8 @@ impl Store {
             let mut lock_name = p.file_name().unwrap_or_default().to_os_string();
             lock_name.push(".lock");
             let lock_path = p.with_file_name(lock_name);
-            let held = PathLock::try_acquire(lock_path.clone()).map_err(io_err("lock", &lock_path))?;
+            let held =
+                PathLock::try_acquire(lock_path.clone()).map_err(io_err("lock", &lock_path))?;
             if held.is_none() {
                 debug!(ingest = %p.display(), "ingest in progress: kept");
                 continue;
