@@ -171,4 +171,13 @@ fn a_slow_pull_and_a_long_build_do_not_hold_up_other_commands() {
     assert!(images.contains("conc/built"), "{images}");
     let check = stdout(&run_ok(f.berth().args(["system", "check"])));
     assert!(check.contains(": 0 problems"), "{check}");
+    // Every writer removed its lock files and ingest directories.
+    for dir in ["ingest", "snapshots"] {
+        let left: Vec<String> = fs::read_dir(f.root.store().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".lock") || dir == "ingest")
+            .collect();
+        assert!(left.is_empty(), "left in {dir}: {left:?}");
+    }
 }

@@ -39,7 +39,13 @@ pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
     match cmd {
         SystemCommand::Gc => {
             // The one operation that removes content: it waits for every lease.
-            let _gc = store.lock_gc()?;
+            let _gc = match store.try_lock_gc()? {
+                Some(lock) => lock,
+                None => {
+                    eprintln!("berth: gc waits for the pulls, builds, loads and container creates in progress");
+                    store.lock_gc()?
+                }
+            };
             let r = gc::gc(&store, &images_in_use(g)?)?;
             println!(
                 "Deleted {} blobs ({} bytes), {} snapshots, {} interrupted ingests",

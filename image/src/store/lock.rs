@@ -135,6 +135,14 @@ impl Store {
         Ok(GcLock { _file: file })
     }
 
+    /// Takes the gc lock exclusively if no lease is held now.
+    pub fn try_lock_gc(&self) -> Result<Option<GcLock>, StoreError> {
+        let (file, _) = self.open_lock("lock")?;
+        Ok(fs2::FileExt::try_lock_exclusive(&file)
+            .ok()
+            .map(|()| GcLock { _file: file }))
+    }
+
     /// Takes the records lock: hold it across a read of image records and
     /// the writes that depend on it (`tag`, `rmi`), and no longer.
     pub fn lock_records(&self) -> Result<RecordsLock, StoreError> {
@@ -203,6 +211,10 @@ mod tests {
         drop(b);
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
         gc.join().unwrap();
+        let held = s.lease().unwrap();
+        assert!(s.try_lock_gc().unwrap().is_none());
+        drop(held);
+        assert!(s.try_lock_gc().unwrap().is_some());
         let _records = s.lock_records().unwrap();
         drop(s.lease().unwrap());
     }
