@@ -2,6 +2,8 @@
 //! its restart policy restarted it and its health, written atomically (temp file, then
 //! rename) so readers never see half a record. The monitor is its only writer while it runs.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +113,13 @@ impl State {
             path: path.clone(),
             source,
         })?;
-        std::fs::write(&tmp, bytes)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| StateError::Io { path, source })
     }

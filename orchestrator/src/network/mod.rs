@@ -322,7 +322,7 @@ impl Network {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(record_err)?;
+            berth_image::perms::private_dir(dir).map_err(record_err)?;
         }
         let bytes = serde_json::to_vec_pretty(attachment).map_err(|source| {
             NetworkError::RecordCorrupt {

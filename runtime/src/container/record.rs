@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -71,7 +72,12 @@ impl StateDir {
     /// Creates the directory for a new container, failing if the id is taken.
     pub fn create(&self, id: &str) -> Result<PathBuf, ContainerError> {
         validate_id(id)?;
-        std::fs::create_dir_all(&self.root).map_err(|e| ContainerError::io(&self.root, e))?;
+        // Owner-only, as runc's state dir: records name bundles and processes.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| ContainerError::io(&self.root, e))?;
         let dir = self.dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
@@ -103,7 +109,14 @@ impl StateDir {
         let path = dir.join("state.json");
         let data =
             serde_json::to_vec(record).map_err(|e| ContainerError::Corrupt(path.clone(), e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| ContainerError::io(&tmp, e))?;
+        // Owner-only: the record names the bundle and the container's process.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| ContainerError::io(&tmp, e))?;
         f.write_all(&data)
             .map_err(|e| ContainerError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| ContainerError::io(&path, e))
