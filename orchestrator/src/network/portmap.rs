@@ -463,7 +463,10 @@ mod tests {
     fn base_ruleset_drops_undnatted_loopback_traffic_from_the_bridge() {
         let base = ruleset().base();
         let rule = "iifname \"berth0\" ip daddr 127.0.0.0/8 ct state != { established, related } ct status & dnat != dnat drop comment \"net=berth0 loopback\"";
-        assert!(base.contains("type filter hook input priority filter;"), "{base}");
+        assert!(
+            base.contains("type filter hook input priority filter;"),
+            "{base}"
+        );
         assert!(base.contains(rule), "{base}");
         let tagged = |chain: &str, comment: &str| TaggedRule {
             chain: chain.into(),
