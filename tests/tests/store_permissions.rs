@@ -74,7 +74,7 @@ fn nobody_can(paths: &[PathBuf]) -> Vec<String> {
   [ -w "$p" ] && echo "WRITE $p"
   [ -x "$p" ] && echo "EXEC $p"
   if [ -d "$p" ]; then ls "$p" >/dev/null 2>&1 && echo "LIST $p"
-  elif [ -f "$p" ]; then { : < "$p"; } 2>/dev/null && echo "OPEN $p"; fi
+  elif [ -f "$p" ]; then { true < "$p"; } 2>/dev/null && echo "OPEN $p"; fi
 done; exit 0"#;
     let mut child = Command::new("setpriv")
         .args([
@@ -255,8 +255,10 @@ fn nobody_can_read_write_or_execute_anything_in_the_store() {
         std::fs::symlink_metadata(&suid).unwrap().mode() & 0o4000 != 0,
         "the image's setuid file is unpacked setuid"
     );
+    // The Secret's file names are links into its current version directory.
+    let secret_real = std::fs::canonicalize(&secret_file).unwrap();
     for p in [
-        &secret_file,
+        &secret_real,
         &dev,
         &suid,
         &log,
