@@ -186,5 +186,8 @@ mod tests {
         assert_eq!(back.exit_code, Some(137));
         assert_eq!(back.status, Status::Exited);
         assert!(!back.monitor_alive());
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.path().join("state.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "owner-only");
     }
 }

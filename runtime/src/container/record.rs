@@ -211,6 +211,10 @@ mod tests {
             config: Spec::default(),
         };
         dirs.save(&rec).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700, "the state dir is owner-only");
+        assert_eq!(mode(&root.join("c1/state.json")), 0o600);
         assert_eq!(dirs.load("c1").unwrap().pid, 7);
         assert_eq!(dirs.ids().unwrap(), vec!["c1".to_string()]);
         dirs.remove("c1").unwrap();
