@@ -5,7 +5,8 @@
 //! for read, write and execute (search, for directories), and each that succeeds is named.
 //! Records and logs are 0600, the Secret volume is a tmpfs that stays one mount across a
 //! daemon restart and goes with the Pod, a store made open by an older berth is tightened
-//! on its next use, and a container running as uid 1000 still works in an owner-only store.
+//! on its next use, a container running as uid 1000 still works in an owner-only store, and
+//! the table the daemon made for its Services got the loopback guard (see loopback_guard.rs).
 
 mod orchestrator_support;
 
@@ -202,6 +203,17 @@ fn nobody_can_read_write_or_execute_anything_in_the_store() {
         (pod["status"]["phase"] == "Running")
             .then(|| pod["metadata"]["uid"].as_str().map(str::to_string))?
     });
+    // The daemon made the table for its Service rules first; the Pod's attach added the
+    // port-forward chains and the loopback guard to it.
+    let net = c.root.private_network().expect("a private network");
+    let table = stdout(&run_ok(Command::new("nft").args([
+        "list",
+        "table",
+        "ip",
+        &net.table(),
+    ])));
+    let guard = format!("comment \"net={} loopback\"", net.bridge());
+    assert!(table.contains(&guard), "no loopback guard in\n{table}");
     let secret_dir = store
         .join("daemon/pods")
         .join(&uid)
