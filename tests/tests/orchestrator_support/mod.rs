@@ -283,7 +283,8 @@ impl Drop for Cluster {
 }
 
 /// Removes every berth pod and container in store `store` (a daemon's pod controller makes
-/// them and they outlive the daemon by design), with everything they hold on the host.
+/// them and they outlive the daemon by design), with everything they hold on the host, and
+/// the Pods' volumes (a Secret volume is a tmpfs mount).
 pub fn remove_pods_and_containers(store: &Path) {
     let containers = berth_orchestrator::container::Containers::new(store);
     let pods = berth_orchestrator::pod::Pods::new(containers.clone());
@@ -293,6 +294,7 @@ pub fn remove_pods_and_containers(store: &Path) {
     for (config, _) in containers.list().unwrap_or_default() {
         let _ = berth_orchestrator::container::remove(&containers, &config, true);
     }
+    let _ = berth_orchestrator::node::volumes::sweep(store, &Default::default());
 }
 
 fn tail(s: &str, lines: usize) -> String {
