@@ -6,6 +6,7 @@ pub mod digest;
 pub mod gc;
 pub mod import;
 pub mod manifest;
+pub mod perms;
 pub mod reference;
 pub mod snapshot;
 pub mod store;

@@ -3,7 +3,7 @@
 //! Each command group lives in its own module; this file only parses the
 //! command line, sets up logging and turns errors into one `berth: ` line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -165,6 +165,7 @@ struct Globals {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    secure_dirs(&cli.root);
     let globals = Globals { root: cli.root };
     let g = &globals;
     match cli.command {
@@ -214,6 +215,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(a) => kube::scale(g, a),
         Command::Pod(c) => pods::run(g, c),
         Command::PodInfra(a) => pods::infra(g, a),
+    }
+}
+
+/// Makes the store root owner-only (creating it) and tightens `/run/berth` if an older
+/// berth left it open to other users. A user who may not do this (a kubectl-style client
+/// run without root) goes on: commands that need the store fail on it with their own error.
+fn secure_dirs(root: &Path) {
+    if let Err(e) = berth_image::perms::private_dir(root) {
+        tracing::debug!(root = %root.display(), error = %e, "cannot make the store owner-only");
+    }
+    let run = Path::new(berth_orchestrator::container::control::RUN_DIR);
+    if let Err(e) = berth_image::perms::tighten(run) {
+        tracing::debug!(dir = %run.display(), error = %e, "cannot tighten the run directory");
     }
 }
 

@@ -113,6 +113,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
+        crate::perms::private_dir(&root).map_err(io_err("create", &root))?;
         for sub in ["blobs/sha256", "ingest", "images"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;

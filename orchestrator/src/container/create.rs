@@ -4,6 +4,8 @@
 //! part-way removes everything made so far (the same release as `rm -f`), so nothing is left
 //! half-created.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use berth_image::manifest::PlatformSpec;
@@ -396,7 +398,14 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Contain
         source,
     })?;
     let tmp: PathBuf = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)
+    // Owner-only: the process env (passwords, tokens) is in both records.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(io_err(path))
 }

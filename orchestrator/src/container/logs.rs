@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -230,6 +231,7 @@ fn open_append(path: &Path) -> Result<File, LogError> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|source| LogError::Io {
             path: path.to_path_buf(),
@@ -413,7 +415,14 @@ mod tests {
         assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
         assert!(!rotated(&path, 3).exists());
         for p in [path.clone(), rotated(&path, 1)] {
-            assert!(std::fs::metadata(&p).unwrap().len() <= 1024);
+            let meta = std::fs::metadata(&p).unwrap();
+            assert!(meta.len() <= 1024);
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "logs are owner-only"
+            );
         }
         // A reader that followed along saw every line, in order.
         let texts: Vec<String> = followed.iter().map(|e| e.log.clone()).collect();

@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -107,7 +108,13 @@ pub fn spawn(
     wait_attach: bool,
 ) -> Result<MonitorHandle, ContainerError> {
     let log_path = c.dir(id).join("monitor.log");
-    let log = File::create(&log_path).map_err(io_err(&log_path))?;
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(io_err(&log_path))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--root").arg(c.root());
     if wait_attach {
@@ -317,7 +324,7 @@ impl<'a> Monitor<'a> {
         let sigchld = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| ContainerError::Sys("signalfd", e))?;
         let sock_dir = control::socket_dir(id);
-        std::fs::create_dir_all(&sock_dir).map_err(io_err(&sock_dir))?;
+        berth_image::perms::private_dir(&sock_dir).map_err(io_err(&sock_dir))?;
         let sock = control::socket_path(id);
         let _ = std::fs::remove_file(&sock);
         let listener = UnixListener::bind(&sock).map_err(io_err(&sock))?;

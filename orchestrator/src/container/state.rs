@@ -2,6 +2,8 @@
 //! its restart policy restarted it and its health, written atomically (temp file, then
 //! rename) so readers never see half a record. The monitor is its only writer while it runs.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +113,13 @@ impl State {
             path: path.clone(),
             source,
         })?;
-        std::fs::write(&tmp, bytes)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&bytes))
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| StateError::Io { path, source })
     }
@@ -178,5 +186,8 @@ mod tests {
         assert_eq!(back.exit_code, Some(137));
         assert_eq!(back.status, Status::Exited);
         assert!(!back.monitor_alive());
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(dir.path().join("state.json")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "owner-only");
     }
 }

@@ -17,7 +17,7 @@
 //! pods and containers it finds instead of starting them again, and removes those whose Pod
 //! is gone.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ use crate::kube::pod::{
 use crate::node::backoff::RestartBackoff;
 use crate::node::phase::{ContainerPhase, RestartPolicy};
 use crate::node::probe::{self, ExecInContainer, Outcome, ProbeKind, ProbeWorker};
-use crate::node::volumes::PodVolumeDirs;
+use crate::node::volumes::{self, PodVolumeDirs};
 use crate::pod::{PodOptions, PodRecord, Pods};
 
 /// The pod controller, for the daemon's controller list.
@@ -271,6 +271,20 @@ impl Node {
         let Some(Ok(reports)) = blocking(move || pods.list()).await else {
             return;
         };
+        // Volumes (a Secret's tmpfs too) of pods with neither a Pod nor a berth pod left.
+        let keep: HashSet<String> = stored
+            .keys()
+            .cloned()
+            .chain(
+                reports
+                    .iter()
+                    .filter_map(|r| r.record.labels.get(LABEL_UID).cloned()),
+            )
+            .collect();
+        let root = self.ctx.containers.root().to_path_buf();
+        if let Some(Err(e)) = blocking(move || volumes::sweep(&root, &keep)).await {
+            tracing::warn!(error = %e, "removing volumes of removed pods");
+        }
         for report in reports {
             let Some(uid) = report.record.labels.get(LABEL_UID).cloned() else {
                 continue;

@@ -340,7 +340,7 @@ fn make_volume(
             }
             other => other.into(),
         })?;
-        let (dir, _) = dirs.projected("kubernetes.io~secret", &v.name, &payload)?;
+        let (dir, _) = dirs.secret(&v.name, &payload)?;
         return Ok((dir, true));
     }
     if let Some(claim) = &v.persistent_volume_claim {

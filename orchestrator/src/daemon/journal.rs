@@ -3,8 +3,9 @@
 //! acknowledged). A line torn by a crash is the last one and is dropped on open; the journal is
 //! folded into a new snapshot (written aside, fsynced, renamed) when it grows long.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +90,11 @@ pub struct Loaded {
 impl Journal {
     /// Opens (creating) the store in `dir`, replaying the snapshot and the journal.
     pub fn open(dir: &Path) -> Result<(Journal, Loaded), JournalError> {
-        std::fs::create_dir_all(dir).map_err(|source| io(dir, source))?;
+        // Secrets are in here (base64 is no protection): the directory and its files are
+        // the owner's only, and a directory made by an older berth is tightened.
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, Permissions::from_mode(0o700)))
+            .map_err(|source| io(dir, source))?;
         let snap_path = dir.join("snapshot.json");
         let (mut rev, objects) = match std::fs::read(&snap_path) {
             Ok(bytes) => {
@@ -166,6 +171,7 @@ impl Journal {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|source| io(&path, source))?;
         file.set_len(good_len).map_err(|source| io(&path, source))?;
@@ -249,7 +255,13 @@ fn torn(path: &Path, lines: usize) {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), JournalError> {
-    let mut f = File::create(path).map_err(|source| io(path, source))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| io(path, source))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|source| io(path, source))
@@ -265,5 +277,22 @@ fn io(path: &Path, source: std::io::Error) -> JournalError {
     JournalError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_is_owner_only_and_an_open_dir_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        let _opened = Journal::open(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("journal.jsonl")), 0o600);
     }
 }

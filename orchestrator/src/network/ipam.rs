@@ -89,7 +89,7 @@ impl Ipam {
             let path = path.to_path_buf();
             move |source| IpamError::Io { path, source }
         };
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        berth_image::perms::private_dir(&self.dir).map_err(io(&self.dir))?;
         let lock_path = self.dir.join("ipam.lock");
         let lock = OpenOptions::new()
             .create(true)

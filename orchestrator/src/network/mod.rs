@@ -322,7 +322,7 @@ impl Network {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(record_err)?;
+            berth_image::perms::private_dir(dir).map_err(record_err)?;
         }
         let bytes = serde_json::to_vec_pretty(attachment).map_err(|source| {
             NetworkError::RecordCorrupt {
@@ -340,7 +340,6 @@ impl Network {
     fn ensure(&self) -> Result<(u32, Vec<portmap::Forward>), NetworkError> {
         let c = &self.config;
         let index = bridge::ensure(&c.bridge, c.subnet.gateway(), c.subnet.prefix())?;
-        sysctl::enable_route_localnet(&c.bridge)?;
         if c.ip_forward && sysctl::enable_ip_forward()? {
             tracing::warn!("set net.ipv4.ip_forward=1 (it was 0) so containers can be reached from other hosts");
         }
@@ -348,7 +347,13 @@ impl Network {
         if !self.ruleset().has_base(&rules) {
             let what = format!("create the port-forward chains of table {}", c.table);
             portmap::apply(&what, &self.ruleset().base())?;
+        } else if !self.ruleset().has_loopback_guard(&rules) {
+            let what = format!("add the loopback guard to table {}", c.table);
+            portmap::apply(&what, &self.ruleset().loopback_guard())?;
         }
+        // Only with the guard in place: route_localnet alone lets containers reach the
+        // host's loopback.
+        sysctl::enable_route_localnet(&c.bridge)?;
         Ok((index, rules.iter().filter_map(|r| r.forward()).collect()))
     }
 

@@ -58,7 +58,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf, NetnsError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
         return Err(NetnsError::Name(name.to_string()));
     }
-    std::fs::create_dir_all(dir).map_err(|source| NetnsError::Io {
+    berth_image::perms::private_dir(dir).map_err(|source| NetnsError::Io {
         path: dir.to_path_buf(),
         source,
     })?;

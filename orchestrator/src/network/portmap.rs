@@ -161,7 +161,7 @@ impl Ruleset {
     /// 127.0.0.0/8 and hairpin connections are masqueraded on the bridge so replies come back
     /// through the host; containers' own outgoing traffic is masqueraded when it leaves.
     /// The output hook's priority is spelled -100 (= dstnat): nft 1.0.6 (bookworm) accepts the
-    /// name only on prerouting.
+    /// name only on prerouting. The table's [`Ruleset::loopback_guard`] comes with it.
     pub fn base(&self) -> String {
         let Ruleset {
             table,
@@ -186,8 +186,38 @@ impl Ruleset {
              \t\toifname \"{bridge}\" ip saddr {subnet} ct status dnat masquerade comment \"{tag} hairpin\"\n\
              \t\toifname != \"{bridge}\" ip saddr {subnet} masquerade comment \"{tag} egress\"\n\
              \t}}\n\
-             }}\n"
+             }}\n{guard}",
+            guard = self.loopback_guard()
         )
+    }
+
+    /// The rule that keeps containers out of the host's loopback. The bridge has
+    /// `route_localnet=1` so forwards from 127.0.0.1 work, which would also let a container
+    /// send packets to the gateway's MAC addressed to 127.0.0.1 and reach services bound only
+    /// to the host's loopback (CVE-2020-8558 in kube-proxy, which added the same drop): a new
+    /// connection from the bridge to 127.0.0.0/8 that berth did not DNAT is dropped on input.
+    pub fn loopback_guard(&self) -> String {
+        let Ruleset { table, bridge, .. } = self;
+        format!(
+            "table ip {table} {{\n\
+             \tchain input {{\n\
+             \t\ttype filter hook input priority filter; policy accept;\n\
+             \t\tiifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} ct status & dnat != dnat drop comment \"{tag}\"\n\
+             \t}}\n\
+             }}\n",
+            tag = self.loopback_tag()
+        )
+    }
+
+    fn loopback_tag(&self) -> String {
+        format!("net={} loopback", self.bridge)
+    }
+
+    /// Whether `rules` (the table's tagged rules) include the [`Ruleset::loopback_guard`]: a
+    /// table made by an older berth has the base without it.
+    pub fn has_loopback_guard(&self, rules: &[TaggedRule]) -> bool {
+        let tag = self.loopback_tag();
+        rules.iter().any(|r| r.chain == "input" && r.comment == tag)
     }
 
     /// Whether `rules` (the table's tagged rules) include [`Ruleset::base`]'s: the table may
@@ -427,6 +457,26 @@ mod tests {
             bridge: "berth0".into(),
             subnet: "10.88.0.0/16".parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn base_ruleset_drops_undnatted_loopback_traffic_from_the_bridge() {
+        let base = ruleset().base();
+        let rule = "iifname \"berth0\" ip daddr 127.0.0.0/8 ct state != { established, related } ct status & dnat != dnat drop comment \"net=berth0 loopback\"";
+        assert!(
+            base.contains("type filter hook input priority filter;"),
+            "{base}"
+        );
+        assert!(base.contains(rule), "{base}");
+        let tagged = |chain: &str, comment: &str| TaggedRule {
+            chain: chain.into(),
+            handle: 1,
+            comment: comment.into(),
+        };
+        let old = [tagged("prerouting", "net=berth0")];
+        assert!(ruleset().has_base(&old) && !ruleset().has_loopback_guard(&old));
+        let new = [old[0].clone(), tagged("input", "net=berth0 loopback")];
+        assert!(ruleset().has_loopback_guard(&new));
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! with the pod; `hostPath` checked against its `type`; `configMap` and `secret` written
 //! atomically (a timestamped directory, a `..data` symlink to it swapped by rename, and one
 //! symlink per top-level entry through `..data`), so a container that bind-mounted the
-//! volume's directory sees a whole new version at once when the object changes.
+//! volume's directory sees a whole new version at once when the object changes. A `secret`
+//! volume is a tmpfs of its own, as the kubelet makes it, so Secrets never reach the disk;
+//! it is unmounted when the pod's volumes are removed.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
 
 /// Errors from making or checking a pod volume.
 #[derive(Debug, thiserror::Error)]
@@ -285,7 +289,14 @@ pub fn write_atomic(dir: &Path, payload: &Payload) -> Result<bool, VolumeError> 
                 .create(parent)
                 .map_err(io_err(parent))?;
         }
-        std::fs::write(&path, content).map_err(io_err(&path))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(*mode)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, content))
+            .map_err(io_err(&path))?;
+        // The umask may have trimmed the mode.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
             .map_err(io_err(&path))?;
     }
@@ -396,14 +407,117 @@ impl PodVolumeDirs {
         Ok((dir, changed))
     }
 
-    /// Removes every volume of the pod (the pod is gone; hostPath data is not here).
+    /// Writes `secret` volume `name` on a tmpfs mounted at its directory (mounted once: a
+    /// refresh, or a restarted daemon adopting the pod, writes into the mount already there).
+    pub fn secret(&self, name: &str, payload: &Payload) -> Result<(PathBuf, bool), VolumeError> {
+        let dir = self.dir("kubernetes.io~secret", name);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
+        if !is_mount_point(&dir)? {
+            nix::mount::mount(
+                Some("tmpfs"),
+                &dir,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+            )
+            .map_err(|e| io_err(&dir)(e.into()))?;
+        }
+        let changed = write_atomic(&dir, payload)?;
+        Ok((dir, changed))
+    }
+
+    /// Removes every volume of the pod (the pod is gone; hostPath data is not here), first
+    /// unmounting its secret volumes' tmpfs.
     pub fn remove(&self) -> Result<(), VolumeError> {
+        for mount_point in mounts_under(&self.pod_dir)? {
+            match nix::mount::umount2(&mount_point, MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+                Err(e) => return Err(io_err(&mount_point)(e.into())),
+            }
+        }
         match std::fs::remove_dir_all(&self.pod_dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&self.pod_dir)(e)),
         }
     }
+}
+
+/// Removes the volumes of every pod under store root `root` whose uid is not in `keep`
+/// (what a daemon stopped between removing a pod and removing its volumes left behind).
+pub fn sweep(root: &Path, keep: &std::collections::HashSet<String>) -> Result<(), VolumeError> {
+    let pods = root.join("daemon/pods");
+    let entries = match std::fs::read_dir(&pods) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(&pods)(e)),
+    };
+    for entry in entries {
+        let uid = entry.map_err(io_err(&pods))?.file_name();
+        let uid = uid.to_string_lossy();
+        if !keep.contains(uid.as_ref()) {
+            PodVolumeDirs::new(root, &uid).remove()?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `dir` is a mount point: its device differs from its parent's.
+fn is_mount_point(dir: &Path) -> Result<bool, VolumeError> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = dir.parent().unwrap_or(dir);
+    let here = std::fs::metadata(dir).map_err(io_err(dir))?;
+    let up = std::fs::metadata(parent).map_err(io_err(parent))?;
+    Ok(here.dev() != up.dev())
+}
+
+/// The mount points at or below `dir` in `/proc/self/mountinfo`, deepest first.
+fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>, VolumeError> {
+    let dir = match std::fs::canonicalize(dir) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let info_path = Path::new("/proc/self/mountinfo");
+    let info = std::fs::read_to_string(info_path).map_err(io_err(info_path))?;
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    Ok(found)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -539,5 +653,23 @@ mod tests {
         dirs.remove().unwrap();
         assert!(!tmp.path().join("daemon/pods/uid1").exists());
         dirs.remove().unwrap();
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mountinfo("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape_mountinfo("/plain\\"), "/plain\\");
+    }
+
+    #[test]
+    fn sweep_keeps_live_pods_volumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        for uid in ["live", "gone"] {
+            PodVolumeDirs::new(tmp.path(), uid).empty_dir("v").unwrap();
+        }
+        let keep = ["live".to_string()].into_iter().collect();
+        sweep(tmp.path(), &keep).unwrap();
+        assert!(tmp.path().join("daemon/pods/live").exists());
+        assert!(!tmp.path().join("daemon/pods/gone").exists());
     }
 }

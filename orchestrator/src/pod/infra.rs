@@ -212,7 +212,7 @@ fn setup(pods: &Pods, pod: &PodRecord, state: &mut PodState) -> Result<(), PodEr
         move |source| PodError::Sys { path, op, source }
     };
     let ns_dir = pod.namespace_dir();
-    std::fs::create_dir_all(&ns_dir).map_err(io_err(&ns_dir))?;
+    berth_image::perms::private_dir(&ns_dir).map_err(io_err(&ns_dir))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC)
         .map_err(sys(&ns_dir, "unshare ipc and uts"))?;
     nix::unistd::sethostname(&pod.hostname).map_err(sys(&ns_dir, "sethostname"))?;

@@ -22,7 +22,9 @@ mod infra;
 mod lifecycle;
 
 use std::fmt;
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -466,7 +468,14 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PodError> {
         source,
     })?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes)
+    // Owner-only: a pod's record may carry what its containers were given.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&bytes))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(io_err(path))
 }

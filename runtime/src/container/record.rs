@@ -2,7 +2,9 @@
 //! one `<id>/` per container holding `state.json` and, until `start`, `exec.fifo`.
 
 use std::collections::HashMap;
+use std::fs::Permissions;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -71,7 +73,21 @@ impl StateDir {
     /// Creates the directory for a new container, failing if the id is taken.
     pub fn create(&self, id: &str) -> Result<PathBuf, ContainerError> {
         validate_id(id)?;
-        std::fs::create_dir_all(&self.root).map_err(|e| ContainerError::io(&self.root, e))?;
+        // Owner-only, as runc's state dir: records name bundles and processes. One an older
+        // berth-runtime left open is tightened.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .and_then(|()| std::fs::metadata(&self.root))
+            .and_then(|meta| {
+                let mode = meta.permissions().mode();
+                if mode & 0o077 == 0 {
+                    return Ok(());
+                }
+                std::fs::set_permissions(&self.root, Permissions::from_mode(mode & 0o7700))
+            })
+            .map_err(|e| ContainerError::io(&self.root, e))?;
         let dir = self.dir(id);
         match std::fs::create_dir(&dir) {
             Ok(()) => Ok(dir),
@@ -103,7 +119,14 @@ impl StateDir {
         let path = dir.join("state.json");
         let data =
             serde_json::to_vec(record).map_err(|e| ContainerError::Corrupt(path.clone(), e))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| ContainerError::io(&tmp, e))?;
+        // Owner-only: the record names the bundle and the container's process.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| ContainerError::io(&tmp, e))?;
         f.write_all(&data)
             .map_err(|e| ContainerError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| ContainerError::io(&path, e))
@@ -198,6 +221,12 @@ mod tests {
             config: Spec::default(),
         };
         dirs.save(&rec).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700, "the state dir is owner-only");
+        assert_eq!(mode(&root.join("c1/state.json")), 0o600);
+        std::fs::set_permissions(&root, Permissions::from_mode(0o755)).unwrap();
+        dirs.create("c3").unwrap();
+        assert_eq!(mode(&root), 0o700, "an open state dir is tightened");
         assert_eq!(dirs.load("c1").unwrap().pid, 7);
         assert_eq!(dirs.ids().unwrap(), vec!["c1".to_string()]);
         dirs.remove("c1").unwrap();

@@ -77,6 +77,15 @@ pub fn curl(url: &str) -> Option<String> {
 impl Cluster {
     /// Imports busybox, builds the hello images and starts the daemon.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Imports busybox and starts the daemon, without the hello images.
+    pub fn start_busybox_only() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(hello: bool) -> Self {
         require_root();
         require_command("curl", "curl");
         let root = TestRoot::with_private_network();
@@ -86,26 +95,9 @@ impl Cluster {
                 .arg(busybox_rootfs_tar())
                 .arg("busybox"),
         );
-        let ctx = root.path("hello");
-        std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), HELLO_DOCKERFILE).unwrap();
-        run_ok(
-            root.berth()
-                .args(["build", "-t", "kubetm/hello:v1"])
-                .arg(&ctx),
-        );
-        run_ok(root.berth().args(["build", "-t", "kubetm/hello"]).arg(&ctx));
-        run_ok(
-            root.berth()
-                .args([
-                    "build",
-                    "--build-arg",
-                    "GREETING=Hello World v2!",
-                    "-t",
-                    "kubetm/hello:v2",
-                ])
-                .arg(&ctx),
-        );
+        if hello {
+            build_hello(&root);
+        }
         let mut cluster = Cluster {
             log: root.path("daemon.log"),
             root,
@@ -248,6 +240,30 @@ impl Cluster {
     }
 }
 
+/// Builds `kubetm/hello:v1`, `:latest` and `:v2` into `root`'s store.
+fn build_hello(root: &TestRoot) {
+    let ctx = root.path("hello");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), HELLO_DOCKERFILE).unwrap();
+    run_ok(
+        root.berth()
+            .args(["build", "-t", "kubetm/hello:v1"])
+            .arg(&ctx),
+    );
+    run_ok(root.berth().args(["build", "-t", "kubetm/hello"]).arg(&ctx));
+    run_ok(
+        root.berth()
+            .args([
+                "build",
+                "--build-arg",
+                "GREETING=Hello World v2!",
+                "-t",
+                "kubetm/hello:v2",
+            ])
+            .arg(&ctx),
+    );
+}
+
 /// Whether a Pod object has condition Ready True.
 pub fn is_ready(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -267,7 +283,8 @@ impl Drop for Cluster {
 }
 
 /// Removes every berth pod and container in store `store` (a daemon's pod controller makes
-/// them and they outlive the daemon by design), with everything they hold on the host.
+/// them and they outlive the daemon by design), with everything they hold on the host, and
+/// the Pods' volumes (a Secret volume is a tmpfs mount).
 pub fn remove_pods_and_containers(store: &Path) {
     let containers = berth_orchestrator::container::Containers::new(store);
     let pods = berth_orchestrator::pod::Pods::new(containers.clone());
@@ -277,6 +294,7 @@ pub fn remove_pods_and_containers(store: &Path) {
     for (config, _) in containers.list().unwrap_or_default() {
         let _ = berth_orchestrator::container::remove(&containers, &config, true);
     }
+    let _ = berth_orchestrator::node::volumes::sweep(store, &Default::default());
 }
 
 fn tail(s: &str, lines: usize) -> String {
