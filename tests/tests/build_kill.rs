@@ -60,6 +60,30 @@ fn step_cgroups_in(dir: &Path, builder: u32) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Kills whatever of builder `.0`'s steps still runs and removes its step cgroups (under
+/// parent `.1` and at the top of each hierarchy), so a failing run leaves nothing either.
+struct StepGuard(u32, String);
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        for (pid, _) in step_processes(self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for h in hierarchies() {
+            for dir in step_cgroups_in(&h, self.0)
+                .into_iter()
+                .chain(step_cgroups_in(&h.join(&self.1), self.0))
+            {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -89,6 +113,7 @@ fn killed_build_leaves_no_step_running_and_the_next_build_removes_its_cgroup() {
         .spawn()
         .unwrap();
     let builder = berth.id();
+    let _guard = StepGuard(builder, parent.clone());
     wait_until("the RUN step's sleep", Duration::from_secs(60), || {
         step_processes(builder).iter().any(|(_, c)| c == "sleep")
     });
@@ -120,12 +145,6 @@ fn killed_build_leaves_no_step_running_and_the_next_build_removes_its_cgroup() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let left = step_processes(builder);
-    for (pid, _) in &left {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
     assert!(
         left.is_empty(),
         "the killed build's step outlived it: {left:?}"

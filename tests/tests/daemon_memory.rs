@@ -33,7 +33,7 @@ fn request(socket: &Path, method: &str, path: &str, body: &str) -> u16 {
 }
 
 fn create_and_delete(socket: &Path, prefix: &str, n: usize) {
-    let data = "x".repeat(1000);
+    let data = "x".repeat(4000);
     for i in 0..n {
         let body = format!(
             r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{prefix}-{i}"}},"data":{{"k":"{data}"}}}}"#
