@@ -150,7 +150,12 @@ fn killed_build_leaves_no_step_running_and_the_next_build_removes_its_cgroup() {
         "the killed build's step outlived it: {left:?}"
     );
 
-    // The next build sweeps the killed one's step cgroup (and scratch), and leaves none.
+    // Nobody removed the killed builder's step cgroup: the next build sweeps it (and the
+    // scratch), and leaves none of its own.
+    assert!(
+        under_parent.iter().any(|d| d.exists()),
+        "the step cgroup is gone before the next build: {under_parent:?}"
+    );
     fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nRUN true\n").unwrap();
     env.build_ok(&["--no-cache", ctx.to_str().unwrap()]);
     for h in hierarchies() {
