@@ -35,6 +35,7 @@ use crate::plan::{Base, FromRef, Plan, PlanError, PlanOptions, StageBase, Step};
 use crate::progress::Event;
 use crate::rootpath::{self, RootPathError};
 use crate::run::{self, RunError, RunSpec, StepMount};
+use crate::stepcgroup;
 use crate::users::{self, UserError};
 
 /// Why a build failed.
@@ -181,6 +182,8 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: fixed times for layers and history.
     pub source_date_epoch: Option<u64>,
+    /// The cgroup parent RUN steps' cgroups go under (`BERTH_CGROUP_PARENT`).
+    pub cgroup_parent: String,
 }
 
 /// A parsed and planned build, ready to run against a store.
@@ -377,6 +380,7 @@ impl Build {
         store: &Store,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<WrittenImage, BuildError> {
+        stepcgroup::sweep_stale(&self.opts.cgroup_parent);
         remove_stale_scratch(&store.root().join("build"));
         let scratch = store
             .root()
@@ -924,8 +928,13 @@ impl Runner<'_> {
                         }
                     }
                 }
+                let step_id = stepcgroup::step_id(id);
                 let spec = RunSpec {
-                    id: format!("berth-build-{}-{id}", std::process::id()),
+                    cgroups_path: stepcgroup::cgroups_path(
+                        &self.build.opts.cgroup_parent,
+                        &step_id,
+                    ),
+                    id: step_id,
                     rootfs: sfs.merged.clone(),
                     bundle: sfs.dir.join("bundle"),
                     state_root: self.scratch.join("runtime"),

@@ -35,4 +35,5 @@ pub mod plan;
 pub mod progress;
 pub mod rootpath;
 pub mod run;
+pub mod stepcgroup;
 pub mod users;

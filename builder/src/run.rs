@@ -88,6 +88,8 @@ pub struct RunSpec {
     pub mounts: Vec<StepMount>,
     /// File receiving stdout and stderr.
     pub output: PathBuf,
+    /// `linux.cgroupsPath`: under the installation's cgroup parent.
+    pub cgroups_path: String,
 }
 
 /// Capabilities a `--security=insecure` step gets on top.
@@ -165,6 +167,7 @@ fn spec(s: &RunSpec) -> Value {
         "hostname": "buildkitsandbox",
         "mounts": mounts,
         "linux": {
+            "cgroupsPath": s.cgroups_path,
             "namespaces": namespaces,
             "maskedPaths": [
                 "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -284,6 +287,8 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
     let opts = CreateOptions {
         id: s.id.clone(),
         bundle: s.bundle.clone(),
+        // The step dies with the builder, even a SIGKILLed one.
+        parent_death_signal: Some(nix::sys::signal::Signal::SIGKILL),
         ..CreateOptions::default()
     };
     let result = {

@@ -10,4 +10,5 @@ mod names;
 pub mod network;
 pub mod node;
 pub mod pod;
+pub mod system;
 pub mod volume;

@@ -401,3 +401,39 @@ fn wait_outlasts_a_killed_monitor_and_records_the_lost_exit() {
     assert_eq!(stdout(&run_ok(f.berth().args(["wait", &name]))), "255\n");
     run_ok(f.berth().args(["rm", &name]));
 }
+
+#[test]
+fn a_lost_exit_reads_the_same_in_stop_ps_inspect_and_wait() {
+    let mut f = Fixture::new();
+    let name = f.name("orphan-exit0");
+    let id = run_d(&f, &["--name", &name, "--network", "none"], "exec sleep 2");
+    let state = f.state(&id);
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    let init = state["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The init exits 0 on its own, with nobody left to see its status.
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+    };
+    wait_until("the monitor to die", Duration::from_secs(5), || {
+        gone(monitor)
+    });
+    wait_until("the init to exit", Duration::from_secs(10), || gone(init));
+
+    // `stop` finds nothing to stop and records no stop signal's code.
+    run_ok(f.berth().args(["stop", &name]));
+    assert_eq!(f.state(&id)["exit_code"], 255);
+    let ps = f.ps(true);
+    assert!(ps.contains("Exited (255)"), "{ps}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(f.berth().args(["inspect", &name])))).unwrap();
+    assert_eq!(inspect[0]["State"]["ExitCode"], 255, "{inspect}");
+    assert_eq!(inspect[0]["State"]["Status"], "exited", "{inspect}");
+    assert_eq!(stdout(&run_ok(f.berth().args(["wait", &name]))), "255\n");
+    assert_eq!(f.leftovers_of(&id), Vec::<String>::new());
+    run_ok(f.berth().args(["rm", &name]));
+}

@@ -161,6 +161,7 @@ pub fn build(g: &Globals, a: BuildArgs) -> Result<()> {
             CompressionArg::Uncompressed => Compression::None,
         },
         source_date_epoch,
+        cgroup_parent: crate::containers::settings()?.cgroup_parent().to_string(),
     };
     let build = Build::prepare(opts)?;
     let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;

@@ -195,6 +195,11 @@ pub struct WaitArgs {
 /// `BERTH_BRIDGE`, `BERTH_SUBNET`, `BERTH_NFT_TABLE` and `BERTH_CGROUP_PARENT` (dockerd's
 /// `--bridge`, `--fixed-cidr`, `--cgroup-parent`), each defaulting to berth's own.
 pub fn open(g: &Globals) -> Result<Containers> {
+    Ok(Containers::new(&g.root).with_settings(settings()?))
+}
+
+/// The installation settings from the environment (see [`open`]).
+pub fn settings() -> Result<Settings> {
     let defaults = Settings::host_default();
     let var = |name: &str, default: &str| -> Result<String> {
         match std::env::var(name) {
@@ -211,7 +216,7 @@ pub fn open(g: &Globals) -> Result<Containers> {
         &var("BERTH_CGROUP_PARENT", defaults.cgroup_parent())?,
     )
     .context("berth settings (BERTH_BRIDGE, BERTH_SUBNET, BERTH_NFT_TABLE, BERTH_CGROUP_PARENT)")?;
-    Ok(Containers::new(&g.root).with_settings(settings))
+    Ok(settings)
 }
 
 /// Creates and starts a container; in the foreground, streams its output and exits with its

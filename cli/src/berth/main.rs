@@ -20,6 +20,7 @@ mod inspect;
 mod kube;
 mod kube_apply;
 mod kube_output;
+mod network;
 mod pods;
 mod port;
 mod registry;
@@ -69,7 +70,7 @@ enum Command {
     Save(images::SaveArgs),
     /// Load images from a docker-archive or OCI archive.
     Load(images::LoadArgs),
-    /// Store maintenance: gc, check.
+    /// Store maintenance: gc, check, reset.
     #[command(subcommand)]
     System(system::SystemCommand),
     /// Download an image from a registry.
@@ -108,6 +109,9 @@ enum Command {
     /// Manage volumes: create, ls, inspect, rm, prune.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Manage the bridge network: rm, prune.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
     /// Show the processes of a running container.
@@ -194,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => containers::rm(g, a),
         Command::Wait(a) => containers::wait(g, a),
         Command::Volume(c) => volumes::run(g, c),
+        Command::Network(c) => network::run(g, c),
         Command::Exec(a) => exec::exec(g, a),
         Command::Top(a) => top::top(g, a),
         Command::Cp(a) => cp::cp(g, a),

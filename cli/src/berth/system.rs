@@ -1,4 +1,5 @@
-//! `berth system gc` and `berth system check`: store maintenance.
+//! `berth system gc` and `berth system check`: store maintenance; `berth system reset`:
+//! remove every container and pod, the bridge network and the cgroup parent.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,54 @@ pub enum SystemCommand {
     Gc,
     /// Verify every blob and snapshot; exit non-zero naming anything wrong.
     Check,
+    /// Stop and remove every container and pod, then remove the bridge network (link, nft
+    /// table, state dir) and the cgroup parent. Images and volumes stay.
+    Reset(ResetArgs),
+}
+
+/// `berth system reset`.
+#[derive(clap::Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Asks on the terminal whether to remove `what`, as Docker's prune commands do without `-f`.
+pub fn confirm(what: &str) -> Result<bool> {
+    use std::io::BufRead;
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// `berth system reset`.
+fn reset(g: &Globals, a: ResetArgs) -> Result<ExitCode> {
+    if !a.force
+        && !confirm(
+            "all containers and pods, the bridge network (link, nft table, state) and the cgroup parent",
+        )?
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = crate::containers::open(g)?;
+    let r = berth_orchestrator::system::reset(&c)?;
+    println!(
+        "Removed {} pods, {} containers{}{}",
+        r.pods.len(),
+        r.containers.len(),
+        r.network
+            .map(|n| format!(", network {n}"))
+            .unwrap_or_default(),
+        r.cgroup_parent
+            .map(|p| format!(", cgroup parent {p}"))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Image ids of the containers that exist: gc keeps their configs and snapshots.
@@ -35,9 +84,13 @@ fn images_in_use(g: &Globals) -> Result<Vec<Digest>> {
 
 /// Runs a `berth system` subcommand.
 pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
-    let store = Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))?;
+    let open = || -> Result<Store> {
+        Store::open(&g.root).with_context(|| format!("open store {}", g.root.display()))
+    };
     match cmd {
+        SystemCommand::Reset(a) => reset(g, a),
         SystemCommand::Gc => {
+            let store = open()?;
             // The one operation that removes content: it waits for every lease.
             let _gc = match store.try_lock_gc()? {
                 Some(lock) => lock,
@@ -57,6 +110,7 @@ pub fn run(g: &Globals, cmd: SystemCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SystemCommand::Check => {
+            let store = open()?;
             let _lease = store.lease()?;
             let r = gc::check(&store)?;
             for p in &r.problems {

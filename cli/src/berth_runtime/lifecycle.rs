@@ -48,6 +48,7 @@ impl CreateArgs {
             pid_file: self.pid_file.clone(),
             no_pivot: self.no_pivot,
             preserve_fds: self.preserve_fds,
+            parent_death_signal: None,
         }
     }
 }

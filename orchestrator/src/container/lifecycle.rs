@@ -3,7 +3,9 @@
 //! shares (failed create, exit, `rm -f`): runtime state and cgroup, network attachment,
 //! network namespace, rootfs mount. Release is idempotent, so the monitor and `rm -f` may
 //! both run it. A container whose monitor was killed keeps running (its port forwards live in
-//! the kernel); `stop`, `kill` and `rm -f` then act on it directly and record its end.
+//! the kernel); `stop`, `kill` and `rm -f` then act on it directly and record its end. When
+//! its init then ends on its own, its status is unknowable (it was the monitor's child): the
+//! first reader of its state records exit 255 ([`settle_lost_exit`]), so every view agrees.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::control::{self, ControlError, Request};
-use super::state::{now_rfc3339, Status};
+use super::state::{now_rfc3339, State, Status};
 use super::{io_err, monitor, prepare_start, ContainerConfig, ContainerError, Containers};
 use crate::network::netns;
 
@@ -136,17 +138,19 @@ pub fn stop(
             Err(e) => return Err(e.into()),
         }
     }
-    stop_orphan(c, config, signal, timeout)
+    stop_orphan(c, config, signal, timeout, state.monitor_pid)
 }
 
-/// Stops a container whose monitor is gone: signals its init directly, waits, releases what
-/// it held and records the exit (128 + the last signal sent, the real status being lost with
-/// the monitor).
+/// Stops a container whose monitor (`monitor`) is gone and whose init still runs: signals the
+/// init directly, waits, releases what it held and records the exit as 128 + the last signal
+/// sent (143 after SIGTERM, 137 when SIGKILL was needed), the real status being lost with the
+/// monitor.
 fn stop_orphan(
     c: &Containers,
     config: &ContainerConfig,
     signal: Signal,
     timeout: Duration,
+    monitor: Option<i32>,
 ) -> Result<(), ContainerError> {
     tracing::info!("the monitor is gone: stopping the container directly");
     let runtime = c.runtime();
@@ -166,23 +170,65 @@ fn stop_orphan(
             });
         }
     }
-    record_orphan_exit(c, config, 128 + last as i32, true)
+    record_orphan_exit(c, config, 128 + last as i32, true, monitor)
 }
 
 /// The exit code recorded for a container whose init exited after its monitor was killed:
 /// the real status went with the monitor (containerd's "unknown exit status" is 255 too).
 const UNKNOWN_EXIT: i32 = 255;
 
-/// Does what a killed monitor no longer can for an init that is gone: releases what the
-/// container held and records it exited with `code`.
+/// Whether `state` records a running (or restarting) container whose monitor and init are
+/// both gone: its exit happened and nobody recorded it.
+pub(super) fn exit_lost(state: &State) -> bool {
+    matches!(state.status, Status::Running | Status::Restarting)
+        && !state.monitor_alive()
+        && !state.init_alive()
+}
+
+/// Records the exit of container `id` that [`exit_lost`] found lost: 255 for an init that
+/// ended after its monitor was killed (a restarting container keeps the exit code its
+/// monitor recorded), after releasing what it held. Returns the state as recorded; when
+/// the record cannot be made (release failed), the state as it was, and a warning.
+pub(super) fn settle_lost_exit(c: &Containers, id: &str) -> Result<State, ContainerError> {
+    let dir = c.dir(id);
+    // The monitor writes the exit before it goes: re-read once to be sure.
+    let state = State::load(&dir)?;
+    if !exit_lost(&state) {
+        return Ok(state);
+    }
+    let code = match state.status {
+        Status::Restarting => state.exit_code.unwrap_or(UNKNOWN_EXIT),
+        _ => UNKNOWN_EXIT,
+    };
+    tracing::info!(
+        container = id,
+        code,
+        "init gone after its monitor: recording its exit"
+    );
+    let config = c.config(id)?;
+    if let Err(e) = record_orphan_exit(c, &config, code, state.manually_stopped, state.monitor_pid)
+    {
+        tracing::warn!(container = id, error = %e, "cannot record a lost exit");
+        return Ok(state);
+    }
+    Ok(State::load(&dir)?)
+}
+
+/// Does what a killed monitor (`monitor`) no longer can for an init that is gone: releases
+/// what the container held and records it exited with `code`. Nothing is recorded when a
+/// new monitor took the container over meanwhile (a concurrent `start`).
 fn record_orphan_exit(
     c: &Containers,
     config: &ContainerConfig,
     code: i32,
     manually_stopped: bool,
+    monitor: Option<i32>,
 ) -> Result<(), ContainerError> {
     release(c, config)?;
-    let mut state = c.state(&config.id)?;
+    let mut state = State::load(&c.dir(&config.id))?;
+    if state.monitor_pid != monitor || state.status == Status::Exited {
+        return Ok(());
+    }
     state.status = Status::Exited;
     state.exit_code = Some(code);
     state.pid = None;
@@ -197,7 +243,7 @@ fn record_orphan_exit(
 fn wait_init_gone(c: &Containers, id: &str, timeout: Duration) -> Result<bool, ContainerError> {
     let deadline = Instant::now() + timeout;
     loop {
-        if !c.state(id)?.init_alive() {
+        if !State::load(&c.dir(id))?.init_alive() {
             return Ok(true);
         }
         if Instant::now() >= deadline {
@@ -227,8 +273,8 @@ pub fn restart(
 }
 
 /// Waits until container `id` has exited and returns its exit code; `None` when `timeout`
-/// passed first. When its monitor was killed, this waits for the init itself and records
-/// the exit as [`UNKNOWN_EXIT`] once it is gone.
+/// passed first. When its monitor was killed, this waits for the init itself; its exit is
+/// recorded as [`UNKNOWN_EXIT`] once it is gone (by [`Containers::state`]).
 pub fn wait_exit(
     c: &Containers,
     id: &str,
@@ -237,21 +283,12 @@ pub fn wait_exit(
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let state = c.state(id)?;
-        match state.status {
-            Status::Exited => return Ok(Some(state.exit_code.unwrap_or(-1))),
-            Status::Running | Status::Restarting
-                if !state.monitor_alive() && !state.init_alive() =>
-            {
-                // The monitor writes the exit before it goes: re-read once to be sure.
-                let again = c.state(id)?;
-                if again.status == Status::Exited {
-                    return Ok(Some(again.exit_code.unwrap_or(-1)));
-                }
-                tracing::info!(container = id, "init gone after its monitor: exit unknown");
-                record_orphan_exit(c, &c.config(id)?, UNKNOWN_EXIT, false)?;
-                return Ok(Some(UNKNOWN_EXIT));
-            }
-            _ => {}
+        if state.status == Status::Exited {
+            return Ok(Some(state.exit_code.unwrap_or(-1)));
+        }
+        if exit_lost(&state) {
+            // Recording failed: report what every view shows meanwhile.
+            return Ok(Some(UNKNOWN_EXIT));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);

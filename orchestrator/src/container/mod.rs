@@ -361,9 +361,15 @@ impl Containers {
         serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })
     }
 
-    /// Reads container `id`'s state.
+    /// Reads container `id`'s state: the one record `ps`, `inspect`, `wait` and `stop` all
+    /// show. A container recorded as running whose monitor and init are both gone has its
+    /// lost exit recorded first ([`lifecycle::settle_lost_exit`]: 255, as `wait` reports).
     pub fn state(&self, id: &str) -> Result<State, ContainerError> {
-        Ok(State::load(&self.dir(id))?)
+        let state = State::load(&self.dir(id))?;
+        if lifecycle::exit_lost(&state) {
+            return lifecycle::settle_lost_exit(self, id);
+        }
+        Ok(state)
     }
 
     /// The ids of every container, sorted.

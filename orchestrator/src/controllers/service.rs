@@ -367,19 +367,31 @@ fn start(store: ObjectStore, ctx: Context) -> ControllerTask {
         .map_err(|e| e.to_string())
         .and_then(|range| ServiceTable::new(&table_name, range).map_err(|e| e.to_string()));
     let mut programmed: BTreeMap<String, ServiceRules> = BTreeMap::new();
-    Box::pin(resync::run(
-        store.clone(),
-        ctx,
-        WATCHED,
-        Duration::from_secs(5),
-        move || {
-            match &table {
-                Ok(table) => sync_all(&store, table, &mut programmed),
-                Err(e) => tracing::error!("services are not forwarded: {e}"),
+    let on_stop = table.clone().ok();
+    Box::pin(async move {
+        resync::run(
+            store.clone(),
+            ctx,
+            WATCHED,
+            Duration::from_secs(5),
+            move || {
+                match &table {
+                    Ok(table) => sync_all(&store, table, &mut programmed),
+                    Err(e) => tracing::error!("services are not forwarded: {e}"),
+                }
+                std::future::ready(())
+            },
+        )
+        .await;
+        // A clean stop takes the Service rules (and the service range's reject) along: no
+        // daemon is left to keep them true.
+        if let Some(table) = on_stop {
+            match table.remove_all() {
+                Ok(()) => tracing::info!("service rules removed"),
+                Err(e) => tracing::warn!("service rules not removed: {e}"),
             }
-            std::future::ready(())
-        },
-    ))
+        }
+    })
 }
 
 fn sync_all(

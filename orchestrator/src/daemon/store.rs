@@ -16,8 +16,16 @@ use super::kinds::{self, Kind};
 use super::selector::Selector;
 use super::{hooks, ValidationError};
 
-/// Watch events kept in memory for watches that resume from an older resourceVersion.
-const HISTORY: usize = 4096;
+/// Watch events kept in memory for watches that resume from an older resourceVersion (and
+/// the broadcast buffer's size). A deleted object's last state stays until its event leaves
+/// both, so this bounds what deleted objects hold; Kubernetes' watch cache keeps 100 to a
+/// few thousand events per type, and a watcher that falls further behind lists again. Each
+/// is kept serialized, in one allocation (see [`StoredEvent`]).
+const HISTORY: usize = 1024;
+
+/// Objects deleted after which the allocator is asked to return free memory to the kernel
+/// (glibc keeps freed pages in its per-thread arenas).
+const TRIM_AFTER_DELETES: usize = 512;
 
 /// Errors from store operations, each mapping onto a Kubernetes `Status` reason.
 #[derive(Debug, thiserror::Error)]
@@ -218,13 +226,50 @@ fn kind_index(kind: &Kind) -> usize {
 struct State {
     revision: u64,
     objects: BTreeMap<Key, Value>,
-    history: VecDeque<WatchEvent>,
+    history: VecDeque<StoredEvent>,
     journal: Journal,
+    /// Objects deleted since the allocator last returned free memory.
+    deleted_since_trim: usize,
 }
 
 struct Inner {
     state: Mutex<State>,
-    events: broadcast::Sender<WatchEvent>,
+    events: broadcast::Sender<StoredEvent>,
+}
+
+/// A watch event as the history and the broadcast keep it: the object serialized in one
+/// shared allocation. A `Value` tree is hundreds of small allocations; kept for a thousand
+/// events they pin allocator pages all over the heap, so the memory of deleted objects was
+/// never returned. Each watcher parses the events it is handed.
+#[derive(Debug, Clone)]
+struct StoredEvent {
+    kind: &'static Kind,
+    event_type: EventType,
+    object: Arc<[u8]>,
+    revision: u64,
+}
+
+impl StoredEvent {
+    fn new(kind: &'static Kind, event_type: EventType, object: &Value, revision: u64) -> Self {
+        StoredEvent {
+            kind,
+            event_type,
+            // A Value always serializes.
+            object: serde_json::to_vec(object).unwrap_or_default().into(),
+            revision,
+        }
+    }
+
+    /// The event with its object parsed (`None` if it does not parse, which the store's
+    /// own serialization rules out).
+    fn parse(&self) -> Option<WatchEvent> {
+        Some(WatchEvent {
+            kind: self.kind,
+            event_type: self.event_type,
+            object: serde_json::from_slice(&self.object).ok()?,
+            revision: self.revision,
+        })
+    }
 }
 
 /// The daemon's object store (see the module docs).
@@ -261,6 +306,7 @@ impl ObjectStore {
                     objects,
                     history: VecDeque::new(),
                     journal,
+                    deleted_since_trim: 0,
                 }),
                 events,
             }),
@@ -627,8 +673,9 @@ impl ObjectStore {
                     state
                         .history
                         .iter()
-                        .filter(|e| e.revision > rv && filter.matches(e))
-                        .cloned(),
+                        .filter(|e| e.revision > rv && std::ptr::eq(e.kind, filter.kind))
+                        .filter_map(StoredEvent::parse)
+                        .filter(|e| filter.matches(e)),
                 );
             }
             Some(_) => {}
@@ -684,7 +731,7 @@ impl Filter {
 pub struct Watch {
     filter: Filter,
     backlog: VecDeque<WatchEvent>,
-    rx: broadcast::Receiver<WatchEvent>,
+    rx: broadcast::Receiver<StoredEvent>,
     after: u64,
 }
 
@@ -697,7 +744,11 @@ impl Watch {
         }
         loop {
             match self.rx.recv().await {
-                Ok(e) if e.revision > self.after && self.filter.matches(&e) => return Ok(Some(e)),
+                Ok(e) if e.revision > self.after && std::ptr::eq(e.kind, self.filter.kind) => {
+                    if let Some(e) = e.parse().filter(|e| self.filter.matches(e)) {
+                        return Ok(Some(e));
+                    }
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     return Err(StoreError::Gone {
@@ -731,21 +782,17 @@ fn commit(inner: &Inner, state: &mut State, txn: Vec<Change>) -> Result<(), Stor
     state.journal.append(&record)?;
     state.revision = rev;
     for change in txn {
-        let (kind, event_type, object) = match change {
+        let event = match change {
             Change::Put(k, object, event_type) => {
-                state.objects.insert(k.clone(), object.clone());
-                (k.kind(), event_type, object)
+                let event = StoredEvent::new(k.kind(), event_type, &object, rev);
+                state.objects.insert(k, object);
+                event
             }
             Change::Delete(k, last) => {
                 state.objects.remove(&k);
-                (k.kind(), EventType::Deleted, last)
+                state.deleted_since_trim += 1;
+                StoredEvent::new(k.kind(), EventType::Deleted, &last, rev)
             }
-        };
-        let event = WatchEvent {
-            kind,
-            event_type,
-            object,
-            revision: rev,
         };
         if state.history.len() == HISTORY {
             state.history.pop_front();
@@ -754,11 +801,18 @@ fn commit(inner: &Inner, state: &mut State, txn: Vec<Change>) -> Result<(), Stor
         // No receivers is fine: nobody is watching.
         let _ = inner.events.send(event);
     }
+    let mut trim = state.deleted_since_trim >= TRIM_AFTER_DELETES;
     if state.journal.wants_compaction() {
         let objects = state.objects.iter().map(|(k, v)| (k.to_journal(), v));
         if let Err(e) = state.journal.compact(rev, objects) {
             tracing::warn!(error = %e, "compacting the daemon store failed; the journal keeps growing");
         }
+        // The snapshot was built in memory: give its buffers back too.
+        trim = true;
+    }
+    if trim {
+        state.deleted_since_trim = 0;
+        berth_runtime::sys::heap::trim();
     }
     Ok(())
 }

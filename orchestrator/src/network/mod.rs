@@ -470,8 +470,17 @@ impl Network {
         Ok(found)
     }
 
+    /// Whether anything of the network is on the host: its bridge, its nft table or its
+    /// state dir.
+    pub fn exists(&self) -> Result<bool, NetworkError> {
+        let c = &self.config;
+        Ok(Path::new("/sys/class/net").join(&c.bridge).exists()
+            || c.state_dir.exists()
+            || portmap::list(&c.table)?.is_some())
+    }
+
     /// Removes the whole network: every attached container's veth, the nft table, the bridge
-    /// and the state dir. For tests and for `berth system reset`-style cleanup.
+    /// and the state dir. For tests and for `berth network rm` and `berth system reset`.
     pub fn teardown(&self) -> Result<(), NetworkError> {
         {
             let mut lock = self.ipam.lock()?;

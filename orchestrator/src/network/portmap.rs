@@ -340,6 +340,33 @@ pub(crate) fn apply(what: &str, script: &str) -> Result<(), PortMapError> {
 
 /// The tagged rules of `table`, or `None` when the table does not exist.
 pub(crate) fn list(table: &str) -> Result<Option<Vec<TaggedRule>>, PortMapError> {
+    match listing(table)? {
+        Some(json) => parse_listing(table, &json).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The names of `table`'s chains, or `None` when the table does not exist.
+pub(crate) fn chains(table: &str) -> Result<Option<Vec<String>>, PortMapError> {
+    let Some(json) = listing(table)? else {
+        return Ok(None);
+    };
+    let listing: Listing = serde_json::from_str(&json).map_err(|source| PortMapError::Listing {
+        table: table.to_string(),
+        source,
+    })?;
+    Ok(Some(
+        listing
+            .nftables
+            .iter()
+            .filter_map(|item| item.get("chain")?.get("name")?.as_str())
+            .map(str::to_string)
+            .collect(),
+    ))
+}
+
+/// `nft -j -a list table ip TABLE`, or `None` when the table does not exist.
+fn listing(table: &str) -> Result<Option<String>, PortMapError> {
     let out = Command::new("nft")
         .args(["-j", "-a", "list", "table", "ip", table])
         .output()
@@ -354,7 +381,7 @@ pub(crate) fn list(table: &str) -> Result<Option<Vec<TaggedRule>>, PortMapError>
             stderr,
         });
     }
-    parse_listing(table, &String::from_utf8_lossy(&out.stdout)).map(Some)
+    Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 fn overlaps(a: Option<Ipv4Addr>, b: Option<Ipv4Addr>) -> bool {

@@ -6,7 +6,7 @@
 //! Service deletes both. Service flows carry a conntrack mark and are masqueraded, so replies
 //! come back through the host whatever the client (a pod, the host, 127.0.0.1). Packets to
 //! the service range that no rule translated are rejected, so a cluster IP never leaks onto
-//! a real route.
+//! a real route. A daemon stopping cleanly removes all of it ([`ServiceTable::remove_all`]).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -205,6 +205,45 @@ impl ServiceTable {
     }
 }
 
+impl ServiceTable {
+    /// Removes every Service chain and rule of the table, the reject of the service range
+    /// included, and leaves containers' port forwards (a daemon stopping cleanly); a table
+    /// that held only Service chains is deleted.
+    pub fn remove_all(&self) -> Result<(), PortMapError> {
+        let Some(chains) = portmap::chains(&self.table)? else {
+            return Ok(());
+        };
+        let ours: Vec<&String> = chains
+            .iter()
+            .filter(|c| *c == SERVICES || c.starts_with("svc_"))
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        if ours.len() == chains.len() {
+            // Only Services used the table: it goes too.
+            return portmap::apply(
+                "remove the service chains",
+                &format!("delete table ip {}\n", self.table),
+            );
+        }
+        portmap::apply("remove the service chains", &self.removal_script(&ours))
+    }
+
+    /// Flushes `chains` first, so no jump between them is left when each is deleted.
+    fn removal_script(&self, chains: &[&String]) -> String {
+        let t = &self.table;
+        let mut s = String::new();
+        for c in chains {
+            let _ = writeln!(s, "flush chain ip {t} {c}");
+        }
+        for c in chains {
+            let _ = writeln!(s, "delete chain ip {t} {c}");
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +258,17 @@ mod tests {
         assert_ne!(chain_of("default/web"), chain_of("prod/web"));
         assert!(chain_of("a/b").len() <= 16);
         assert!(ServiceTable::new("nat", "10.97.0.0/16".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn removal_flushes_before_deleting() {
+        let (a, b) = ("services".to_string(), "svc_prerouting".to_string());
+        let s = table().removal_script(&[&a, &b]);
+        assert_eq!(
+            s,
+            "flush chain ip berth_t9 services\nflush chain ip berth_t9 svc_prerouting\n\
+             delete chain ip berth_t9 services\ndelete chain ip berth_t9 svc_prerouting\n"
+        );
     }
 
     #[test]

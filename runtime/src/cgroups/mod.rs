@@ -286,6 +286,21 @@ impl Cgroup {
         }
     }
 
+    /// Names of this cgroup's direct sub-cgroups in any of its hierarchies (one may
+    /// exist in some hierarchies only), sorted and without duplicates.
+    pub fn child_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .hierarchies()
+            .iter()
+            .filter_map(|(_, dir)| sub_cgroups(dir).ok())
+            .flatten()
+            .filter_map(|p| Some(p.file_name()?.to_str()?.to_owned()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Removes the cgroup directories (and any sub-cgroups the container made).
     /// Fails with [`CgroupError::Busy`] while processes remain; missing directories are fine.
     pub fn remove(&self) -> Result<(), CgroupError> {
@@ -345,12 +360,19 @@ fn read_flat_keyed(dir: &Path, file: &str) -> Result<Vec<(String, u64)>, CgroupE
         .collect())
 }
 
-/// Creates `dir` and its missing parents.
+/// Creates `dir` and its missing parents, mode 0755 whatever the caller's umask (a
+/// builder runs the runtime under umask 0): only root may make sub-cgroups or move
+/// processes in.
 fn create_dir(dir: &Path) -> Result<(), CgroupError> {
-    fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-        path: dir.to_path_buf(),
-        source,
-    })
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|source| CgroupError::Create {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Adds the pids listed in `dir/cgroup.procs` and in every sub-cgroup to `out`.

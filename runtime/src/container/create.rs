@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Fds after stdio passed on to the process.
     pub preserve_fds: u32,
+    /// Signal the init gets when the calling thread dies (`PR_SET_PDEATHSIG`); for a
+    /// caller that runs the container in the foreground and wants it gone with itself.
+    pub parent_death_signal: Option<nix::sys::signal::Signal>,
 }
 
 impl Runtime {
@@ -110,6 +113,7 @@ impl Runtime {
             exec_fifo: Some(exec_fifo),
             console_socket,
             preserve_fds: opts.preserve_fds,
+            parent_death_signal: opts.parent_death_signal,
         };
         let pending = spawn::spawn(bundle.namespaces.new, init)?;
         let pid = pending.pid();

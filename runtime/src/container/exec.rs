@@ -98,6 +98,7 @@ impl Runtime {
             exec_fifo: None,
             console_socket,
             preserve_fds: opts.preserve_fds,
+            parent_death_signal: None,
         };
         let mask = forwarded_signals();
         if !opts.detach {

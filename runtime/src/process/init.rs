@@ -91,6 +91,10 @@ pub struct InitConfig {
     pub console_socket: Option<OwnedFd>,
     /// Number of fds after stdio that the process inherits (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// Signal the process gets when the thread that forked it dies (`PR_SET_PDEATHSIG`),
+    /// so a container run in the foreground dies with its caller even when that caller
+    /// is SIGKILLed (build steps). Set again after the credentials change, which clears it.
+    pub parent_death_signal: Option<nix::sys::signal::Signal>,
 }
 
 /// Runs init in the forked child and never returns: on failure the error is
@@ -123,6 +127,7 @@ fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitErr
     // /proc/<pid>/exe while we are still the runtime (CVE-2019-5736).
     // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    set_parent_death_signal(cfg.parent_death_signal)?;
     chan.recv_from_runtime()?;
     for (flag, path) in &cfg.namespaces.join {
         if *flag != CloneFlags::CLONE_NEWPID {
@@ -187,6 +192,8 @@ fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitErr
         wait_for_start(fifo)?;
     }
     cfg.confinement.apply()?;
+    // A change of user or group cleared it.
+    set_parent_death_signal(cfg.parent_death_signal)?;
     reset_signals();
     close_fds_on_exec(3 + cfg.preserve_fds);
     let Err(source) = nix::unistd::execve(&prog, &argv, &envp);
@@ -194,6 +201,28 @@ fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitErr
         path: program.display().to_string(),
         source,
     })
+}
+
+/// Asks the kernel to send `signal` to this process when the thread that forked it
+/// dies. A parent that died before the first call is caught by the runtime channel
+/// (its end closes, so the next receive fails); one that dies in the instant between
+/// a change of credentials and the second call is not, and is left to the caller's
+/// clean-up of its cgroups (the builder's stale-step sweep).
+fn set_parent_death_signal(signal: Option<nix::sys::signal::Signal>) -> Result<(), InitError> {
+    let Some(signal) = signal else {
+        return Ok(());
+    };
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(SysError::new(
+            "prctl(PR_SET_PDEATHSIG)",
+            Path::new(signal.as_str()),
+            nix::Error::last(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Gives the container process default signal dispositions and an empty signal

@@ -2,6 +2,7 @@
 //! through [`Syscall`], so their logic is unit-tested with a recording fake and
 //! without root. [`Linux`] is the real implementation.
 
+pub mod heap;
 mod linux;
 pub mod protected_exe;
 

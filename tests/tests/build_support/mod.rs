@@ -23,8 +23,16 @@ pub struct BuildEnv {
 
 impl BuildEnv {
     pub fn new() -> Self {
+        Self::in_root(TestRoot::new())
+    }
+
+    /// As [`BuildEnv::new`], with this test's own cgroup parent (and network settings).
+    pub fn with_private_network() -> Self {
+        Self::in_root(TestRoot::with_private_network())
+    }
+
+    fn in_root(root: TestRoot) -> Self {
         require_root();
-        let root = TestRoot::new();
         run_ok(
             root.berth()
                 .arg("import")
