@@ -27,11 +27,15 @@ pub const DOCKER_DEFAULT_CAPABILITIES: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability the running kernel supports (`CAP_*` names, in kernel order): what a
-/// privileged container, or `--cap-add ALL`, gets.
+/// Every capability the running kernel supports and the calling process may hand on (its
+/// bounding set: a host's root can lack some, and a container cannot get more), as `CAP_*`
+/// names in kernel order: what a privileged container, or `--cap-add ALL`, gets.
 pub fn all_capabilities() -> Vec<String> {
-    let mut all: Vec<caps::Capability> =
-        caps::runtime::thread_all_supported().into_iter().collect();
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    let mut all: Vec<caps::Capability> = caps::runtime::thread_all_supported()
+        .into_iter()
+        .filter(|c| bounding.contains(c))
+        .collect();
     all.sort_by_key(|c| c.index());
     all.into_iter().map(|c| c.to_string()).collect()
 }

@@ -23,6 +23,7 @@ mod kube_output;
 mod pods;
 mod port;
 mod registry;
+mod security;
 mod snapshots;
 mod system;
 mod top;

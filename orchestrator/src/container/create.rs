@@ -16,8 +16,8 @@ use super::monitor::MonitorConfig;
 use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
-use super::Resources;
 use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
+use super::{Resources, Security};
 use crate::labels::Labels;
 use crate::network::{self, files, netns, NetworkMode, PortMapping};
 use crate::volume::{request, MountRequest, Volumes};
@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub pod: Option<String>,
     /// `--label k=v`.
     pub labels: Labels,
+    /// `--privileged`, `--cap-add`, `--cap-drop`, `--security-opt`, `--read-only`.
+    pub security: Security,
 }
 
 /// Creates a container from `opts` and returns its record; it is left in state `created`
@@ -147,6 +149,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         publish_all: opts.publish_all,
         pod: join.as_ref().and_then(|j| j.pod.clone()),
         labels: opts.labels.clone(),
+        security: opts.security.clone(),
     };
     let made = Prepare {
         c,
@@ -320,7 +323,9 @@ impl Prepare<'_> {
             resources: config.resources.clone(),
             terminal: config.monitor.tty,
         };
-        write_json(&dir.join("bundle/config.json"), &spec::build(&values))?;
+        let mut spec = spec::build(&values);
+        config.security.apply_to_spec(&mut spec)?;
+        write_json(&dir.join("bundle/config.json"), &spec)?;
         write_json(&dir.join("config.json"), &config)?;
         State::created().save(&dir)?;
         tracing::info!("created");
