@@ -277,6 +277,7 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         pod: a.pod,
         labels: labels::parse_all(&a.label)?,
         security: a.security.security()?,
+        ..RunOptions::default()
     };
     let c = open(g)?;
     if let Some(pod) = &opts.pod {

@@ -39,6 +39,12 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     /// `-u user[:group]`.
     pub user: Option<String>,
+    /// A primary gid that replaces the user's (a Pod's `runAsGroup`).
+    pub group: Option<u32>,
+    /// gids added to the user's (a Pod's `supplementalGroups` and `fsGroup`).
+    pub supplementary_groups: Vec<u32>,
+    /// Refuse to create the container if its process would run as uid 0 (`runAsNonRoot`).
+    pub run_as_non_root: bool,
     /// `--hostname`.
     pub hostname: Option<String>,
     /// `--network`.
@@ -249,7 +255,18 @@ impl Prepare<'_> {
             .clone()
             .or_else(|| self.image_cfg.user().clone())
             .unwrap_or_default();
-        let ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        let mut ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        if self.opts.run_as_non_root && ids.uid == 0 {
+            return Err(ContainerError::RunsAsRoot(user_spec));
+        }
+        if let Some(gid) = self.opts.group {
+            ids.gid = gid;
+        }
+        for gid in &self.opts.supplementary_groups {
+            if !ids.additional_gids.contains(gid) {
+                ids.additional_gids.push(*gid);
+            }
+        }
         let cwd = self
             .opts
             .workdir

@@ -143,6 +143,10 @@ pub enum ContainerError {
     /// The runtime refused or failed.
     #[error("runtime: {0}")]
     Runtime(#[from] berth_runtime::ContainerError),
+    /// The process would run as root where that is refused (a Pod's `runAsNonRoot`); holds
+    /// the user as the image or the options gave it.
+    #[error("container has runAsNonRoot and image will run as root (user {0:?})")]
+    RunsAsRoot(String),
     /// A security option is refused, or the seccomp profile is invalid.
     #[error(transparent)]
     Security(#[from] SecurityError),

@@ -5,6 +5,7 @@
 //! pid and IPC namespaces (a Pod's `hostPID`/`hostIPC`). Recorded in the container's config,
 //! applied to its OCI spec at create (so `start` of a stopped container keeps them).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,9 @@ pub struct Security {
     /// Shares the host's IPC namespace (a Pod's `hostIPC`).
     #[serde(default)]
     pub host_ipc: bool,
+    /// Namespaced sysctls set in the container's namespaces (a Pod's `sysctls`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
     /// `--security-opt` values as given (Docker's `HostConfig.SecurityOpt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
@@ -228,6 +232,9 @@ impl Security {
             namespaces.retain(|n| {
                 !(self.host_pid && n["type"] == "pid" || self.host_ipc && n["type"] == "ipc")
             });
+        }
+        if !self.sysctls.is_empty() {
+            spec["linux"]["sysctl"] = json!(self.sysctls);
         }
         if self.privileged {
             spec["linux"]["maskedPaths"] = json!([]);
@@ -387,9 +394,11 @@ mod tests {
             no_new_privileges: true,
             read_only: true,
             host_pid: true,
+            sysctls: BTreeMap::from([("net.ipv4.ping_group_range".into(), "0 0".into())]),
             ..Default::default()
         };
         sec.apply_to_spec(&mut spec).unwrap();
+        assert_eq!(spec["linux"]["sysctl"]["net.ipv4.ping_group_range"], "0 0");
         assert!(spec["linux"].get("seccomp").is_none());
         assert_eq!(spec["process"]["noNewPrivileges"], true);
         assert_eq!(spec["root"]["readonly"], true);

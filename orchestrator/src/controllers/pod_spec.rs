@@ -57,13 +57,18 @@ pub enum SpecError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The security context cannot be applied.
+    #[error(transparent)]
+    Security(#[from] super::pod_security::PodSecurityError),
 }
 
 impl SpecError {
     /// The waiting reason the kubelet reports for this error.
     pub fn reason(&self) -> &'static str {
         match self {
-            SpecError::Missing(_) | SpecError::NoSuchPort { .. } => "CreateContainerConfigError",
+            SpecError::Missing(_) | SpecError::NoSuchPort { .. } | SpecError::Security(_) => {
+                "CreateContainerConfigError"
+            }
             _ => "CreateContainerError",
         }
     }
