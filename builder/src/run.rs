@@ -40,6 +40,9 @@ pub enum RunError {
     /// Redirecting the process's output failed.
     #[error("RUN output redirect: {0}")]
     Redirect(nix::Error),
+    /// Docker's default seccomp profile could not be resolved for this host.
+    #[error("RUN seccomp: {0}")]
+    Seccomp(#[from] berth_runtime::seccomp::ProfileError),
 }
 
 /// An extra mount for the step's process.
@@ -111,8 +114,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
     }
 }
 
-/// The OCI spec of the step.
-fn spec(s: &RunSpec) -> Value {
+/// The OCI spec of the step: Docker's default capabilities and seccomp profile, as
+/// BuildKit's RUN; a `--security=insecure` step gets more capabilities and no filter.
+fn spec(s: &RunSpec) -> Result<Value, RunError> {
     let mut caps: Vec<&str> = berth_runtime::spec::DOCKER_DEFAULT_CAPABILITIES.to_vec();
     if s.privileged {
         caps.extend(INSECURE_CAPS);
@@ -151,7 +155,8 @@ fn spec(s: &RunSpec) -> Value {
     if s.network_none {
         namespaces.push(json!({"type": "network"}));
     }
-    json!({
+    let bounding: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -178,7 +183,11 @@ fn spec(s: &RunSpec) -> Value {
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
             ]
         }
-    })
+    });
+    if !s.privileged {
+        spec["linux"]["seccomp"] = berth_runtime::seccomp::docker_default(&bounding)?;
+    }
+    Ok(spec)
 }
 
 /// Creates the missing components of `target` under `root` (the last one as a file when
@@ -262,7 +271,7 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
     fs::create_dir_all(&s.bundle).map_err(io_err(&s.bundle))?;
     fs::create_dir_all(&s.state_root).map_err(io_err(&s.state_root))?;
     let config = s.bundle.join("config.json");
-    let bytes = serde_json::to_vec_pretty(&spec(s)).map_err(|e| io_err(&config)(e.into()))?;
+    let bytes = serde_json::to_vec_pretty(&spec(s)?).map_err(|e| io_err(&config)(e.into()))?;
     fs::write(&config, bytes).map_err(io_err(&config))?;
 
     let mut made = Vec::new();
@@ -306,4 +315,52 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
         id: s.id.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(privileged: bool) -> RunSpec {
+        RunSpec {
+            id: "t".into(),
+            rootfs: "/r".into(),
+            bundle: "/b".into(),
+            state_root: "/s".into(),
+            args: vec!["true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: Ids {
+                uid: 0,
+                gid: 0,
+                additional_gids: Vec::new(),
+            },
+            network_none: false,
+            privileged,
+            mounts: Vec::new(),
+            output: "/o".into(),
+        }
+    }
+
+    #[test]
+    fn steps_get_dockers_seccomp_profile_unless_insecure() {
+        let default = spec(&step(false)).unwrap();
+        assert_eq!(
+            default["linux"]["seccomp"]["defaultAction"],
+            "SCMP_ACT_ERRNO"
+        );
+        let names = |spec: &Value| -> Vec<String> {
+            spec["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["names"].as_array().cloned().unwrap_or_default())
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(!names(&default).contains(&"mount".to_string()));
+        assert!(names(&default).contains(&"chroot".to_string()));
+        let insecure = spec(&step(true)).unwrap();
+        assert!(insecure["linux"].get("seccomp").is_none());
+    }
 }

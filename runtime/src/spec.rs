@@ -27,6 +27,34 @@ pub const DOCKER_DEFAULT_CAPABILITIES: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
+/// Every capability the running kernel supports and the calling process may hand on (its
+/// bounding set: a host's root can lack some, and a container cannot get more), as `CAP_*`
+/// names in kernel order: what a privileged container, or `--cap-add ALL`, gets.
+pub fn all_capabilities() -> Vec<String> {
+    let bounding = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    let mut all: Vec<caps::Capability> = caps::runtime::thread_all_supported()
+        .into_iter()
+        .filter(|c| bounding.contains(c))
+        .collect();
+    all.sort_by_key(|c| c.index());
+    all.into_iter().map(|c| c.to_string()).collect()
+}
+
+/// A capability name as Docker accepts it (any case, with or without `CAP_`) in the
+/// kernel's form `CAP_NET_ADMIN`, or `ALL`; `None` for a name no kernel knows.
+pub fn normalize_capability(name: &str) -> Option<String> {
+    let upper = name.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Some(upper);
+    }
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse::<caps::Capability>().ok().map(|c| c.to_string())
+}
+
 /// runc 1.1's default spec, field for field.
 pub fn default_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
@@ -120,6 +148,23 @@ mod tests {
         let spec: oci_spec::runtime::Spec = serde_json::from_value(default_spec()).unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("runc"));
         assert_eq!(spec.mounts().as_ref().map(Vec::len), Some(7));
+    }
+
+    #[test]
+    fn capability_names_normalise_as_docker() {
+        assert_eq!(
+            normalize_capability("net_admin").as_deref(),
+            Some("CAP_NET_ADMIN")
+        );
+        assert_eq!(
+            normalize_capability("CAP_sys_admin").as_deref(),
+            Some("CAP_SYS_ADMIN")
+        );
+        assert_eq!(normalize_capability("all").as_deref(), Some("ALL"));
+        assert_eq!(normalize_capability("cap_fly"), None);
+        let all = all_capabilities();
+        assert!(all.len() >= 38, "{all:?}");
+        assert_eq!(all[0], "CAP_CHOWN");
     }
 
     #[test]

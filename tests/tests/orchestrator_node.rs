@@ -323,7 +323,10 @@ fn liveness_failures_restart_and_readiness_gates_ready() {
     std::fs::create_dir_all(&state).unwrap();
     let probe = |path: &str| json!({"httpGet": {"path": path, "port": 8000}, "periodSeconds": 1, "failureThreshold": 1});
     let mut pod = web_pod("probed");
+    // A second before the first liveness check: with none, a probe sent as the container
+    // starts can beat its httpd (and its TERM trap) and restart it, as a kubelet would.
     pod["spec"]["containers"][0]["livenessProbe"] = probe("/index.html");
+    pod["spec"]["containers"][0]["livenessProbe"]["initialDelaySeconds"] = json!(1);
     pod["spec"]["containers"][0]["readinessProbe"] = probe("/state/ready");
     pod["spec"]["containers"][0]["volumeMounts"] =
         json!([{"name": "state", "mountPath": "/www/state"}]);

@@ -56,6 +56,8 @@ pub struct RunArgs {
     hostname: Option<String>,
     #[command(flatten)]
     storage: Box<crate::volumes::RunStorageArgs>,
+    #[command(flatten)]
+    security: crate::security::RunSecurityArgs,
     /// Keep stdin open (attach it in the foreground).
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -279,6 +281,8 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         health,
         pod: a.pod,
         labels: labels::parse_all(&a.label)?,
+        security: a.security.security()?,
+        ..RunOptions::default()
     };
     let c = open(g)?;
     if let Some(pod) = &opts.pod {

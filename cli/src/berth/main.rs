@@ -24,6 +24,7 @@ mod network;
 mod pods;
 mod port;
 mod registry;
+mod security;
 mod snapshots;
 mod system;
 mod top;

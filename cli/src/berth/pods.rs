@@ -50,6 +50,9 @@ pub struct CreateArgs {
     /// Set a label (KEY=VALUE).
     #[arg(short = 'l', long = "label")]
     label: Vec<String>,
+    /// The pod's network: bridge (the default) or host (the host's network namespace).
+    #[arg(long, value_parser = ["bridge", "host"])]
+    network: Option<String>,
 }
 
 /// `berth pod ps`.
@@ -150,7 +153,11 @@ fn create(g: &Globals, a: CreateArgs) -> Result<ExitCode> {
         hostname: a.hostname,
         publish,
         labels: labels::parse_all(&a.label)?,
+        host_network: a.network.as_deref() == Some("host"),
     };
+    if opts.host_network && !opts.publish.is_empty() {
+        anyhow::bail!("-p cannot be used with --network host: the host's ports are the pod's");
+    }
     let p = pods(g)?;
     let pod = p.create(&opts)?;
     let exe = std::env::current_exe().context("find the berth binary")?;

@@ -18,8 +18,8 @@ use super::monitor::MonitorConfig;
 use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
-use super::Resources;
 use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
+use super::{Resources, Security};
 use crate::labels::Labels;
 use crate::network::{self, files, netns, NetworkMode, PortMapping};
 use crate::volume::{request, MountRequest, Volumes};
@@ -41,6 +41,12 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     /// `-u user[:group]`.
     pub user: Option<String>,
+    /// A primary gid that replaces the user's (a Pod's `runAsGroup`).
+    pub group: Option<u32>,
+    /// gids added to the user's (a Pod's `supplementalGroups` and `fsGroup`).
+    pub supplementary_groups: Vec<u32>,
+    /// Refuse to create the container if its process would run as uid 0 (`runAsNonRoot`).
+    pub run_as_non_root: bool,
     /// `--hostname`.
     pub hostname: Option<String>,
     /// `--network`.
@@ -64,6 +70,8 @@ pub struct RunOptions {
     pub pod: Option<String>,
     /// `--label k=v`.
     pub labels: Labels,
+    /// `--privileged`, `--cap-add`, `--cap-drop`, `--security-opt`, `--read-only`.
+    pub security: Security,
 }
 
 /// Creates a container from `opts` and returns its record; it is left in state `created`
@@ -150,6 +158,7 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
         publish_all: opts.publish_all,
         pod: join.as_ref().and_then(|j| j.pod.clone()),
         labels: opts.labels.clone(),
+        security: opts.security.clone(),
     };
     let made = Prepare {
         c,
@@ -249,7 +258,18 @@ impl Prepare<'_> {
             .clone()
             .or_else(|| self.image_cfg.user().clone())
             .unwrap_or_default();
-        let ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        let mut ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        if self.opts.run_as_non_root && ids.uid == 0 {
+            return Err(ContainerError::RunsAsRoot(user_spec));
+        }
+        if let Some(gid) = self.opts.group {
+            ids.gid = gid;
+        }
+        for gid in &self.opts.supplementary_groups {
+            if !ids.additional_gids.contains(gid) {
+                ids.additional_gids.push(*gid);
+            }
+        }
         let cwd = self
             .opts
             .workdir
@@ -323,7 +343,9 @@ impl Prepare<'_> {
             resources: config.resources.clone(),
             terminal: config.monitor.tty,
         };
-        write_json(&dir.join("bundle/config.json"), &spec::build(&values))?;
+        let mut spec = spec::build(&values);
+        config.security.apply_to_spec(&mut spec)?;
+        write_json(&dir.join("bundle/config.json"), &spec)?;
         write_json(&dir.join("config.json"), &config)?;
         State::created().save(&dir)?;
         tracing::info!("created");

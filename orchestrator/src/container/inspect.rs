@@ -126,6 +126,7 @@ fn host_config(config: &ContainerConfig) -> Value {
         })
         .collect();
     let r = &config.resources;
+    let sec = &config.security;
     let nano_cpus = match (r.cpu_quota, r.cpu_period) {
         (Some(q), Some(p)) if p > 0 => q.saturating_mul(1_000_000_000) / p as i64,
         _ => 0,
@@ -140,6 +141,13 @@ fn host_config(config: &ContainerConfig) -> Value {
         "Memory": r.memory.unwrap_or(0),
         "NanoCpus": nano_cpus,
         "PidsLimit": r.pids_limit,
+        "Privileged": sec.privileged,
+        "CapAdd": (!sec.cap_add.is_empty()).then_some(&sec.cap_add),
+        "CapDrop": (!sec.cap_drop.is_empty()).then_some(&sec.cap_drop),
+        "SecurityOpt": (!sec.security_opt.is_empty()).then_some(&sec.security_opt),
+        "ReadonlyRootfs": sec.read_only,
+        "PidMode": if sec.host_pid { "host" } else { "" },
+        "IpcMode": if sec.host_ipc { "host" } else { "private" },
     })
 }
 
@@ -298,6 +306,16 @@ mod tests {
             host["PortBindings"]["8000/tcp"],
             json!([{"HostIp": "", "HostPort": "8100"}])
         );
+        assert_eq!(host["Privileged"], false);
+        assert_eq!(host["CapAdd"], Value::Null);
+        let mut config = super::super::sample_config();
+        config.security.cap_drop = vec!["CAP_CHOWN".into()];
+        config.security.read_only = true;
+        config.security.security_opt = vec!["no-new-privileges".into()];
+        let host = host_config(&config);
+        assert_eq!(host["CapDrop"], json!(["CAP_CHOWN"]));
+        assert_eq!(host["ReadonlyRootfs"], true);
+        assert_eq!(host["SecurityOpt"], json!(["no-new-privileges"]));
     }
 
     #[test]

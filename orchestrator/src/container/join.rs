@@ -95,7 +95,7 @@ pub(super) fn resolve(c: &Containers, opts: &RunOptions) -> Result<Option<Join>,
         }
         return Ok(Some(Join {
             network: format!("container:{}", pod.infra_id),
-            netns: Some(pod.netns_path()),
+            netns: (!pod.host_network).then(|| pod.netns_path()),
             ipc: Some(pod.ipc_path()),
             uts: Some(pod.uts_path()),
             hostname: pod.hostname.clone(),

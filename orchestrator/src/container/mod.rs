@@ -40,6 +40,7 @@ pub mod monitor;
 mod mounts;
 pub mod resources;
 pub mod restart;
+pub mod security;
 pub mod settings;
 mod spec;
 mod start;
@@ -65,6 +66,7 @@ pub use mounts::{
     prune_volumes, remove_anonymous_volumes, remove_volume, volume_users, MountPoint,
 };
 pub use resources::{ResourceError, Resources};
+pub use security::{SeccompMode, Security, SecurityError};
 pub use settings::{AttachedNetwork, Settings, SettingsError};
 pub use start::prepare_start;
 pub use state::{State, Status};
@@ -141,6 +143,13 @@ pub enum ContainerError {
     /// The runtime refused or failed.
     #[error("runtime: {0}")]
     Runtime(#[from] berth_runtime::ContainerError),
+    /// The process would run as root where that is refused (a Pod's `runAsNonRoot`); holds
+    /// the user as the image or the options gave it.
+    #[error("container has runAsNonRoot and image will run as root (user {0:?})")]
+    RunsAsRoot(String),
+    /// A security option is refused, or the seccomp profile is invalid.
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// Networking failed (a port taken included).
     #[error(transparent)]
     Network(#[from] network::NetworkError),
@@ -264,6 +273,9 @@ pub struct ContainerConfig {
     /// `--label k=v`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Capabilities, seccomp, no-new-privileges, read-only root, host namespaces.
+    #[serde(default)]
+    pub security: Security,
 }
 
 impl ContainerConfig {
@@ -491,6 +503,7 @@ fn sample_config() -> ContainerConfig {
         monitor: MonitorConfig::default(),
         pod: None,
         labels: BTreeMap::new(),
+        security: Security::default(),
     }
 }
 

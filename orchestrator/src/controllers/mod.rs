@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod pod;
 pub mod pod_claims;
+pub mod pod_security;
 pub mod pod_spec;
 pub mod pod_status;
 pub mod replicaset;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::pod_security;
 use super::pod_spec::{self, SpecError};
 use super::pod_status::{self, ContainerView, PodFacts};
 use crate::container::{self, ContainerConfig, ContainerError, Containers, Status};
@@ -489,12 +490,25 @@ impl Node {
             .hostname
             .clone()
             .unwrap_or_else(|| m.name().to_string());
+        let host_network = pod.spec.host_network == Some(true);
+        // On the host's network a pod has the node's host name, address and ports.
+        let hostname = match host_network {
+            true => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or(hostname),
+            false => hostname,
+        };
         let hostname: String = hostname.chars().take(63).collect();
         let opts = PodOptions {
             name: Some(berth_pod_name(pod)),
             hostname: Some(hostname),
-            publish: pod_spec::host_ports(pod),
+            publish: match host_network {
+                true => Vec::new(),
+                false => pod_spec::host_ports(pod),
+            },
             labels,
+            host_network,
         };
         let pods = self.pods.clone();
         let exe = self.ctx.berth_exe.clone();
@@ -510,6 +524,10 @@ impl Node {
         })
         .await
         .ok_or_else(|| "the pod's creation task failed".to_string())??;
+        let made = match host_network {
+            true => (made.0, Some(self.host_ip.clone())),
+            false => made,
+        };
         tracing::info!(pod = %made.0.name, ip = ?made.1, "pod started");
         Ok(PodRun {
             record: made.0,
@@ -756,14 +774,9 @@ impl Node {
             labels.insert(LABEL_CONTAINER.to_string(), spec.name.clone());
             labels.insert(LABEL_RESTARTS.to_string(), restart_count.to_string());
             let name = format!("{}_{}_{}", run.record.name, spec.name, restart_count);
-            Ok(pod_spec::run_options(
-                spec,
-                &env,
-                mounts,
-                &run.record.id,
-                labels,
-                name,
-            ))
+            let mut opts = pod_spec::run_options(spec, &env, mounts, &run.record.id, labels, name);
+            pod_security::apply(&run.pod, spec, &mut opts)?;
+            Ok(opts)
         })();
         let opts = match prepared {
             Ok(o) => o,
@@ -775,7 +788,9 @@ impl Node {
         let containers = self.ctx.containers.clone();
         let exe = self.ctx.berth_exe.clone();
         let image = opts.image.clone();
-        let made = blocking(move || create_and_start(&containers, &exe, &opts)).await;
+        let (label, cname) = (pod_security::pod_label(&run.pod), spec.name.clone());
+        let made =
+            blocking(move || create_and_start(&containers, &exe, &opts, &label, &cname)).await;
         let pod_name = run.record.name.clone();
         let c = run.container(slot);
         match made {
@@ -803,6 +818,12 @@ impl Node {
                     // Back off the pulls as the kubelet does.
                     self.backoff.restarted(bkey, Instant::now());
                 }
+            }
+            Some(Err(StartError::Config(message))) => {
+                tracing::warn!(container = %spec.name, %message, "cannot create");
+                c.waiting = Some(("CreateContainerConfigError".to_string(), Some(message)));
+                c.exited_at = Some(Instant::now());
+                self.backoff.restarted(bkey, Instant::now());
             }
             Some(Err(StartError::Other(message))) => {
                 tracing::warn!(container = %spec.name, %message, "cannot start");
@@ -1025,16 +1046,33 @@ fn view(spec: &Container, c: &ContainerRun) -> ContainerView {
 enum StartError {
     /// The image is not in the store and could not be pulled.
     Image(String),
+    /// The container's configuration cannot be used (`runAsNonRoot` with a root user).
+    Config(String),
     /// Anything else.
     Other(String),
 }
 
-/// Creates a container from `opts` (pulling a missing image with `berth pull`) and starts
-/// its monitor; the monitor is reaped by a thread of its own.
+impl StartError {
+    /// The kubelet's reason for `e`, creating container `name` of pod `pod` (its label).
+    fn of(e: ContainerError, pod: &str, name: &str) -> Self {
+        match e {
+            ContainerError::RunsAsRoot(_) => StartError::Config(format!(
+                "container has runAsNonRoot and image will run as root (pod: \"{pod}\", container: {name})"
+            )),
+            other => StartError::Other(other.to_string()),
+        }
+    }
+}
+
+/// Creates container `name` of pod `pod` (its label, for messages) from `opts` (pulling a
+/// missing image with `berth pull`) and starts its monitor; the monitor is reaped by a thread
+/// of its own.
 fn create_and_start(
     containers: &Containers,
     exe: &PathBuf,
     opts: &container::RunOptions,
+    pod: &str,
+    name: &str,
 ) -> Result<ContainerConfig, StartError> {
     let config = match container::create(containers, opts) {
         Ok(c) => c,
@@ -1053,9 +1091,9 @@ fn create_and_start(
                     String::from_utf8_lossy(&pulled.stderr).trim()
                 )));
             }
-            container::create(containers, opts).map_err(|e| StartError::Other(e.to_string()))?
+            container::create(containers, opts).map_err(|e| StartError::of(e, pod, name))?
         }
-        Err(e) => return Err(StartError::Other(e.to_string())),
+        Err(e) => return Err(StartError::of(e, pod, name)),
     };
     let monitor = container::monitor::exe_beside(exe)
         .and_then(|m| container::monitor::spawn(containers, &m, &config.id, false));

@@ -57,13 +57,18 @@ pub enum SpecError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The security context cannot be applied.
+    #[error(transparent)]
+    Security(#[from] super::pod_security::PodSecurityError),
 }
 
 impl SpecError {
     /// The waiting reason the kubelet reports for this error.
     pub fn reason(&self) -> &'static str {
         match self {
-            SpecError::Missing(_) | SpecError::NoSuchPort { .. } => "CreateContainerConfigError",
+            SpecError::Missing(_) | SpecError::NoSuchPort { .. } | SpecError::Security(_) => {
+                "CreateContainerConfigError"
+            }
             _ => "CreateContainerError",
         }
     }
@@ -273,6 +278,16 @@ pub fn prepare_volumes(
     let mut out = PodVolumes::default();
     for v in &pod.spec.volumes {
         let made = make_volume(store, &dirs, ns, v)?;
+        // An fsGroup out of range is refused when the containers are made.
+        let fs_group = pod
+            .spec
+            .security_context
+            .as_ref()
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
+        if let (Some(gid), true) = (fs_group, is_empty_dir(v)) {
+            give_to_fs_group(&made.0, gid)?;
+        }
         out.paths.insert(v.name.clone(), made);
     }
     Ok(out)
@@ -350,6 +365,32 @@ fn make_volume(
     }
     // emptyDir, and a volume with no source, which the API server defaults to emptyDir.
     Ok((dirs.empty_dir(&v.name)?, false))
+}
+
+fn is_empty_dir(v: &Volume) -> bool {
+    v.host_path.is_none()
+        && v.config_map.is_none()
+        && v.secret.is_none()
+        && v.persistent_volume_claim.is_none()
+}
+
+/// Gives an emptyDir to the pod's `fsGroup` as the kubelet does: group-owned, group-writable
+/// and setgid, so what the containers make in it belongs to that group too.
+fn give_to_fs_group(dir: &Path, gid: u32) -> Result<(), SpecError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| {
+        SpecError::Volume(VolumeError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+    };
+    std::os::unix::fs::chown(dir, None, Some(gid)).map_err(io)?;
+    let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o2070),
+    )
+    .map_err(io)
 }
 
 /// The host path of the PersistentVolume claim `claim` is bound to (see

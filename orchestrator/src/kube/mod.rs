@@ -19,6 +19,7 @@ pub mod names;
 pub mod object;
 pub mod pod;
 pub mod quantity;
+pub mod security;
 pub mod selector;
 pub mod service;
 pub mod storage;

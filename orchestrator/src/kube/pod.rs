@@ -1,8 +1,9 @@
 //! `v1` Pod and the parts of it that templates reuse: containers, probes, volumes, status.
 //!
-//! Fields berth does not act on but that real manifests carry (security contexts,
-//! affinity, tolerations, lifecycle hooks) are accepted and kept as raw JSON, so the same
-//! YAML works here and on a cluster; unknown fields are still rejected everywhere else.
+//! Fields berth does not act on but that real manifests carry (affinity, tolerations,
+//! lifecycle hooks) are accepted and kept as raw JSON, so the same YAML works here and on a
+//! cluster; unknown fields are still rejected everywhere else. Security contexts are typed
+//! ([`super::security`]): berth honours them or refuses them by path.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::intstr::IntOrString;
 use super::meta::{Condition, ObjectMeta, StringMap};
 use super::quantity::Quantity;
+use super::security::{PodSecurityContext, SecurityContext};
 
 type Raw = serde_json::Value;
 
@@ -115,9 +117,9 @@ pub struct PodSpec {
     /// Priority (kept as sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    /// Pod security context (kept as sent).
+    /// Pod security context: defaults for its containers, groups, sysctls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<Raw>,
+    pub security_context: Option<PodSecurityContext>,
     /// Affinity (kept as sent; one node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Raw>,
@@ -195,9 +197,9 @@ pub struct Container {
     /// Allocate a terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<bool>,
-    /// Security context (kept as sent).
+    /// Security context (wins over the pod's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub security_context: Option<Raw>,
+    pub security_context: Option<SecurityContext>,
     /// postStart/preStop hooks (kept as sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Raw>,

@@ -12,6 +12,7 @@ use super::names;
 use super::object::Object;
 use super::pod::{Container, Pod, PodSpec, PodTemplateSpec, Probe, Volume};
 use super::quantity::Quantity;
+use super::security;
 use super::selector::Selector;
 use super::service::{Endpoints, Service};
 use super::storage::{PersistentVolume, PersistentVolumeClaim};
@@ -243,6 +244,13 @@ impl Validator {
             self.check(&child(path, "subdomain"), s, names::dns1123_label);
         }
         self.labels(&child(path, "nodeSelector"), &spec.node_selector);
+        if let Some(sc) = &spec.security_context {
+            let host = (spec.host_network == Some(true), spec.host_ipc == Some(true));
+            let p = child(path, "securityContext");
+            for e in security::pod_errors(&p, sc, host.0, host.1) {
+                self.push(e);
+            }
+        }
     }
 
     fn container(
@@ -253,6 +261,11 @@ impl Validator {
         image_required: bool,
         init: bool,
     ) {
+        if let Some(sc) = &c.security_context {
+            for e in security::container_errors(&child(path, "securityContext"), sc) {
+                self.push(e);
+            }
+        }
         if c.name.is_empty() {
             self.push(FieldError::required(child(path, "name")));
         } else {

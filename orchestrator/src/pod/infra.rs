@@ -193,17 +193,28 @@ fn hold(pods: &Pods, id: &str, stop: &SigSet, reports: &mut File) -> Result<(), 
 
 /// Makes the pod's namespaces and files, recording its address and ports in `state`.
 fn setup(pods: &Pods, pod: &PodRecord, state: &mut PodState) -> Result<(), PodError> {
-    let ns = netns::create(Path::new(netns::DEFAULT_DIR), &pod.infra_id)?;
-    let attachment = pod
-        .network
-        .network()?
-        .attach(&pod.infra_id, &ns, &pod.publish)?;
-    state.ip = Some(attachment.ip);
-    state.ports = attachment.ports;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // A pod on the host's network has the host's hosts file and no namespace of its own.
+    let ns = match pod.host_network {
+        true => None,
+        false => Some(netns::create(Path::new(netns::DEFAULT_DIR), &pod.infra_id)?),
+    };
+    let hosts = match &ns {
+        None => std::fs::read_to_string("/etc/hosts")
+            .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".to_string()),
+        Some(ns) => {
+            let attachment = pod
+                .network
+                .network()?
+                .attach(&pod.infra_id, ns, &pod.publish)?;
+            state.ip = Some(attachment.ip);
+            state.ports = attachment.ports;
+            files::hosts(&pod.hostname, Some(attachment.ip), &[])?
+        }
+    };
     files::write_all(
         &pods.etc_dir(&pod.id),
-        &files::hosts(&pod.hostname, Some(attachment.ip), &[])?,
+        &hosts,
         &files::resolv_conf(&host_resolv),
         &files::hostname(&pod.hostname)?,
     )?;
@@ -228,8 +239,10 @@ fn setup(pods: &Pods, pod: &PodRecord, state: &mut PodState) -> Result<(), PodEr
         .map_err(sys(&target, "bind mount"))?;
     }
     // Held by this process too, so `nsenter -t <infra pid> -n` enters the pod.
-    let ns_file = File::open(&ns).map_err(io_err(&ns))?;
-    nix::sched::setns(ns_file, CloneFlags::CLONE_NEWNET).map_err(sys(&ns, "setns"))?;
+    if let Some(ns) = ns {
+        let ns_file = File::open(&ns).map_err(io_err(&ns))?;
+        nix::sched::setns(ns_file, CloneFlags::CLONE_NEWNET).map_err(sys(&ns, "setns"))?;
+    }
     Ok(())
 }
 

@@ -150,6 +150,9 @@ pub struct PodOptions {
     pub publish: Vec<PortMapping>,
     /// `--label k=v`.
     pub labels: Labels,
+    /// Share the host's network namespace (a Pod's `hostNetwork`): no namespace, address or
+    /// published ports of its own.
+    pub host_network: bool,
 }
 
 /// berth's record of a pod (`pod.json`), fixed at create.
@@ -172,6 +175,9 @@ pub struct PodRecord {
     pub infra_id: String,
     /// The network the pod attaches to.
     pub network: AttachedNetwork,
+    /// It uses the host's network namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
 }
 
 impl PodRecord {
@@ -334,6 +340,7 @@ impl Pods {
             publish: opts.publish.clone(),
             infra_id: hex::encode(rand::random::<[u8; 32]>()),
             network: AttachedNetwork::of(self.containers.settings().network_config()),
+            host_network: opts.host_network,
         };
         let has_record =
             |holder: &str| container::is_id(holder) && self.dir(holder).join("pod.json").exists();
