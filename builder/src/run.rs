@@ -327,6 +327,7 @@ mod tests {
             rootfs: "/r".into(),
             bundle: "/b".into(),
             state_root: "/s".into(),
+            cgroups_path: "berth/t".into(),
             args: vec!["true".into()],
             env: Vec::new(),
             cwd: "/".into(),
