@@ -33,6 +33,5 @@ pub mod ignore;
 pub mod imageconfig;
 pub mod plan;
 pub mod progress;
-pub mod rootpath;
 pub mod run;
 pub mod users;

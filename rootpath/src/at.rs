@@ -79,7 +79,12 @@ impl At {
             path.push("/");
         }
         path.push(name);
-        Ok(At::new(dir, Some(name.to_os_string()), &path, self.root.clone()))
+        Ok(At::new(
+            dir,
+            Some(name.to_os_string()),
+            &path,
+            self.root.clone(),
+        ))
     }
 
     /// Its status (of a symlink itself), `None` when nothing is there.

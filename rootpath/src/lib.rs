@@ -220,6 +220,15 @@ impl Root {
         self.open_at(path, flags, 0)
     }
 
+    /// The host path `path` resolves to at this moment (`readlink /proc/self/fd/N`), for
+    /// code in another process that takes only paths (an OCI bundle's bind source) and
+    /// only on trees nothing changes meanwhile (a finished build stage, a build context).
+    pub fn host_path(&self, path: impl AsRef<OsStr>) -> Result<PathBuf, RootPathError> {
+        let path = path.as_ref();
+        let fd = self.resolve(path, true)?;
+        std::fs::read_link(proc_path(&fd)).map_err(|e| self.io_error("readlink", path, e))
+    }
+
     /// The status of `path` (of a last-component symlink itself unless `follow_last`).
     pub fn stat(&self, path: impl AsRef<OsStr>, follow_last: bool) -> Result<Stat, RootPathError> {
         let path = path.as_ref();
@@ -327,7 +336,11 @@ impl Root {
                 Some(mode) => rustix::fs::openat(
                     &cur,
                     c.as_os_str(),
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(mode),
                 )
                 .map(drop),

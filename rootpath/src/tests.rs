@@ -33,7 +33,10 @@ fn absolute_and_dotdot_symlinks_are_rerooted() {
     assert_eq!(read(&r, "etclink/passwd"), "inside");
     // Made through a link, a directory lands inside the root.
     r.mkdir_all("/abs/made").unwrap();
-    assert!(root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
+    assert!(root
+        .join(outside.strip_prefix("/").unwrap())
+        .join("made")
+        .is_dir());
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
 }
 
@@ -127,7 +130,10 @@ fn loops_fail() {
     symlink("a", root.join("b")).unwrap();
     let r = Root::open(&root).unwrap();
     assert!(matches!(r.read("a/x"), Err(RootPathError::Loop { .. })));
-    assert!(matches!(r.mkdir_all("a/x"), Err(RootPathError::Loop { .. })));
+    assert!(matches!(
+        r.mkdir_all("a/x"),
+        Err(RootPathError::Loop { .. })
+    ));
 }
 
 #[test]

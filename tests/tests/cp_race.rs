@@ -48,7 +48,12 @@ fn build_swapper(dir: &Path) -> PathBuf {
     let src = dir.join("swap.c");
     fs::write(&src, SWAP_C).unwrap();
     let bin = dir.join("swap");
-    run_ok(Command::new(cc).args(["-static", "-O2", "-o"]).arg(&bin).arg(&src));
+    run_ok(
+        Command::new(cc)
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src),
+    );
     bin
 }
 
@@ -106,7 +111,10 @@ fn cp_cannot_be_raced_out_of_the_container() {
         if stdout(&out).contains("wl") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "swap loop never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "swap loop never started"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
