@@ -382,7 +382,9 @@ impl Root {
 
 /// The host path naming descriptor `fd` itself (`/proc/self/fd/N`), for calls
 /// that take only a path, such as mount(2): the kernel follows it to the very
-/// file the descriptor holds, whatever was renamed since.
+/// file the descriptor holds, whatever was renamed since. Calls that do not
+/// follow a last symlink (`lsetxattr`, `lstat`) act on the link itself: give
+/// them `proc_path(fd).join(".")` for a directory.
 pub fn proc_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }

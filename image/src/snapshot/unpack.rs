@@ -306,7 +306,9 @@ impl Unpacker<'_> {
         let parent = rootpath::proc_path(&parent_fd);
 
         if last_bytes == whiteout::OPAQUE.as_bytes() {
-            return self.opaque(&parent);
+            // `/.` so the xattr call (which does not follow) reaches the directory, not the
+            // /proc/self/fd link naming it.
+            return self.opaque(&parent.join("."));
         }
         if last_bytes.starts_with(whiteout::META_PREFIX.as_bytes()) {
             tracing::debug!(entry = self.entry, "skipping aufs metadata entry");
