@@ -120,10 +120,11 @@ pub fn copy_entry(src: &Path, root: &Root, dest: &str, attrs: &Attrs) -> Result<
             berth_image::rootpath::FileType::from_raw_mode(st.st_mode)
                 == berth_image::rootpath::FileType::Directory
         };
-        if !existing.as_ref().is_some_and(is_dir) {
-            target.remove(false)?;
-            target.mkdir(0o755)?;
+        if existing.as_ref().is_some_and(is_dir) {
+            return Ok(());
         }
+        target.remove(false)?;
+        target.mkdir(0o755)?;
     } else {
         target.remove(false)?;
         if ft.is_symlink() {

@@ -97,9 +97,11 @@ pub(super) fn setup(
                 if !no_copy {
                     // The image's directory as a descriptor, named through /proc/self/fd.
                     match Root::open(rootfs)?.resolve(&r.target, true) {
-                        Ok(dir) => {
-                            volumes.populate(&volume.name, &rootpath::proc_path(&dir).join("."), &r.target)?
-                        }
+                        Ok(dir) => volumes.populate(
+                            &volume.name,
+                            &rootpath::proc_path(&dir).join("."),
+                            &r.target,
+                        )?,
                         Err(e) if e.is_not_found() => {}
                         Err(e) => return Err(e.into()),
                     }
