@@ -219,6 +219,20 @@ impl At {
             .map_err(|e| self.err("set times on", e))
     }
 
+    /// Removes it if it is an empty directory or an empty regular file; anything else
+    /// (a symlink, a non-empty file or directory) is left alone and reported.
+    pub fn remove_if_empty(&self) -> Result<(), RootPathError> {
+        let Some(st) = self.lstat()? else {
+            return Ok(());
+        };
+        let flags = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => AtFlags::REMOVEDIR,
+            FileType::RegularFile if st.st_size == 0 => AtFlags::empty(),
+            _ => return Err(self.err("remove", rustix::io::Errno::NOTEMPTY)),
+        };
+        rustix::fs::unlinkat(&self.dir, self.target(), flags).map_err(|e| self.err("remove", e))
+    }
+
     /// Removes what is there (a directory with everything below it), unless it
     /// is a directory and `keep_dir`; nothing there is fine.
     pub fn remove(&self, keep_dir: bool) -> Result<(), RootPathError> {

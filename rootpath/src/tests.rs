@@ -162,3 +162,21 @@ fn trees_are_removed_without_following_links() {
     assert!(!root.join("t").exists());
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
 }
+
+#[test]
+fn only_empty_things_are_removed_and_links_are_not_followed() {
+    let (_d, root, outside) = fixture();
+    fs::create_dir(outside.join("empty")).unwrap();
+    fs::create_dir(root.join("made")).unwrap();
+    symlink(outside.join("empty"), root.join("made/link")).unwrap();
+    fs::write(root.join("full"), "x").unwrap();
+    let r = Root::open(&root).unwrap();
+    // A symlink is left alone, and so is what it points at.
+    assert!(r.parent("/made/link").unwrap().remove_if_empty().is_err());
+    assert!(outside.join("empty").is_dir());
+    assert!(r.parent("/made").unwrap().remove_if_empty().is_err());
+    assert!(r.parent("/full").unwrap().remove_if_empty().is_err());
+    fs::remove_file(root.join("made/link")).unwrap();
+    r.parent("/made").unwrap().remove_if_empty().unwrap();
+    assert!(!root.join("made").exists());
+}
