@@ -77,7 +77,6 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<(), RootfsError>
             mounts::mount_entry(sys, &cfg.rootfs, m)?;
         }
     }
-    sys.mkdir_all(&cfg.rootfs.join("dev"))?;
     devices::create_nodes(sys, &cfg.rootfs, &cfg.devices, cfg.bind_devices)?;
     devices::create_symlinks(sys, &cfg.rootfs)?;
     Ok(())
