@@ -33,10 +33,10 @@ use crate::ignore::IgnorePatterns;
 use crate::imageconfig::{ImageConfig, DEFAULT_PATH};
 use crate::plan::{Base, FromRef, Plan, PlanError, PlanOptions, StageBase, Step};
 use crate::progress::Event;
-use crate::rootpath::{self, RootPathError};
 use crate::run::{self, RunError, RunSpec, StepMount};
 use crate::stepcgroup;
 use crate::users::{self, UserError};
+use berth_image::rootpath::{Root, RootPathError};
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
@@ -814,11 +814,9 @@ impl Runner<'_> {
         let mut sfs = StepFs::new(self.scratch.join(format!("step-{id}")), &lowers)?;
         let always_layer = match &step.instruction {
             Instruction::Workdir { .. } => {
-                let path = rootpath::resolve(&sfs.merged, &step.workdir, true, true)
+                Root::open(&sfs.merged)
+                    .and_then(|r| r.no_xdev().mkdir_all(&step.workdir))
                     .map_err(StepError::from)?;
-                if !path.exists() {
-                    fs::create_dir(&path).map_err(|source| StepError::Io { path, source })?;
-                }
                 false
             }
             Instruction::Copy { args, .. } => {
@@ -891,13 +889,13 @@ impl Runner<'_> {
                         MountType::Bind => {
                             let src_rel = m.source.clone().unwrap_or_else(|| "/".into());
                             let source = match from {
-                                None => {
-                                    rootpath::resolve(self.build.ctx.root(), &src_rel, true, false)
-                                        .map_err(StepError::from)?
-                                }
+                                None => Root::open(self.build.ctx.root())
+                                    .and_then(|r| r.host_path(&src_rel))
+                                    .map_err(StepError::from)?,
                                 Some(f) => {
                                     let s = self.mount_source(f, &format!("step-{id}-m{k}"))?;
-                                    let p = rootpath::resolve(&s.merged, &src_rel, true, false)
+                                    let p = Root::open(&s.merged)
+                                        .and_then(|r| r.host_path(&src_rel))
                                         .map_err(StepError::from)?;
                                     sources.push(s);
                                     p
@@ -1026,8 +1024,9 @@ impl Runner<'_> {
         } else {
             format!("{}/{}", step.workdir.trim_end_matches('/'), args.dest)
         };
-        let dest_host = rootpath::resolve(root, &dest_abs, true, false)?;
-        let dest = if args.dest.ends_with('/') || dest_host.is_dir() {
+        let root_dir = root;
+        let root = &Root::open(root_dir)?.no_xdev();
+        let dest = if args.dest.ends_with('/') || is_dir(root, &dest_abs) {
             format!("{}/{}", dest_abs.trim_end_matches('/'), f.name)
         } else {
             dest_abs
@@ -1041,7 +1040,7 @@ impl Runner<'_> {
         let mtime = filetime::FileTime::from_unix_time(f.mtime.unwrap_or(0), 0);
         filetime::set_file_mtime(&f.path, mtime).map_err(io_err(&f.path))?;
         let owner = match &args.chown {
-            Some(spec) => users::chown_ids(root, spec)?,
+            Some(spec) => users::chown_ids(root_dir, spec)?,
             None => (0, 0),
         };
         let attrs = Attrs {
@@ -1070,37 +1069,27 @@ impl Runner<'_> {
         } else {
             format!("{}/{}", step.workdir.trim_end_matches('/'), args.dest)
         };
-        let dest_host = rootpath::resolve(root, &dest_abs, true, false)?;
-        let dest_is_dir = dest_host.is_dir();
+        let root_dir = root;
+        let root = &Root::open(root_dir)?.no_xdev();
+        let dest_is_dir = is_dir(root, &dest_abs);
         for h in &args.heredocs {
             let path = if args.dest.ends_with('/') || dest_is_dir {
                 format!("{}/{}", dest_abs.trim_end_matches('/'), h.name)
             } else {
                 dest_abs.clone()
             };
-            let host = rootpath::resolve(root, &path, false, true)?;
-            fs::write(&host, &h.content).map_err(|source| StepError::Io {
-                path: host.clone(),
-                source,
-            })?;
             let mode = match &args.chmod {
                 Some(c) => fscopy::apply_chmod(c, 0o644, false)?,
                 None => 0o644,
             };
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&host, fs::Permissions::from_mode(mode)).map_err(|source| {
-                StepError::Io {
-                    path: host.clone(),
-                    source,
-                }
-            })?;
             let (uid, gid) = owner.unwrap_or((0, 0));
-            std::os::unix::fs::lchown(&host, Some(uid), Some(gid)).map_err(|source| {
-                StepError::Io {
-                    path: host.clone(),
-                    source,
-                }
-            })?;
+            let at = root.parent_creating(&path)?;
+            at.remove(false)?;
+            let mut f = at.create(0o600)?;
+            std::io::Write::write_all(&mut f, h.content.as_bytes())
+                .map_err(|e| at.io_error("write", e))?;
+            at.chown(uid, gid)?;
+            at.set_mode(mode)?;
         }
         let sources: Vec<String> = args
             .sources
@@ -1176,7 +1165,8 @@ impl Runner<'_> {
                         Some((last, prefix)) => (prefix.join("/"), (*last).to_string()),
                         None => (String::new(), ".".to_string()),
                     };
-                    let base = rootpath::resolve(&src_fs.merged, &prefix, true, false)?;
+                    // The source stage runs nothing: its tree can be walked by host path.
+                    let base = Root::open(&src_fs.merged)?.host_path(&prefix)?;
                     let ctx = Context::with_patterns(&base, IgnorePatterns::default());
                     let files = ctx.files().map_err(|e| StepError::Io {
                         path: base.clone(),
@@ -1216,6 +1206,14 @@ impl<E: Into<StepError>> From<E> for Exec {
     fn from(e: E) -> Self {
         Exec::Step(e.into())
     }
+}
+
+/// Whether `path` in `root` is a directory (following symlinks in the root).
+fn is_dir(root: &Root, path: &str) -> bool {
+    root.stat(path, true).is_ok_and(|st| {
+        berth_image::rootpath::FileType::from_raw_mode(st.st_mode)
+            == berth_image::rootpath::FileType::Directory
+    })
 }
 
 fn is_url(s: &str) -> bool {

@@ -5,13 +5,13 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_image::snapshot::compression;
 use berth_image::snapshot::unpack::{unpack_tar, UnpackError, UnpackOptions};
 
-use crate::rootpath::{self, RootPathError};
+use berth_image::rootpath::{Root, RootPathError};
 
 /// Why a file could not be copied into the image.
 #[derive(Debug, thiserror::Error)]
@@ -107,52 +107,52 @@ pub fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> Result<u32, FsCopyErr
 }
 
 /// Copies the single entry at `src` (a file, directory or symlink; not followed) to the
-/// image path `dest` under `root`, creating missing parent directories. A directory's
-/// children are not copied: the layout lists them as entries of their own.
-pub fn copy_entry(src: &Path, root: &Path, dest: &str, attrs: &Attrs) -> Result<(), FsCopyError> {
+/// image path `dest` in `root`, creating missing parent directories. A directory's
+/// children are not copied: the layout lists them as entries of their own. Everything in
+/// the image is reached through descriptors ([`Root`]), never by a host path.
+pub fn copy_entry(src: &Path, root: &Root, dest: &str, attrs: &Attrs) -> Result<(), FsCopyError> {
     let meta = fs::symlink_metadata(src).map_err(io_err(src))?;
-    let target = rootpath::resolve(root, dest, false, true)?;
-    let existing = fs::symlink_metadata(&target).ok();
+    let target = root.parent_creating(dest)?;
+    let existing = target.lstat()?;
     let ft = meta.file_type();
     if ft.is_dir() {
-        match existing {
-            Some(e) if e.is_dir() => return Ok(()),
-            Some(_) => fs::remove_file(&target).map_err(io_err(&target))?,
-            None => {}
+        let is_dir = |st: &berth_image::rootpath::Stat| {
+            berth_image::rootpath::FileType::from_raw_mode(st.st_mode)
+                == berth_image::rootpath::FileType::Directory
+        };
+        if existing.as_ref().is_some_and(is_dir) {
+            return Ok(());
         }
-        fs::create_dir(&target).map_err(io_err(&target))?;
+        target.remove(false)?;
+        target.mkdir(0o755)?;
     } else {
-        if let Some(e) = existing {
-            if e.is_dir() {
-                fs::remove_dir_all(&target).map_err(io_err(&target))?;
-            } else {
-                fs::remove_file(&target).map_err(io_err(&target))?;
-            }
-        }
+        target.remove(false)?;
         if ft.is_symlink() {
             let link = fs::read_link(src).map_err(io_err(src))?;
-            std::os::unix::fs::symlink(&link, &target).map_err(io_err(&target))?;
+            target.symlink(link.as_os_str())?;
         } else {
-            fs::copy(src, &target).map_err(io_err(&target))?;
+            let mut from = fs::File::open(src).map_err(io_err(src))?;
+            let mut to = target.create(0o600)?;
+            io::copy(&mut from, &mut to).map_err(|e| target.io_error("write", e))?;
         }
     }
     let (uid, gid) = attrs.owner.unwrap_or((meta.uid(), meta.gid()));
-    std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(io_err(&target))?;
+    target.chown(uid, gid)?;
     if !ft.is_symlink() {
         let mode = match &attrs.chmod {
             Some(spec) => apply_chmod(spec, meta.mode(), ft.is_dir())?,
             None => meta.mode() & 0o7777,
         };
-        fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
+        target.set_mode(mode)?;
     }
     let mtime = filetime::FileTime::from_last_modification_time(&meta);
-    filetime::set_symlink_file_times(&target, mtime, mtime).map_err(io_err(&target))?;
+    target.set_mtime(mtime.unix_seconds(), mtime.nanoseconds())?;
     Ok(())
 }
 
 /// Copies the tree at `src` (its contents, not the directory itself) to image path
-/// `dest` under `root`, entry by entry in path order.
-pub fn copy_tree(src: &Path, root: &Path, dest: &str, attrs: &Attrs) -> Result<(), FsCopyError> {
+/// `dest` in `root`, entry by entry in path order.
+pub fn copy_tree(src: &Path, root: &Root, dest: &str, attrs: &Attrs) -> Result<(), FsCopyError> {
     let mut names: Vec<_> = fs::read_dir(src)
         .map_err(io_err(src))?
         .map(|e| e.map(|e| e.file_name()))
@@ -189,10 +189,10 @@ pub fn is_archive(path: &Path) -> bool {
     got == 512 && &head[257..262] == b"ustar"
 }
 
-/// Extracts the tar archive at `archive` into image directory `dest` under `root`,
+/// Extracts the tar archive at `archive` into image directory `dest` in `root`,
 /// keeping the owners and modes the archive records. `scratch` is an empty directory
 /// to unpack into first, so the archive cannot reach outside the image.
-pub fn extract(archive: &Path, root: &Path, dest: &str, scratch: &Path) -> Result<(), FsCopyError> {
+pub fn extract(archive: &Path, root: &Root, dest: &str, scratch: &Path) -> Result<(), FsCopyError> {
     let file = fs::File::open(archive).map_err(io_err(archive))?;
     let (_, reader) =
         compression::decompress("", file).map_err(|e| io_err(archive)(io::Error::other(e)))?;
@@ -202,16 +202,14 @@ pub fn extract(archive: &Path, root: &Path, dest: &str, scratch: &Path) -> Resul
             source: Box::new(source),
         }
     })?;
-    let top = rootpath::resolve(root, dest, true, true)?;
-    if !top.exists() {
-        fs::create_dir(&top).map_err(io_err(&top))?;
-    }
+    root.mkdir_all(dest)?;
     copy_tree(scratch, root, dest, &Attrs::default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn chmod_octal_and_symbolic() {
@@ -235,7 +233,7 @@ mod tests {
         let me = (nix_ids().0, nix_ids().1);
         copy_entry(
             &f,
-            root.path(),
+            &Root::open(root.path()).unwrap(),
             "/a/b/f",
             &Attrs {
                 owner: Some(me),

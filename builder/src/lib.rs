@@ -33,7 +33,6 @@ pub mod ignore;
 pub mod imageconfig;
 pub mod plan;
 pub mod progress;
-pub mod rootpath;
 pub mod run;
 pub mod stepcgroup;
 pub mod users;

@@ -11,6 +11,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
+use berth_image::rootpath::{FileType, Root};
 use berth_runtime::{ContainerError, CreateOptions, Runtime};
 use serde_json::{json, Value};
 
@@ -190,42 +191,39 @@ fn spec(s: &RunSpec) -> Result<Value, RunError> {
     Ok(spec)
 }
 
-/// Creates the missing components of `target` under `root` (the last one as a file when
+/// Creates the missing components of `target` in `root` (the last one as a file when
 /// `file`), recording what it made. Stops at a symlink: the runtime resolves those.
-fn make_mount_point(root: &Path, target: &str, file: bool, made: &mut Vec<PathBuf>) {
+fn make_mount_point(root: &Root, target: &str, file: bool, made: &mut Vec<String>) {
     let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty()).collect();
-    let mut path = root.to_path_buf();
+    let mut path = String::new();
     for (i, part) in parts.iter().enumerate() {
-        path.push(part);
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => return,
-            Ok(_) => {}
-            Err(_) => {
+        path.push('/');
+        path.push_str(part);
+        let Ok(at) = root.parent(&path) else { return };
+        match at.lstat() {
+            Ok(Some(st)) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+            Ok(None) => {
                 let ok = if file && i + 1 == parts.len() {
-                    fs::File::create(&path).is_ok()
+                    at.create(0o644).is_ok()
                 } else {
-                    fs::create_dir(&path).is_ok()
+                    at.mkdir(0o755).is_ok()
                 };
                 if !ok {
                     return;
                 }
                 made.push(path.clone());
             }
+            _ => return,
         }
     }
 }
 
-/// Removes what [`make_mount_point`] made, newest first, where it is still empty.
-fn remove_mount_points(made: &[PathBuf]) {
+/// Removes what [`make_mount_point`] made, newest first, where it is still empty; the
+/// step may have replaced any of it, so every path is resolved in the root again.
+fn remove_mount_points(root: &Root, made: &[String]) {
     for p in made.iter().rev() {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir(p);
-            }
-            Ok(m) if m.len() == 0 => {
-                let _ = fs::remove_file(p);
-            }
-            _ => {}
+        if let Ok(at) = root.parent(p) {
+            let _ = at.remove_if_empty();
         }
     }
 }
@@ -274,22 +272,24 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
     let bytes = serde_json::to_vec_pretty(&spec(s)?).map_err(|e| io_err(&config)(e.into()))?;
     fs::write(&config, bytes).map_err(io_err(&config))?;
 
+    let root = Root::open(&s.rootfs)
+        .map_err(|e| io_err(&s.rootfs)(io::Error::other(e)))?
+        .no_xdev();
     let mut made = Vec::new();
     for dir in ["/proc", "/dev", "/sys"] {
-        make_mount_point(&s.rootfs, dir, false, &mut made);
+        make_mount_point(&root, dir, false, &mut made);
     }
-    make_mount_point(&s.rootfs, &s.cwd, false, &mut made);
+    make_mount_point(&root, &s.cwd, false, &mut made);
     for m in &s.mounts {
         match m {
             StepMount::Bind { source, target, .. } => {
-                make_mount_point(&s.rootfs, target, !source.is_dir(), &mut made)
+                make_mount_point(&root, target, !source.is_dir(), &mut made)
             }
-            StepMount::Tmpfs { target } => make_mount_point(&s.rootfs, target, false, &mut made),
+            StepMount::Tmpfs { target } => make_mount_point(&root, target, false, &mut made),
         }
     }
     // The working directory stays even when empty: Docker creates it for the step.
-    let cwd_path = s.rootfs.join(s.cwd.trim_start_matches('/'));
-    made.retain(|p| !cwd_path.starts_with(p));
+    made.retain(|p| !Path::new(&s.cwd).starts_with(p));
 
     let out = fs::File::create(&s.output).map_err(io_err(&s.output))?;
     let runtime = Runtime::new(&s.state_root);
@@ -310,7 +310,7 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
         nix::sys::stat::umask(old);
         r
     };
-    remove_mount_points(&made);
+    remove_mount_points(&root, &made);
     result.map_err(|source| RunError::Runtime {
         id: s.id.clone(),
         source,

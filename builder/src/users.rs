@@ -1,10 +1,9 @@
 //! `USER` and `--chown` values resolved against the image's `/etc/passwd` and
 //! `/etc/group`, as Docker does when it starts a step's process or copies files.
 
-use std::fs;
 use std::path::Path;
 
-use crate::rootpath;
+use berth_image::rootpath::Root;
 
 /// Why a user or group could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,11 +28,10 @@ pub struct Ids {
 }
 
 fn read_db(root: &Path, file: &str) -> Vec<Vec<String>> {
-    let Ok(path) = rootpath::resolve(root, file, true, false) else {
+    let Ok(bytes) = Root::open(root).and_then(|r| r.read(file)) else {
         return Vec::new();
     };
-    fs::read_to_string(path)
-        .unwrap_or_default()
+    String::from_utf8_lossy(&bytes)
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(':').map(str::to_string).collect())
@@ -124,6 +122,7 @@ pub fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), UserError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn root() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();

@@ -1,4 +1,5 @@
-//! Image references, digests, the OCI and Docker manifest model, the content store and layer snapshots.
+//! Image references, digests, the OCI and Docker manifest model, the content store, layer
+//! snapshots and rootfs path resolution.
 #![forbid(unsafe_code)]
 
 pub mod archive;
@@ -10,3 +11,7 @@ pub mod perms;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+
+/// Paths inside a root filesystem, resolved by the kernel as file descriptors (the one
+/// resolver every host-side touch of a container or image tree goes through).
+pub use berth_rootpath as rootpath;

@@ -109,22 +109,21 @@ pub fn create_nodes(
     bind: bool,
 ) -> Result<(), DeviceError> {
     for node in nodes {
-        let rel = node.path.strip_prefix("/").unwrap_or(&node.path);
-        let dest = rootfs.join(rel);
-        if let Some(parent) = dest.parent() {
-            sys.mkdir_all(parent)?;
-        }
         if bind {
-            sys.touch(&dest)?;
+            let target = sys.mount_target(rootfs, &node.path, false)?;
             sys.mount(
                 Some(&node.path),
-                &dest,
+                &target.path,
                 Some("bind"),
                 MsFlags::MS_BIND,
                 None,
             )?;
             continue;
         }
+        // Made by name in the parent's descriptor: nothing on the way is followed out.
+        let parent =
+            sys.mount_target(rootfs, node.path.parent().unwrap_or(Path::new("/")), true)?;
+        let dest = parent.path.join(node.path.file_name().unwrap_or_default());
         if sys.exists(&dest) {
             continue;
         }
@@ -142,17 +141,18 @@ pub fn create_nodes(
 /// The `/dev` symlinks of runc: fd, stdin, stdout, stderr, ptmx and core.
 pub fn create_symlinks(sys: &dyn Syscall, rootfs: &Path) -> Result<(), DeviceError> {
     let links = [
-        ("/proc/self/fd", "dev/fd"),
-        ("/proc/self/fd/0", "dev/stdin"),
-        ("/proc/self/fd/1", "dev/stdout"),
-        ("/proc/self/fd/2", "dev/stderr"),
-        ("pts/ptmx", "dev/ptmx"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
     ];
+    let dev = sys.mount_target(rootfs, Path::new("/dev"), true)?;
     for (target, link) in links {
-        sys.symlink(Path::new(target), &rootfs.join(link))?;
+        sys.symlink(Path::new(target), &dev.path.join(link))?;
     }
     if sys.exists(Path::new("/proc/kcore")) {
-        sys.symlink(Path::new("/proc/kcore"), &rootfs.join("dev/core"))?;
+        sys.symlink(Path::new("/proc/kcore"), &dev.path.join("core"))?;
     }
     Ok(())
 }

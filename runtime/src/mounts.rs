@@ -1,7 +1,7 @@
 //! The OCI `mounts` list: option strings to mount(2) flags, and mounting one
 //! entry inside the container's root filesystem.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
@@ -25,9 +25,6 @@ pub enum MountError {
     /// A bind mount without a source.
     #[error("bind mount {0}: no source")]
     MissingSource(String),
-    /// A symlink chain inside the rootfs loops.
-    #[error("path {0} inside the rootfs: too many levels of symbolic links")]
-    SymlinkLoop(String),
     /// The kernel refused.
     #[error(transparent)]
     Sys(#[from] SysError),
@@ -120,93 +117,53 @@ pub fn propagation_flags(name: &str) -> Option<MsFlags> {
     })
 }
 
-/// Resolves `path` (absolute, as seen inside the container) to a host path under
-/// `root`, following symlinks as if `root` were `/`, so no link leads outside it.
-pub fn resolve_in_root(sys: &dyn Syscall, root: &Path, path: &Path) -> Result<PathBuf, MountError> {
-    let mut resolved = PathBuf::new();
-    let mut pending: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .map(|c| PathBuf::from(c.as_os_str()))
-        .collect();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        match part.components().next() {
-            None | Some(Component::RootDir) | Some(Component::CurDir) => continue,
-            Some(Component::ParentDir) => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = root.join(&resolved).join(&part);
-        match sys.read_link(&candidate) {
-            Some(target) => {
-                links += 1;
-                if links > 40 {
-                    return Err(MountError::SymlinkLoop(path.display().to_string()));
-                }
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                pending.extend(
-                    target
-                        .components()
-                        .rev()
-                        .map(|c| PathBuf::from(c.as_os_str())),
-                );
-            }
-            None => resolved.push(&part),
-        }
-    }
-    Ok(root.join(resolved))
-}
-
 /// Mounts one OCI mount entry under `rootfs` (runc's `mountToRootfs` for the
-/// common types; `cgroup` mounts are handled by the caller).
+/// common types; `cgroup` mounts are handled by the caller). The destination is
+/// resolved in the rootfs by the kernel and mounted on through its descriptor
+/// ([`Syscall::mount_target`]); remounts resolve it again to reach the new mount.
 pub fn mount_entry(sys: &dyn Syscall, rootfs: &Path, m: &Mount) -> Result<(), MountError> {
     let dest_str = m.destination().display().to_string();
-    if !m.destination().is_absolute() {
+    let dest = m.destination();
+    if !dest.is_absolute() {
         return Err(MountError::RelativeDestination(dest_str));
     }
     let opts = parse_options(&dest_str, m.options().as_deref().unwrap_or(&[]))?;
-    let dest = resolve_in_root(sys, rootfs, m.destination())?;
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = typ == "bind" || opts.flags.contains(MsFlags::MS_BIND);
-    if is_bind {
+    let dir = if is_bind {
         let source = m
             .source()
             .as_deref()
             .ok_or_else(|| MountError::MissingSource(dest_str.clone()))?;
-        if sys.is_dir(source) {
-            sys.mkdir_all(&dest)?;
-        } else {
-            if let Some(parent) = dest.parent() {
-                sys.mkdir_all(parent)?;
-            }
-            sys.touch(&dest)?;
-        }
+        let dir = sys.is_dir(source);
+        let target = sys.mount_target(rootfs, dest, dir)?;
         let bind_flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        sys.mount(Some(source), &dest, Some("bind"), bind_flags, None)?;
+        sys.mount(Some(source), &target.path, Some("bind"), bind_flags, None)?;
         // A bind mount ignores other flags; they take effect on a remount.
         let rest = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !rest.is_empty() {
+            let target = sys.mount_target(rootfs, dest, dir)?;
             sys.mount(
                 None,
-                &dest,
+                &target.path,
                 None,
                 rest | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
                 None,
             )?;
         }
+        dir
     } else {
-        sys.mkdir_all(&dest)?;
+        let target = sys.mount_target(rootfs, dest, true)?;
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
         let source = m.source().as_deref().unwrap_or(Path::new(typ));
-        sys.mount(Some(source), &dest, Some(typ), opts.flags, data)?;
-    }
-    for p in &opts.propagation {
-        sys.mount(None, &dest, None, *p, None)?;
+        sys.mount(Some(source), &target.path, Some(typ), opts.flags, data)?;
+        true
+    };
+    if !opts.propagation.is_empty() {
+        let target = sys.mount_target(rootfs, dest, dir)?;
+        for p in &opts.propagation {
+            sys.mount(None, &target.path, None, *p, None)?;
+        }
     }
     Ok(())
 }

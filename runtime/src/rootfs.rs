@@ -77,7 +77,6 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<(), RootfsError>
             mounts::mount_entry(sys, &cfg.rootfs, m)?;
         }
     }
-    sys.mkdir_all(&cfg.rootfs.join("dev"))?;
     devices::create_nodes(sys, &cfg.rootfs, &cfg.devices, cfg.bind_devices)?;
     devices::create_symlinks(sys, &cfg.rootfs)?;
     Ok(())
@@ -88,22 +87,20 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<(), RootfsError>
 fn mount_cgroup(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<(), RootfsError> {
     let dest_name = m.destination().display().to_string();
     let opts = mounts::parse_options(&dest_name, m.options().as_deref().unwrap_or(&[]))?;
-    let dest = mounts::resolve_in_root(sys, &cfg.rootfs, m.destination())?;
-    sys.mkdir_all(&dest)?;
+    let dest = m.destination();
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     sys.mount(
         Some(Path::new("tmpfs")),
-        &dest,
+        &sys.mount_target(&cfg.rootfs, dest, true)?.path,
         Some("tmpfs"),
         base,
         Some("mode=755"),
     )?;
     for (name, source) in &cfg.cgroup_binds {
-        let target = dest.join(name);
-        sys.mkdir_all(&target)?;
+        let sub = dest.join(name);
         sys.mount(
             Some(source),
-            &target,
+            &sys.mount_target(&cfg.rootfs, &sub, true)?.path,
             Some("bind"),
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
@@ -111,7 +108,7 @@ fn mount_cgroup(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<(), 
         let ro = opts.flags & MsFlags::MS_RDONLY;
         sys.mount(
             None,
-            &target,
+            &sys.mount_target(&cfg.rootfs, &sub, true)?.path,
             None,
             base | ro | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
             None,
@@ -120,7 +117,7 @@ fn mount_cgroup(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<(), 
     if opts.flags.contains(MsFlags::MS_RDONLY) {
         sys.mount(
             None,
-            &dest,
+            &sys.mount_target(&cfg.rootfs, dest, true)?.path,
             None,
             base | MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT,
             Some("mode=755"),
@@ -282,8 +279,16 @@ mod tests {
         fn is_dir(&self, path: &Path) -> bool {
             self.dirs.contains(path)
         }
-        fn read_link(&self, _: &Path) -> Option<PathBuf> {
-            None
+        fn mount_target(
+            &self,
+            rootfs: &Path,
+            dest: &Path,
+            dir: bool,
+        ) -> Result<crate::sys::MountTarget, SysError> {
+            let path = rootfs.join(dest.strip_prefix("/").unwrap_or(dest));
+            let verb = if dir { "mkdir" } else { "touch" };
+            self.log(format!("{verb} {}", path.display()))?;
+            Ok(crate::sys::MountTarget { path, fd: None })
         }
     }
 

@@ -17,7 +17,6 @@
 pub mod compression;
 pub mod diff;
 pub mod mount;
-pub mod safe_path;
 pub mod unpack;
 pub mod verify;
 pub mod whiteout;

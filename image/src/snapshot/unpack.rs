@@ -1,15 +1,19 @@
 //! Applying one layer tar to an empty snapshot directory.
 //!
 //! Modelled on containerd's `pkg/archive/tar.go`: each entry's parent is
-//! resolved inside the root (see [`super::safe_path`]), whatever the layer
+//! resolved by the kernel beneath the root ([`crate::rootpath::Root::open_beneath`]:
+//! a symlink that leads out, absolute or by `..`, is an error; a mount point is not
+//! crossed) and the entry is made by name in that directory's descriptor, whatever the layer
 //! itself put at the entry's path is replaced unless both are directories,
 //! hard links must point at something this layer already holds, and
 //! directory modes and times are set last so later entries can still be
 //! written into them. Whiteouts are stored in overlay form when privileged
 //! (see [`super::whiteout`]).
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,8 +22,51 @@ use filetime::FileTime;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use tar::EntryType;
 
-use super::safe_path::{self, PathError};
 use super::whiteout;
+use crate::rootpath::{self, FileType, Root, RootPathError};
+
+/// Why an entry's name or link target cannot be placed inside the snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    /// A `..` component in a tar name or link target.
+    #[error("path {0:?} contains a `..` component")]
+    DotDot(String),
+    /// A NUL byte in a name.
+    #[error("path {0:?} contains a NUL byte")]
+    Nul(String),
+    /// A path that must exist does not.
+    #[error("{0:?} does not exist in the snapshot")]
+    Missing(String),
+    /// The path does not resolve beneath the snapshot root.
+    #[error(transparent)]
+    Resolve(#[from] RootPathError),
+}
+
+/// Splits a tar entry name into plain components: a leading `/` is dropped (as
+/// Docker and containerd do), empty and `.` components are skipped, and any
+/// `..` or NUL byte is rejected. An empty result names the root itself.
+fn entry_components(name: &[u8]) -> Result<Vec<OsString>, PathError> {
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    if name.contains(&0) {
+        return Err(PathError::Nul(shown()));
+    }
+    let mut out = Vec::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(PathError::DotDot(shown())),
+            p => out.push(OsStr::from_bytes(p).to_os_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Components joined into a path relative to the root (`.` for none).
+fn relative(components: &[OsString]) -> PathBuf {
+    let mut p = PathBuf::from(".");
+    p.extend(components);
+    p
+}
 
 /// What the unpacker may do beyond writing plain files, decided by privilege.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +180,18 @@ pub fn unpack_tar<R: Read>(
     root: &Path,
     options: &UnpackOptions,
 ) -> Result<(), UnpackError> {
+    let open_err = |action| {
+        move |source| UnpackError::Io {
+            entry: String::new(),
+            action,
+            path: root.to_path_buf(),
+            source,
+        }
+    };
+    let beneath = Root::open_beneath(root).map_err(|e| open_err("open")(io::Error::other(e)))?;
+    // Symlink-free, so pending directories are named as the kernel resolves them.
+    let real_root =
+        fs::read_link(rootpath::proc_path(&beneath.as_fd())).map_err(open_err("readlink"))?;
     let mut archive = tar::Archive::new(reader);
     let mut dirs: Vec<PendingDir> = Vec::new();
     let mut count = 0u64;
@@ -141,6 +200,8 @@ pub fn unpack_tar<R: Read>(
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         Unpacker {
             root,
+            beneath: &beneath,
+            real_root: &real_root,
             options,
             entry: &name,
         }
@@ -154,7 +215,10 @@ pub fn unpack_tar<R: Read>(
     dirs.sort_by(|a, b| b.path.cmp(&a.path));
     dirs.dedup_by(|next, kept| next.path == kept.path);
     for dir in &dirs {
-        if !dir.path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let Ok(fd) = beneath.resolve(&dir.path, false) else {
+            continue;
+        };
+        if !is_dir_fd(&fd) {
             continue;
         }
         let fail = |action, source| UnpackError::Io {
@@ -163,18 +227,25 @@ pub fn unpack_tar<R: Read>(
             path: dir.path.clone(),
             source,
         };
-        fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode))
+        let at = rootpath::proc_path(&fd);
+        fs::set_permissions(&at, fs::Permissions::from_mode(dir.mode))
             .map_err(|e| fail("chmod", e))?;
-        filetime::set_symlink_file_times(&dir.path, dir.mtime, dir.mtime)
-            .map_err(|e| fail("set times on", e))?;
+        filetime::set_file_times(&at, dir.mtime, dir.mtime).map_err(|e| fail("set times on", e))?;
     }
     tracing::debug!(entries = count, root = %root.display(), "layer unpacked");
     Ok(())
 }
 
+/// True when the descriptor holds a directory.
+fn is_dir_fd(fd: &OwnedFd) -> bool {
+    fs::metadata(rootpath::proc_path(fd)).is_ok_and(|m| m.is_dir())
+}
+
 /// Applies entries of one layer; `entry` is the current entry's name for errors.
 struct Unpacker<'a> {
     root: &'a Path,
+    beneath: &'a Root,
+    real_root: &'a Path,
     options: &'a UnpackOptions,
     entry: &'a str,
 }
@@ -211,8 +282,7 @@ impl Unpacker<'_> {
         ) {
             return Ok(());
         }
-        let components =
-            safe_path::entry_components(&entry.path_bytes()).map_err(self.path_err())?;
+        let components = entry_components(&entry.path_bytes()).map_err(self.path_err())?;
         let attrs = self.attrs(entry)?;
         let Some(last) = components.last() else {
             // "./": the layer's root directory itself.
@@ -221,18 +291,24 @@ impl Unpacker<'_> {
             }
             self.set_owner_and_xattrs(self.root, &attrs)?;
             dirs.push(PendingDir {
-                path: self.root.to_path_buf(),
+                path: PathBuf::from("."),
                 mode: attrs.mode,
                 mtime: attrs.mtime,
             });
             return Ok(());
         };
         let last_bytes = last.as_bytes();
-        let parent =
-            safe_path::resolve_parent(self.root, &components, true).map_err(self.path_err())?;
+        // The parent as a descriptor, named through /proc/self/fd while it is held.
+        let parent_fd = self
+            .beneath
+            .mkdir_all(relative(&components[..components.len() - 1]))
+            .map_err(|e| self.path_err()(e.into()))?;
+        let parent = rootpath::proc_path(&parent_fd);
 
         if last_bytes == whiteout::OPAQUE.as_bytes() {
-            return self.opaque(&parent);
+            // `/.` so the xattr call (which does not follow) reaches the directory, not the
+            // /proc/self/fd link naming it.
+            return self.opaque(&parent.join("."));
         }
         if last_bytes.starts_with(whiteout::META_PREFIX.as_bytes()) {
             tracing::debug!(entry = self.entry, "skipping aufs metadata entry");
@@ -269,8 +345,13 @@ impl Unpacker<'_> {
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
                     .map_err(self.io("chmod", &path))?;
                 self.set_owner_and_xattrs(&path, &attrs)?;
+                let real = fs::read_link(&parent).map_err(self.io("readlink", &parent))?;
+                let rel = real
+                    .strip_prefix(self.real_root)
+                    .unwrap_or(&real)
+                    .join(last);
                 dirs.push(PendingDir {
-                    path,
+                    path: Path::new(".").join(rel),
                     mode: attrs.mode,
                     mtime: attrs.mtime,
                 });
@@ -467,17 +548,28 @@ impl Unpacker<'_> {
             target: target_name.clone(),
             source,
         };
-        let components = safe_path::entry_components(&target_bytes).map_err(link_err)?;
-        let target = safe_path::resolve_existing(self.root, &components).map_err(link_err)?;
-        let meta = target
-            .symlink_metadata()
-            .map_err(self.io("stat", &target))?;
-        if meta.is_dir() {
+        let components = entry_components(&target_bytes).map_err(link_err)?;
+        if components.is_empty() {
+            return Err(link_err(PathError::Missing("/".into())));
+        }
+        let at = self
+            .beneath
+            .parent(relative(&components))
+            .map_err(|e| link_err(e.into()))?;
+        let meta = at
+            .lstat()
+            .map_err(|e| link_err(e.into()))?
+            .ok_or_else(|| link_err(PathError::Missing(target_name.clone())))?;
+        let (Some(name), false) = (
+            at.name(),
+            FileType::from_raw_mode(meta.st_mode) == FileType::Directory,
+        ) else {
             return Err(UnpackError::LinkToDirectory {
                 entry: self.entry.to_string(),
                 target: target_name,
             });
-        }
+        };
+        let target = rootpath::proc_path(&at.dir()).join(name);
         fs::hard_link(&target, path).map_err(self.io("link", path))
     }
 }

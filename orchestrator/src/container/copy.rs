@@ -3,19 +3,22 @@
 //! directory's contents; a file source replaces a file or lands in a directory; a
 //! destination ending in `/` must be a directory), and tar streams for `-`.
 //!
-//! Every path inside the container is resolved in its root with symlinks re-rooted
-//! ([`berth_builder::rootpath`]), and every entry is written with its last component not
-//! followed, so nothing the container holds can point a copy outside it. A running
-//! container's root is `/proc/<pid>/root` (so its mounts, volumes included, are seen); a
-//! stopped one's overlay is mounted again for the copy.
+//! Every path inside the container is resolved by the kernel in a descriptor of its root
+//! ([`berth_image::rootpath`]: `openat2` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`),
+//! and the copy then works on descriptors only: each entry is read or written by name
+//! relative to its parent directory's descriptor, never followed, so a container that swaps
+//! a directory for a symlink to the host while the copy runs (CVE-2018-15664) only moves
+//! things around inside itself. A running container's root is `/proc/<pid>/root`, opened
+//! once (so its mounts, volumes included, are seen); a stopped one's overlay is mounted
+//! again for the copy. Host paths go through the same code with `/` as the root.
 
-use std::fs;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use berth_builder::rootpath;
 use berth_image::manifest::PlatformSpec;
+use berth_image::rootpath::{self, At, FileType, Root, RootPathError};
 use berth_image::snapshot::{mount::RootfsMount, Snapshots};
 use berth_image::store::Store;
 
@@ -28,9 +31,9 @@ pub enum CopyError {
     /// The container could not be used.
     #[error(transparent)]
     Container(#[from] ContainerError),
-    /// A path could not be resolved inside the container's root.
+    /// A path could not be resolved or written inside its root.
     #[error(transparent)]
-    RootPath(#[from] rootpath::RootPathError),
+    RootPath(#[from] RootPathError),
     /// The source does not exist.
     #[error("could not find the file {path} in {place}")]
     NotFound {
@@ -79,16 +82,17 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
 
 /// The container's root filesystem for the length of a copy.
 struct ContainerRoot {
-    path: PathBuf,
+    root: Root,
     _mount: Option<RootfsMount>,
 }
 
 impl ContainerRoot {
-    fn open(c: &Containers, config: &ContainerConfig) -> Result<Self, ContainerError> {
+    fn open(c: &Containers, config: &ContainerConfig) -> Result<Self, CopyError> {
         let state = c.state(&config.id)?;
         if let (Status::Running, Some(pid), true) = (state.status, state.pid, state.is_running()) {
+            // The magic link is followed once, here; nothing below it may be one.
             return Ok(ContainerRoot {
-                path: PathBuf::from(format!("/proc/{pid}/root")),
+                root: Root::open(format!("/proc/{pid}/root"))?,
                 _mount: None,
             });
         }
@@ -97,22 +101,32 @@ impl ContainerRoot {
         if super::lifecycle::is_mount_point(&rootfs) {
             // Created, not started yet: its overlay is mounted already.
             return Ok(ContainerRoot {
-                path: rootfs,
+                root: Root::open(&rootfs)?,
                 _mount: None,
             });
         }
-        let store = Store::open(c.root())?;
-        let _lease = store.lease()?;
-        let image = store.resolve(&config.image_id, &PlatformSpec::host())?;
+        let store = Store::open(c.root()).map_err(ContainerError::from)?;
+        let _lease = store.lease().map_err(ContainerError::from)?;
+        let image = store
+            .resolve(&config.image_id, &PlatformSpec::host())
+            .map_err(ContainerError::from)?;
         let snapshots = Snapshots::new(store.snapshots_dir());
-        let top = snapshots.unpack_image(&store, &image)?;
-        let mount =
-            snapshots.mount_rootfs(top.as_ref(), &dir.join("upper"), &dir.join("work"), &rootfs)?;
+        let top = snapshots
+            .unpack_image(&store, &image)
+            .map_err(ContainerError::from)?;
+        let mount = snapshots
+            .mount_rootfs(top.as_ref(), &dir.join("upper"), &dir.join("work"), &rootfs)
+            .map_err(ContainerError::from)?;
         Ok(ContainerRoot {
-            path: rootfs,
+            root: Root::open(&rootfs)?,
             _mount: Some(mount),
         })
     }
+}
+
+/// The host's own tree, resolved with the same code.
+fn host_root() -> Result<Root, CopyError> {
+    Ok(Root::open("/")?)
 }
 
 /// Where an entry goes: the path inside the destination root.
@@ -130,123 +144,116 @@ fn join_in(dest: &str, rel: &Path) -> String {
     s
 }
 
-/// Writes entries below a root, resolving each path inside it and never following the last
-/// component (an existing symlink or file there is replaced).
-struct Writer<'a> {
-    root: &'a Path,
+fn kind(st: &rootpath::Stat) -> FileType {
+    FileType::from_raw_mode(st.st_mode)
 }
 
-impl Writer<'_> {
-    fn target(&self, path: &str) -> Result<PathBuf, CopyError> {
-        Ok(rootpath::resolve(self.root, path, false, true)?)
-    }
-
-    /// Removes what is at `host` unless it is a directory and `keep_dir`.
-    fn clear(host: &Path, keep_dir: bool) -> Result<(), CopyError> {
-        match fs::symlink_metadata(host) {
-            Ok(m) if m.is_dir() && keep_dir => Ok(()),
-            Ok(m) if m.is_dir() => fs::remove_dir_all(host).map_err(io_at(host)),
-            Ok(_) => fs::remove_file(host).map_err(io_at(host)),
-            Err(_) => Ok(()),
+/// Copies the entry `src` (not followed; a directory with everything below it) to `dst`
+/// (not followed: what is there is replaced, a directory kept for a directory).
+fn copy_tree(src: &At, dst: &At) -> Result<(), CopyError> {
+    let Some(st) = src.lstat()? else {
+        return Err(CopyError::NotFound {
+            path: src.path().to_string_lossy().into_owned(),
+            place: "the source".into(),
+        });
+    };
+    let mode = st.st_mode & 0o7777;
+    match kind(&st) {
+        FileType::Symlink => {
+            let target = src.read_link()?;
+            dst.remove(false)?;
+            dst.symlink(&target)?;
         }
-    }
-
-    fn dir(&self, path: &str, mode: u32) -> Result<(), CopyError> {
-        let host = self.target(path)?;
-        Self::clear(&host, true)?;
-        if fs::symlink_metadata(&host).is_err() {
-            fs::create_dir(&host).map_err(io_at(&host))?;
+        FileType::Directory => {
+            dst.remove(true)?;
+            // Writable until its entries are in; the real mode comes last.
+            dst.mkdir(0o700)?;
+            let names = rootpath::entries(std::os::fd::AsFd::as_fd(&src.open_dir()?))
+                .map_err(|e| src.io_error("list", e))?;
+            for name in names {
+                copy_tree(&src.child(&name)?, &dst.child(&name)?)?;
+            }
+            dst.set_mode(mode)?;
         }
-        fs::set_permissions(&host, fs::Permissions::from_mode(mode & 0o7777)).map_err(io_at(&host))
-    }
-
-    fn file(&self, path: &str, mode: u32, content: &mut dyn Read) -> Result<(), CopyError> {
-        let host = self.target(path)?;
-        Self::clear(&host, false)?;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode & 0o7777)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&host)
-            .map_err(io_at(&host))?;
-        std::io::copy(content, &mut f).map_err(io_at(&host))?;
-        f.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-            .map_err(io_at(&host))
-    }
-
-    fn symlink(&self, path: &str, target: &Path) -> Result<(), CopyError> {
-        let host = self.target(path)?;
-        Self::clear(&host, false)?;
-        std::os::unix::fs::symlink(target, &host).map_err(io_at(&host))
-    }
-}
-
-/// Copies the tree at `src` (a host path already resolved in its root; nothing below it is
-/// followed) to `dest` inside `w`'s root.
-fn copy_tree(src: &Path, w: &Writer<'_>, dest: &str) -> Result<(), CopyError> {
-    let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
-    let mode = meta.permissions().mode();
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(src).map_err(io_at(src))?;
-        w.symlink(dest, &target)
-    } else if meta.is_dir() {
-        w.dir(dest, mode)?;
-        let mut entries: Vec<_> = fs::read_dir(src)
-            .map_err(io_at(src))?
-            .collect::<Result<_, _>>()
-            .map_err(io_at(src))?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            copy_tree(&e.path(), w, &join_in(dest, Path::new(&e.file_name())))?;
+        FileType::RegularFile => {
+            let mut from = src.open_read()?;
+            dst.remove(false)?;
+            let mut to = dst.create(mode)?;
+            std::io::copy(&mut from, &mut to).map_err(|e| dst.io_error("write", e))?;
+            to.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| dst.io_error("chmod", e))?;
         }
-        Ok(())
-    } else if meta.is_file() {
-        let mut f = fs::File::open(src).map_err(io_at(src))?;
-        w.file(dest, mode, &mut f)
-    } else {
         // Devices, fifos and sockets are not copied, as Docker's cp skips what it cannot
         // archive portably.
-        tracing::debug!(path = %src.display(), "not a file, directory or symlink: skipped");
-        Ok(())
+        _ => tracing::debug!(path = ?src.path(), "not a file, directory or symlink: skipped"),
     }
+    Ok(())
 }
 
-/// Where a copy of `src` (a directory or not) to `dest` (found at `dest_host`) lands, by
-/// Docker's rules.
-fn plan(src: &str, src_is_dir: bool, dest: &str, dest_host: &Path) -> Result<String, CopyError> {
-    let dest_meta = fs::metadata(dest_host).ok();
+/// Where a copy of `src` (a directory or not) to `dest` (`Some(is_dir)` when it exists)
+/// lands, by Docker's rules.
+fn plan(
+    src: &str,
+    src_is_dir: bool,
+    dest: &str,
+    dest_is_dir: Option<bool>,
+) -> Result<String, CopyError> {
     let base = Path::new(src.trim_end_matches('/'))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let contents_only = src.ends_with("/.") || base.is_empty();
-    match (src_is_dir, dest_meta) {
-        (true, Some(m)) if !m.is_dir() => Err(CopyError::DirToFile {
+    match (src_is_dir, dest_is_dir) {
+        (true, Some(false)) => Err(CopyError::DirToFile {
             src: src.into(),
             dest: dest.into(),
         }),
         (true, Some(_)) if contents_only => Ok(dest.to_string()),
         (true, Some(_)) => Ok(join_in(dest, Path::new(&base))),
         (true, None) => Ok(dest.to_string()),
-        (false, Some(m)) if m.is_dir() => Ok(join_in(dest, Path::new(&base))),
-        (false, _) if dest.ends_with('/') => match fs::metadata(dest_host) {
-            Ok(_) => Ok(dest.to_string()),
-            Err(_) => Err(CopyError::DestDirMissing(dest.into())),
-        },
+        (false, Some(true)) => Ok(join_in(dest, Path::new(&base))),
+        (false, None) if dest.ends_with('/') => Err(CopyError::DestDirMissing(dest.into())),
         (false, _) => Ok(dest.to_string()),
     }
 }
 
-/// Resolves `src` in `root` (the last component followed only for `SRC/` and `SRC/.`).
-fn resolve_src(root: &Path, src: &str, place: &str) -> Result<(PathBuf, bool), CopyError> {
-    let follow = src.ends_with('/') || src.ends_with("/.");
-    let host = rootpath::resolve(root, src, follow, false)?;
-    let meta = fs::symlink_metadata(&host).map_err(|_| CopyError::NotFound {
+/// Whether `path` in `root` is a directory (following symlinks in the root), `None` when
+/// nothing is there.
+fn dest_kind(root: &Root, path: &str) -> Option<bool> {
+    root.stat(path, true)
+        .ok()
+        .map(|st| kind(&st) == FileType::Directory)
+}
+
+/// Resolves `src` in `root` (the last component followed only for `SRC/` and `SRC/.`):
+/// the entry, and whether it is a directory.
+fn resolve_src(root: &Root, src: &str, place: &str) -> Result<(At, bool), CopyError> {
+    let not_found = || CopyError::NotFound {
         path: src.into(),
         place: place.into(),
-    })?;
-    Ok((host, meta.is_dir()))
+    };
+    let follow = src.ends_with('/') || src.ends_with("/.");
+    let at = if follow {
+        root.parent(format!("{}/.", src.trim_end_matches("/.")))
+    } else {
+        root.parent(src)
+    };
+    let at = match at {
+        Ok(at) => at,
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    let st = at.lstat()?.ok_or_else(not_found)?;
+    Ok((at, kind(&st) == FileType::Directory))
+}
+
+/// The entry `target` in `root`, whose parent must be an existing directory.
+fn dest_entry(root: &Root, target: &str) -> Result<At, CopyError> {
+    let parent = Path::new(target).parent().unwrap_or(Path::new("/"));
+    if dest_kind(root, &parent.to_string_lossy()) != Some(true) {
+        return Err(CopyError::DestDirMissing(parent.display().to_string()));
+    }
+    Ok(root.parent(target)?)
 }
 
 /// Copies `src` in container `config` to `dest` on the host.
@@ -256,22 +263,12 @@ pub fn copy_from(
     src: &str,
     dest: &Path,
 ) -> Result<(), CopyError> {
-    let root = ContainerRoot::open(c, config)?;
-    let (src_host, is_dir) = resolve_src(&root.path, src, &format!("container {}", config.name))?;
+    let ctr = ContainerRoot::open(c, config)?;
+    let (src_at, is_dir) = resolve_src(&ctr.root, src, &format!("container {}", config.name))?;
+    let host = host_root()?;
     let dest_abs = absolute_on_host(dest)?;
-    let target = plan(src, is_dir, &dest_abs, Path::new(&dest_abs))?;
-    if let Some(parent) = Path::new(&target).parent() {
-        if !parent.is_dir() {
-            return Err(CopyError::DestDirMissing(parent.display().to_string()));
-        }
-    }
-    copy_tree(
-        &src_host,
-        &Writer {
-            root: Path::new("/"),
-        },
-        &target,
-    )
+    let target = plan(src, is_dir, &dest_abs, dest_kind(&host, &dest_abs))?;
+    copy_tree(&src_at, &dest_entry(&host, &target)?)
 }
 
 /// Copies `src` on the host to `dest` in container `config`.
@@ -281,18 +278,54 @@ pub fn copy_to(
     src: &Path,
     dest: &str,
 ) -> Result<(), CopyError> {
+    let host = host_root()?;
     let src_abs = absolute_on_host(src)?;
-    let (src_host, is_dir) = resolve_src(Path::new("/"), &src_abs, "the host")?;
-    let root = ContainerRoot::open(c, config)?;
+    let (src_at, is_dir) = resolve_src(&host, &src_abs, "the host")?;
+    let ctr = ContainerRoot::open(c, config)?;
     let dest = absolute_in_container(dest);
-    let dest_host = rootpath::resolve(&root.path, &dest, true, false)?;
-    let target = plan(&src_abs, is_dir, &dest, &dest_host)?;
-    let parent = Path::new(&target).parent().unwrap_or(Path::new("/"));
-    let parent_host = rootpath::resolve(&root.path, &parent.to_string_lossy(), true, false)?;
-    if !parent_host.is_dir() {
-        return Err(CopyError::DestDirMissing(parent.display().to_string()));
+    let target = plan(&src_abs, is_dir, &dest, dest_kind(&ctr.root, &dest))?;
+    copy_tree(&src_at, &dest_entry(&ctr.root, &target)?)
+}
+
+/// Appends the entry `src` (not followed; a directory with everything below it) to `tar`
+/// as `name`, reading only through descriptors.
+fn append<W: Write>(tar: &mut tar::Builder<W>, src: &At, name: &Path) -> Result<(), CopyError> {
+    let Some(st) = src.lstat()? else {
+        return Ok(()); // removed meanwhile
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(st.st_mode & 0o7777);
+    header.set_uid(st.st_uid.into());
+    header.set_gid(st.st_gid.into());
+    header.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
+    header.set_size(0);
+    match kind(&st) {
+        FileType::Directory => {
+            header.set_entry_type(tar::EntryType::Directory);
+            tar.append_data(&mut header, name, std::io::empty())
+                .map_err(CopyError::Tar)?;
+            let names = rootpath::entries(std::os::fd::AsFd::as_fd(&src.open_dir()?))
+                .map_err(|e| src.io_error("list", e))?;
+            for child in names {
+                append(tar, &src.child(&child)?, &name.join(&child))?;
+            }
+        }
+        FileType::RegularFile => {
+            let file = src.open_read()?;
+            let len = file.metadata().map_err(|e| src.io_error("stat", e))?.len();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(len);
+            tar.append_data(&mut header, name, file.take(len))
+                .map_err(CopyError::Tar)?;
+        }
+        FileType::Symlink => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            tar.append_link(&mut header, name, src.read_link()?)
+                .map_err(CopyError::Tar)?;
+        }
+        _ => tracing::debug!(path = ?src.path(), "not a file, directory or symlink: skipped"),
     }
-    copy_tree(&src_host, &Writer { root: &root.path }, &target)
+    Ok(())
 }
 
 /// Writes `src` in container `config` as a tar stream to `out` (`berth cp NAME:SRC -`),
@@ -303,8 +336,8 @@ pub fn archive_from(
     src: &str,
     out: impl Write,
 ) -> Result<(), CopyError> {
-    let root = ContainerRoot::open(c, config)?;
-    let (src_host, is_dir) = resolve_src(&root.path, src, &format!("container {}", config.name))?;
+    let ctr = ContainerRoot::open(c, config)?;
+    let (src_at, _) = resolve_src(&ctr.root, src, &format!("container {}", config.name))?;
     let base = Path::new(src.trim_end_matches('/'))
         .file_name()
         .map(PathBuf::from)
@@ -315,14 +348,7 @@ pub fn archive_from(
         base
     };
     let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
-    if is_dir {
-        tar.append_dir_all(&name, &src_host)
-            .map_err(CopyError::Tar)?;
-    } else {
-        tar.append_path_with_name(&src_host, &name)
-            .map_err(CopyError::Tar)?;
-    }
+    append(&mut tar, &src_at, &name)?;
     tar.into_inner()
         .map_err(CopyError::Tar)?
         .flush()
@@ -337,30 +363,39 @@ pub fn extract_to(
     input: impl Read,
     dest: &str,
 ) -> Result<(), CopyError> {
-    let root = ContainerRoot::open(c, config)?;
+    let ctr = ContainerRoot::open(c, config)?;
     let dest = absolute_in_container(dest);
-    let dest_host = rootpath::resolve(&root.path, &dest, true, false)?;
-    if !dest_host.is_dir() {
+    if dest_kind(&ctr.root, &dest) != Some(true) {
         return Err(CopyError::DestNotDir(dest));
     }
-    let w = Writer { root: &root.path };
     let mut archive = tar::Archive::new(input);
     for entry in archive.entries().map_err(CopyError::Tar)? {
         let mut entry = entry.map_err(CopyError::Tar)?;
         let rel = entry.path().map_err(CopyError::Tar)?.into_owned();
-        let path = entry_target(&dest, &rel)?;
-        let mode = entry.header().mode().unwrap_or(0o644);
+        let at = ctr.root.parent_creating(entry_target(&dest, &rel)?)?;
+        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
         match entry.header().entry_type() {
-            tar::EntryType::Directory => w.dir(&path, mode)?,
+            tar::EntryType::Directory => {
+                at.remove(true)?;
+                at.mkdir(mode)?;
+                at.set_mode(mode)?;
+            }
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
                     .map_err(CopyError::Tar)?
                     .ok_or_else(|| CopyError::BadEntry(rel.display().to_string()))?
                     .into_owned();
-                w.symlink(&path, &target)?;
+                at.remove(false)?;
+                at.symlink(OsStr::new(&target))?;
             }
-            t if t.is_file() => w.file(&path, mode, &mut entry)?,
+            t if t.is_file() => {
+                at.remove(false)?;
+                let mut to = at.create(mode)?;
+                std::io::copy(&mut entry, &mut to).map_err(|e| at.io_error("write", e))?;
+                to.set_permissions(std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| at.io_error("chmod", e))?;
+            }
             other => tracing::debug!(entry = %rel.display(), ?other, "not extracted"),
         }
     }
@@ -407,43 +442,25 @@ fn absolute_in_container(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn plan_follows_docker() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join("dir");
-        fs::create_dir(&dir).unwrap();
-        let file = d.path().join("file");
-        fs::write(&file, "x").unwrap();
-        let missing = d.path().join("missing");
-        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let (dir, file, missing) = (Some(true), Some(false), None);
         // A directory into an existing directory, its contents with /., or a new one.
-        assert_eq!(
-            plan("/a/src", true, &s(&dir), &dir).unwrap(),
-            s(&dir.join("src"))
-        );
-        assert_eq!(plan("/a/src/.", true, &s(&dir), &dir).unwrap(), s(&dir));
-        assert_eq!(
-            plan("/a/src", true, &s(&missing), &missing).unwrap(),
-            s(&missing)
-        );
+        assert_eq!(plan("/a/src", true, "/d", dir).unwrap(), "/d/src");
+        assert_eq!(plan("/a/src/.", true, "/d", dir).unwrap(), "/d");
+        assert_eq!(plan("/a/src", true, "/m", missing).unwrap(), "/m");
         assert!(matches!(
-            plan("/a/src", true, &s(&file), &file),
+            plan("/a/src", true, "/f", file),
             Err(CopyError::DirToFile { .. })
         ));
         // A file into a directory, over a file, or to a new name; a missing dir/ fails.
-        assert_eq!(
-            plan("/a/f", false, &s(&dir), &dir).unwrap(),
-            s(&dir.join("f"))
-        );
-        assert_eq!(plan("/a/f", false, &s(&file), &file).unwrap(), s(&file));
-        assert_eq!(
-            plan("/a/f", false, &s(&missing), &missing).unwrap(),
-            s(&missing)
-        );
-        let slash = format!("{}/", s(&missing));
+        assert_eq!(plan("/a/f", false, "/d", dir).unwrap(), "/d/f");
+        assert_eq!(plan("/a/f", false, "/x", file).unwrap(), "/x");
+        assert_eq!(plan("/a/f", false, "/m", missing).unwrap(), "/m");
         assert!(matches!(
-            plan("/a/f", false, &slash, &missing),
+            plan("/a/f", false, "/m/", missing),
             Err(CopyError::DestDirMissing(_))
         ));
     }
@@ -454,12 +471,16 @@ mod tests {
         let root = d.path().join("root");
         let outside = d.path().join("outside");
         fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
         fs::create_dir(&outside).unwrap();
+        fs::write(d.path().join("src"), "in").unwrap();
         std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
         std::os::unix::fs::symlink("../../..", root.join("up")).unwrap();
-        let w = Writer { root: &root };
-        w.file("/escape/x", 0o644, &mut "in".as_bytes()).unwrap();
-        w.file("/up/y", 0o644, &mut "in".as_bytes()).unwrap();
+        let host = Root::open(d.path()).unwrap();
+        let r = Root::open(&root).unwrap();
+        let (src, _) = resolve_src(&host, "/src", "the host").unwrap();
+        copy_tree(&src, &dest_entry(&r, "/escape/x").unwrap()).unwrap();
+        copy_tree(&src, &dest_entry(&r, "/up/y").unwrap()).unwrap();
         assert!(fs::read_dir(&outside).unwrap().next().is_none());
         assert_eq!(
             fs::read_to_string(root.join(outside.strip_prefix("/").unwrap()).join("x")).unwrap(),
@@ -468,9 +489,14 @@ mod tests {
         assert_eq!(fs::read_to_string(root.join("y")).unwrap(), "in");
         // A symlink as the last component is replaced, not written through.
         std::os::unix::fs::symlink(outside.join("z"), root.join("etc/z")).unwrap();
-        w.file("/etc/z", 0o600, &mut "new".as_bytes()).unwrap();
+        copy_tree(&src, &dest_entry(&r, "/etc/z").unwrap()).unwrap();
         assert!(!outside.join("z").exists());
-        assert_eq!(fs::read_to_string(root.join("etc/z")).unwrap(), "new");
+        assert_eq!(fs::read_to_string(root.join("etc/z")).unwrap(), "in");
+        // A source symlink is copied as a link, not followed.
+        let (link, is_dir) = resolve_src(&r, "/escape", "c").unwrap();
+        assert!(!is_dir);
+        copy_tree(&link, &dest_entry(&host, "/copied").unwrap()).unwrap();
+        assert_eq!(fs::read_link(d.path().join("copied")).unwrap(), outside);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use berth_image::manifest::PlatformSpec;
+use berth_image::rootpath::Root;
 use berth_image::snapshot::Snapshots;
 use berth_image::store::Store;
 
@@ -399,9 +400,9 @@ fn with_home(mut env: Vec<String>, rootfs: &Path, uid: u32) -> Vec<String> {
     if env.iter().any(|e| e.starts_with("HOME=")) {
         return env;
     }
-    let passwd = berth_builder::rootpath::resolve(rootfs, "/etc/passwd", true, false)
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())
+    let passwd = Root::open(rootfs)
+        .and_then(|r| r.read("/etc/passwd"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     let home = passwd
         .lines()
@@ -434,19 +435,13 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Contain
 
 /// Creates directory `path` (absolute in the image) inside `root` unless it exists.
 fn make_dir_in_root(root: &Path, path: &str) -> Result<(), ContainerError> {
-    let host = berth_builder::rootpath::resolve(root, path, true, true)?;
-    if !host.exists() {
-        std::fs::create_dir(&host).map_err(io_err(&host))?;
-    }
+    Root::open(root)?.mkdir_all(path)?;
     Ok(())
 }
 
 /// Creates an empty file at `path` inside `root` (a bind-mount point) unless something is
 /// there already.
 fn make_file_in_root(root: &Path, path: &str) -> Result<(), ContainerError> {
-    let host = berth_builder::rootpath::resolve(root, path, true, true)?;
-    if std::fs::symlink_metadata(&host).is_err() {
-        std::fs::File::create(&host).map_err(io_err(&host))?;
-    }
+    Root::open(root)?.create_file(path, 0o644)?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! unless `-u` (resolved in the container's own `/etc/passwd`). A command that is missing or
 //! not executable is refused before anything runs, with Docker's exit codes 127 and 126.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use berth_runtime::spec::DEFAULT_PATH;
@@ -175,11 +174,13 @@ fn check_command(
         command: command.to_string(),
         reason,
     };
+    let root = berth_image::rootpath::Root::open(root).map_err(ContainerError::from)?;
     let executable = |path: &str| -> Result<Option<bool>, ContainerError> {
-        let host = berth_builder::rootpath::resolve(root, path, true, false)?;
-        Ok(std::fs::metadata(host)
-            .ok()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        Ok(root.stat(path, true).ok().map(|st| {
+            berth_image::rootpath::FileType::from_raw_mode(st.st_mode)
+                == berth_image::rootpath::FileType::RegularFile
+                && st.st_mode & 0o111 != 0
+        }))
     };
     if command.contains('/') {
         let path = if command.starts_with('/') {
@@ -212,6 +213,7 @@ fn check_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

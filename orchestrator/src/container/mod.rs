@@ -139,7 +139,7 @@ pub enum ContainerError {
     User(#[from] berth_builder::users::UserError),
     /// A path in the image could not be resolved inside its root.
     #[error(transparent)]
-    RootPath(#[from] berth_builder::rootpath::RootPathError),
+    RootPath(#[from] berth_image::rootpath::RootPathError),
     /// The runtime refused or failed.
     #[error("runtime: {0}")]
     Runtime(#[from] berth_runtime::ContainerError),

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use berth_image::rootpath::{self, Root};
+
 use super::{ContainerConfig, ContainerError, Containers};
 use crate::volume::request::clean;
 use crate::volume::{MountKind, MountRequest, VolumeError, Volumes, DRIVER};
@@ -93,9 +95,16 @@ pub(super) fn setup(
                     None => volumes.create_anonymous(id)?,
                 };
                 if !no_copy {
-                    let in_image =
-                        berth_builder::rootpath::resolve(rootfs, &r.target, true, false)?;
-                    volumes.populate(&volume.name, &in_image, &r.target)?;
+                    // The image's directory as a descriptor, named through /proc/self/fd.
+                    match Root::open(rootfs)?.resolve(&r.target, true) {
+                        Ok(dir) => volumes.populate(
+                            &volume.name,
+                            &rootpath::proc_path(&dir).join("."),
+                            &r.target,
+                        )?,
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 MountPoint {
                     typ: "volume".into(),

@@ -10,7 +10,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fchmodat, mknod, FchmodatFlags, Mode, SFlag};
 use nix::unistd::{chdir, chroot, fchdir, Gid, Uid};
 
-use super::{SysError, Syscall};
+use super::{MountTarget, SysError, Syscall};
 
 /// The kernel, through nix.
 #[derive(Debug, Default, Clone, Copy)]
@@ -150,7 +150,23 @@ impl Syscall for Linux {
         path.is_dir()
     }
 
-    fn read_link(&self, path: &Path) -> Option<std::path::PathBuf> {
-        fs::read_link(path).ok()
+    fn mount_target(&self, rootfs: &Path, dest: &Path, dir: bool) -> Result<MountTarget, SysError> {
+        let fail = |e: berth_rootpath::RootPathError| {
+            let kind = e.raw_os_error().map_or(std::io::ErrorKind::Other, |n| {
+                std::io::Error::from_raw_os_error(n).kind()
+            });
+            SysError::io("resolve", dest, std::io::Error::new(kind, e.to_string()))
+        };
+        let root = berth_rootpath::Root::open(rootfs).map_err(fail)?;
+        let fd = if dir {
+            root.mkdir_all(dest.as_os_str())
+        } else {
+            root.create_file(dest.as_os_str(), 0o644)
+        }
+        .map_err(fail)?;
+        Ok(MountTarget {
+            path: berth_rootpath::proc_path(&fd),
+            fd: Some(fd),
+        })
     }
 }

@@ -6,7 +6,7 @@ pub mod heap;
 mod linux;
 pub mod protected_exe;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
@@ -88,6 +88,19 @@ pub trait Syscall {
     fn exists(&self, path: &Path) -> bool;
     /// True when `path` is a directory (following symlinks).
     fn is_dir(&self, path: &Path) -> bool;
-    /// The target of the symlink at `path`, or None when it is not a symlink.
-    fn read_link(&self, path: &Path) -> Option<std::path::PathBuf>;
+    /// Makes the mount point `dest` (absolute, as the container sees it) inside `rootfs`: a
+    /// directory, or unless `dir` an empty file, with missing parents, every component
+    /// resolved in the root by the kernel (`berth_rootpath`). The path to mount on names
+    /// the resolved descriptor itself, so nothing renamed meanwhile can redirect the mount.
+    fn mount_target(&self, rootfs: &Path, dest: &Path, dir: bool) -> Result<MountTarget, SysError>;
+}
+
+/// Where to mount: a path that stays valid while the target lives.
+#[derive(Debug)]
+pub struct MountTarget {
+    /// `/proc/self/fd/N` of `fd` (or a plain path in tests). A mount made on it covers
+    /// what `fd` holds: resolve the target again to act on the new mount.
+    pub path: PathBuf,
+    /// The `O_PATH` descriptor `path` names.
+    pub fd: Option<std::os::fd::OwnedFd>,
 }
