@@ -1138,9 +1138,15 @@ impl SilentServer {
 
 /// `cmd` run under `prlimit --as=<bytes>`: same program, arguments and environment.
 pub fn with_address_space_limit(cmd: &Command, bytes: u64) -> Command {
+    under_prlimit(cmd, &format!("--as={bytes}"))
+}
+
+/// `cmd` run under `prlimit <limit>` (e.g. `--nofile=256:256`): same program, arguments
+/// and environment.
+pub fn under_prlimit(cmd: &Command, limit: &str) -> Command {
     let mut limited = Command::new("prlimit");
     limited
-        .arg(format!("--as={bytes}"))
+        .arg(limit)
         .arg("--")
         .arg(cmd.get_program())
         .args(cmd.get_args());
