@@ -9,3 +9,6 @@ pub mod manifest;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+
+#[cfg(test)]
+mod proptests;
