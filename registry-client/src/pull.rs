@@ -432,24 +432,21 @@ struct UniqueBlob {
 
 fn unique_blobs(config: &Descriptor, layers: &[Descriptor]) -> Result<Vec<UniqueBlob>, PullError> {
     let mut out: Vec<UniqueBlob> = Vec::new();
+    let mut seen: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
     let all = std::iter::once((config, BlobKind::Config))
         .chain(layers.iter().map(|l| (l, BlobKind::Layer)));
     for (position, (desc, kind)) in all.enumerate() {
         let digest = descriptor_digest(desc)?;
-        let mut seen = None;
-        for b in out.iter_mut() {
-            if descriptor_digest(&b.desc)? == digest {
-                seen = Some(b);
-                break;
+        match seen.get(&digest) {
+            Some(&i) => out[i].positions.push(position),
+            None => {
+                seen.insert(digest, out.len());
+                out.push(UniqueBlob {
+                    desc: desc.clone(),
+                    kind,
+                    positions: vec![position],
+                });
             }
-        }
-        match seen {
-            Some(b) => b.positions.push(position),
-            None => out.push(UniqueBlob {
-                desc: desc.clone(),
-                kind,
-                positions: vec![position],
-            }),
         }
     }
     Ok(out)
