@@ -769,3 +769,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "transport_timeouts.rs"]
+mod timeout_tests;
