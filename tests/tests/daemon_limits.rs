@@ -5,11 +5,12 @@
 //! (accept then fails with EMFILE: the daemon must back off, not spin), while the
 //! daemon's log stays small.
 
-use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_tests::registry_fixtures::under_prlimit;
@@ -21,29 +22,39 @@ const IDLE: usize = 600;
 struct Daemon {
     child: Child,
     kubeconfig: PathBuf,
-    log: PathBuf,
+    /// Bytes the daemon wrote to stderr (its log), counted and discarded: a daemon
+    /// that spins logging must not fill the disk.
+    logged: Arc<AtomicU64>,
     cache: PathBuf,
 }
 
 impl Daemon {
-    /// `berth daemon` with at most 256 open files and `env` set; its log goes to a file.
+    /// `berth daemon` with at most 256 open files and `env` set; its log is counted.
     fn start(root: &TestRoot, env: &[(&str, &str)]) -> Daemon {
         let kubeconfig = root.store().join("daemon/kubeconfig");
-        let log = root.path("daemon.log");
         let mut cmd = root.berth();
         cmd.args(["daemon", "--listen", "127.0.0.1:0"]);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = under_prlimit(&cmd, "--nofile=256:256")
+        let mut child = under_prlimit(&cmd, "--nofile=256:256")
             .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start berth daemon");
+        let logged = Arc::new(AtomicU64::new(0));
+        let mut stderr = child.stderr.take().unwrap();
+        let counter = logged.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 64 << 10];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        });
         let mut d = Daemon {
             child,
             kubeconfig,
-            log,
+            logged,
             cache: root.path("kube-cache"),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -87,7 +98,7 @@ impl Daemon {
     }
 
     fn log_size(&self) -> u64 {
-        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+        self.logged.load(Ordering::Relaxed)
     }
 }
 
