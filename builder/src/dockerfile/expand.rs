@@ -45,9 +45,9 @@ pub enum ExpandError {
         /// The escaped character, `None` at the end.
         escaped: Option<char>,
     },
-    /// The expanded word grew past [`MAX_WORD`].
-    #[error("expansion exceeds {MAX_WORD} bytes")]
-    TooLong,
+    /// The expanded word grew past [`MAX_WORD`], with the variable whose expansion did it.
+    #[error("expansion {}exceeds {MAX_WORD} bytes", .0.as_ref().map(|n| format!("of {n} ")).unwrap_or_default())]
+    TooLong(Option<String>),
     /// A `#`, `%` or `/` pattern needed more than [`MAX_MATCH_WORK`] steps.
     #[error("pattern substitution on a {len}-character value is too costly")]
     TooCostly {
@@ -128,7 +128,7 @@ struct Scan<'v> {
 /// Appends `s` to `out` unless that makes it longer than [`MAX_WORD`].
 fn append(out: &mut String, s: &str) -> Result<(), ExpandError> {
     if out.len() + s.len() > MAX_WORD {
-        return Err(ExpandError::TooLong);
+        return Err(ExpandError::TooLong(None));
     }
     out.push_str(s);
     Ok(())
@@ -163,7 +163,7 @@ impl Scan<'_> {
             match ch {
                 '\'' => append(&mut out, &self.single_quoted()?)?,
                 '"' => append(&mut out, &self.double_quoted()?)?,
-                '$' => append(&mut out, &self.dollar()?)?,
+                '$' => self.append_dollar(&mut out)?,
                 _ => {
                     self.pos += 1;
                     if ch == self.escape {
@@ -185,6 +185,20 @@ impl Scan<'_> {
             Some(_) => Err(ExpandError::MissingBrace),
             None => Ok(out),
         }
+    }
+
+    /// Expands the `$...` at the cursor onto `out`; an overflow names the variable.
+    fn append_dollar(&mut self, out: &mut String) -> Result<(), ExpandError> {
+        let start = self.pos + 1;
+        let value = self.dollar()?;
+        append(out, &value).map_err(|_| {
+            let name: String = self.chars[start..]
+                .iter()
+                .skip_while(|c| **c == '{')
+                .take_while(|c| c.is_alphanumeric() || **c == '_')
+                .collect();
+            ExpandError::TooLong((!name.is_empty()).then_some(name))
+        })
     }
 
     fn single_quoted(&mut self) -> Result<String, ExpandError> {
@@ -223,7 +237,7 @@ impl Scan<'_> {
                     }
                     return Ok(out);
                 }
-                Some('$') => append(&mut out, &self.dollar()?)?,
+                Some('$') => self.append_dollar(&mut out)?,
                 Some(ch) => {
                     self.pos += 1;
                     if ch == self.escape {
@@ -746,8 +760,8 @@ mod tests {
         }
         let (round, err) = failed.expect("the bomb is stopped");
         assert_eq!(round, 20, "2^21 bytes is the first value past 1 MiB");
-        assert_eq!(err, ExpandError::TooLong);
-        assert_eq!(err.to_string(), "expansion exceeds 1048576 bytes");
+        assert_eq!(err, ExpandError::TooLong(Some("A".into())));
+        assert_eq!(err.to_string(), "expansion of A exceeds 1048576 bytes");
     }
 
     #[test]
@@ -756,7 +770,7 @@ mod tests {
         vars.insert("A".into(), "a".repeat(4096));
         // Every character replaced by the whole value: 16 MiB.
         let err = Expander::new('\\').word("${A//a/$A}", &vars).unwrap_err();
-        assert_eq!(err, ExpandError::TooLong);
+        assert_eq!(err, ExpandError::TooLong(None));
     }
 
     #[test]
