@@ -603,6 +603,33 @@ pub enum Fault {
     Redirect(String),
     /// Forward, but trickle the body out evenly over this long (a slow link).
     Throttle(Duration),
+    /// Read the request and answer nothing, holding the connection for up to 60 s.
+    Hang,
+    /// Forward, but send the body one byte every 100 ms (for up to 60 s): slowloris.
+    Trickle,
+    /// Answer 200 with a chunked body of spaces that never ends (sent for up to 60 s).
+    Endless,
+}
+
+/// How long a [`Fault::Hang`], [`Fault::Trickle`] or [`Fault::Endless`] connection is held at most.
+const HOLD: Duration = Duration::from_secs(60);
+
+/// Sleeps for up to `HOLD`, returning early once the peer has closed the connection.
+fn hold(conn: &TcpStream) {
+    let start = Instant::now();
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 512];
+    let mut c = conn;
+    while start.elapsed() < HOLD {
+        match c.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// A rule: requests whose method is `method` and path contains `path_contains`
@@ -709,6 +736,19 @@ impl FaultProxy {
                     );
                     return;
                 }
+                Some(Fault::Hang) => {
+                    hold(&client);
+                    return;
+                }
+                Some(Fault::Endless) => {
+                    let _ = client.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    );
+                    let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, " ".repeat(64 << 10));
+                    let start = Instant::now();
+                    while start.elapsed() < HOLD && client.write_all(chunk.as_bytes()).is_ok() {}
+                    return;
+                }
                 Some(Fault::Unauthorized) => {
                     // Ask upstream without credentials to get its real challenge.
                     let mut anon = req.clone();
@@ -762,6 +802,16 @@ impl FaultProxy {
                         {
                             return;
                         }
+                    }
+                }
+                Some(Fault::Trickle) => {
+                    let _ = client.write_all(&raw[..body_start]);
+                    let start = Instant::now();
+                    for byte in &raw[body_start..] {
+                        if start.elapsed() > HOLD || client.write_all(&[*byte]).is_err() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
                     }
                 }
                 Some(Fault::Corrupt) => {
@@ -1079,4 +1129,71 @@ pub fn stored_blobs(store: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// A TCP server on 127.0.0.1 that accepts connections and never answers
+/// (each is held for up to a minute): a registry that hangs, or a peer that
+/// never finishes a TLS handshake.
+pub struct SilentServer {
+    _server: ServerThread,
+    port: u16,
+}
+
+impl SilentServer {
+    /// Starts the server on a free port.
+    pub fn start() -> SilentServer {
+        let server = ServerThread::spawn(|conn| hold(&conn));
+        let port = server.port;
+        SilentServer {
+            _server: server,
+            port,
+        }
+    }
+
+    /// Its `host:port`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// `cmd` run under `prlimit --as=<bytes>`: same program, arguments and environment.
+pub fn with_address_space_limit(cmd: &Command, bytes: u64) -> Command {
+    under_prlimit(cmd, &format!("--as={bytes}"))
+}
+
+/// `cmd` run under `prlimit <limit>` (e.g. `--nofile=256:256`): same program, arguments
+/// and environment.
+pub fn under_prlimit(cmd: &Command, limit: &str) -> Command {
+    let mut limited = Command::new("prlimit");
+    limited
+        .arg(limit)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => limited.env(k, v),
+            None => limited.env_remove(k),
+        };
+    }
+    limited
+}
+
+/// Runs `cmd`, killing it after `limit`; returns its output and how long it ran.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    while start.elapsed() < limit {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait for command");
+    (out, start.elapsed())
 }

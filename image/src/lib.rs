@@ -12,6 +12,9 @@ pub mod reference;
 pub mod snapshot;
 pub mod store;
 
+#[cfg(test)]
+mod proptests;
+
 /// Paths inside a root filesystem, resolved by the kernel as file descriptors (the one
 /// resolver every host-side touch of a container or image tree goes through).
 pub use berth_rootpath as rootpath;

@@ -63,7 +63,14 @@ pub struct RegistryOptions {
     pub initial_backoff: std::time::Duration,
     /// When set, uploads are sent in PATCH chunks of this many bytes instead of one stream.
     pub upload_chunk_size: Option<u64>,
+    /// The longest berth waits on a registry for one thing: a connection (TCP
+    /// and TLS), a request's response headers, a manifest's whole body, or a
+    /// blob's next window of data (see [`crate::transport::MIN_RATE`]).
+    pub timeout: std::time::Duration,
 }
+
+/// [`RegistryOptions::timeout`] unless set: Docker's dial timeout.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -76,6 +83,7 @@ impl Default for RegistryOptions {
             max_retries: 5,
             initial_backoff: std::time::Duration::from_millis(200),
             upload_chunk_size: None,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -137,7 +145,7 @@ impl Endpoint {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(15))
+            .connect_timeout(options.timeout)
             .pool_max_idle_per_host((options.max_concurrent_blobs * 2).max(16))
             .danger_accept_invalid_certs(self.skip_verify);
         for path in ca_files(&options.certs_dir, &self.domain, &self.host)? {

@@ -28,8 +28,12 @@ application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json";
 
-/// Largest manifest berth accepts (distribution's own limit is 4 MiB).
+/// Largest manifest berth accepts (distribution's and containerd's limit is 4 MiB).
 const MAX_MANIFEST: usize = 4 << 20;
+
+/// Largest image config berth accepts: it is read whole into memory (real
+/// configs are a few KiB; long histories reach a few hundred).
+const MAX_CONFIG: u64 = 8 << 20;
 
 /// Errors from pulling.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +62,14 @@ pub enum PullError {
     ManifestTooLarge {
         /// The reference pulled.
         reference: String,
+    },
+    /// An image config is larger than berth accepts.
+    #[error("config {digest}: {size} bytes is larger than the {MAX_CONFIG}-byte limit")]
+    ConfigTooLarge {
+        /// The config blob.
+        digest: Digest,
+        /// Its size as the manifest gives it.
+        size: u64,
     },
     /// A blob download kept failing.
     #[error("blob {digest}: download failed after {attempts} attempts: {message}")]
@@ -185,20 +197,12 @@ pub async fn fetch_manifest(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
     let name = format!("{}/{repository}:{reference}", transport.endpoint().domain);
-    if reply
-        .content_length()
-        .is_some_and(|l| l as usize > MAX_MANIFEST)
-    {
-        return Err(PullError::ManifestTooLarge { reference: name });
-    }
-    let raw = reply
-        .bytes()
-        .await
-        .map_err(|e| transport.body_error(&req, &e))?
-        .to_vec();
-    if raw.len() > MAX_MANIFEST {
-        return Err(PullError::ManifestTooLarge { reference: name });
-    }
+    let raw = match transport.read_limited(&req, reply, MAX_MANIFEST).await {
+        Err(TransportError::TooLarge { .. }) => {
+            return Err(PullError::ManifestTooLarge { reference: name })
+        }
+        r => r?,
+    };
     let digest = match expected {
         Some(want) => {
             let actual = Digest::of(want.algorithm(), &raw);
@@ -300,10 +304,14 @@ pub async fn pull(
 
     let config = image.config().clone();
     let config_digest = descriptor_digest(&config)?;
+    if config.size() > MAX_CONFIG {
+        return Err(PullError::ConfigTooLarge {
+            digest: config_digest,
+            size: config.size(),
+        });
+    }
     let layers = image.layers().clone();
-    let blobs: Vec<(Descriptor, BlobKind)> = std::iter::once((config.clone(), BlobKind::Config))
-        .chain(layers.iter().map(|l| (l.clone(), BlobKind::Layer)))
-        .collect();
+    let blobs = unique_blobs(&config, &layers)?;
 
     // Layers are unpacked in order as soon as each one and those below it are stored.
     let mut ready_senders = Vec::new();
@@ -317,14 +325,22 @@ pub async fn pull(
 
     let slots = Slots::new(transport.options().max_concurrent_blobs);
     let in_flight = slots.in_flight();
-    let fetches = futures::stream::iter(blobs.into_iter().enumerate().map(|(i, (desc, kind))| {
+    let fetches = futures::stream::iter(blobs.into_iter().map(|blob| {
         let progress = progress.clone();
         let repository = repository.clone();
         let slots = slots.clone();
         async move {
-            let _slot = slots.acquire(desc.size()).await;
-            let outcome = fetch_blob(transport, store, &repository, &desc, kind, &progress).await?;
-            Ok::<_, PullError>((i, outcome))
+            let _slot = slots.acquire(blob.desc.size()).await;
+            let outcome = fetch_blob(
+                transport,
+                store,
+                &repository,
+                &blob.desc,
+                blob.kind,
+                &progress,
+            )
+            .await?;
+            Ok::<_, PullError>((blob.positions, outcome))
         }
     }))
     .buffer_unordered(in_flight);
@@ -354,19 +370,19 @@ pub async fn pull(
     };
 
     let mut fetches = std::pin::pin!(fetches);
-    let mut results: Vec<(usize, BlobOutcome)> = Vec::new();
+    let mut results: Vec<BlobOutcome> = Vec::new();
     let mut failure = None;
     while let Some(r) = fetches.next().await {
         match r {
-            Ok((0, outcome)) => {
-                config_ready.notify_one();
-                results.push((0, outcome));
-            }
-            Ok((i, outcome)) => {
-                if let Some(tx) = ready_senders.get_mut(i - 1).and_then(Option::take) {
-                    let _ = tx.send(());
+            Ok((positions, outcome)) => {
+                for i in positions {
+                    if i == 0 {
+                        config_ready.notify_one();
+                    } else if let Some(tx) = ready_senders.get_mut(i - 1).and_then(Option::take) {
+                        let _ = tx.send(());
+                    }
                 }
-                results.push((i, outcome));
+                results.push(outcome);
             }
             Err(e) => {
                 failure = Some(e);
@@ -394,7 +410,7 @@ pub async fn pull(
     let record = store.put_image(Some(reference), &top_descriptor)?;
     let downloaded = results
         .iter()
-        .filter(|(_, o)| *o == BlobOutcome::Downloaded)
+        .filter(|o| **o == BlobOutcome::Downloaded)
         .count();
     Ok(Pulled {
         record,
@@ -404,6 +420,38 @@ pub async fn pull(
         downloaded,
         existing: results.len() - downloaded,
     })
+}
+
+/// One blob to fetch, and where it stands in the image: 0 for the config,
+/// `i + 1` for layer `i`. A manifest may list a layer more than once; it is
+/// fetched once (two writers of one blob would race for its place in the
+/// store) and every position it fills is told when it is there.
+struct UniqueBlob {
+    desc: Descriptor,
+    kind: BlobKind,
+    positions: Vec<usize>,
+}
+
+fn unique_blobs(config: &Descriptor, layers: &[Descriptor]) -> Result<Vec<UniqueBlob>, PullError> {
+    let mut out: Vec<UniqueBlob> = Vec::new();
+    let mut seen: std::collections::HashMap<Digest, usize> = std::collections::HashMap::new();
+    let all = std::iter::once((config, BlobKind::Config))
+        .chain(layers.iter().map(|l| (l, BlobKind::Layer)));
+    for (position, (desc, kind)) in all.enumerate() {
+        let digest = descriptor_digest(desc)?;
+        match seen.get(&digest) {
+            Some(&i) => out[i].positions.push(position),
+            None => {
+                seen.insert(digest, out.len());
+                out.push(UniqueBlob {
+                    desc: desc.clone(),
+                    kind,
+                    positions: vec![position],
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn unpack_in_order(
@@ -511,7 +559,8 @@ async fn fetch_blob(
         } else if !status.is_success() {
             return Err(transport.status_error(&req, reply).await.into());
         }
-        let mut stream = reply.bytes_stream();
+        let stream = transport.body_stream(&req, reply, size.saturating_sub(ingest.written()));
+        let mut stream = std::pin::pin!(stream);
         let mut interrupted = None;
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -528,6 +577,8 @@ async fn fetch_blob(
                         done: ingest.written(),
                     });
                 }
+                // A stalled registry is not retried: the timeout is the bound.
+                Err(e @ TransportError::Timeout { .. }) => return Err(e.into()),
                 Err(e) => {
                     interrupted = Some(error_chain(&e));
                     break;

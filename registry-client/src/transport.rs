@@ -3,9 +3,21 @@
 //! the registry rejects with 401, and retries connection errors, 5xx and 429
 //! with exponential backoff (honouring `Retry-After`), so callers never see a
 //! 401 or a transient failure unless it persists.
+//!
+//! Every wait is bounded by [`RegistryOptions::timeout`]: connecting (TCP and
+//! TLS), a request's progress until its response headers arrive (a body being
+//! sent counts as progress), and reading a body ([`Transport::read_limited`]
+//! for manifests, [`Transport::body_stream`] for blobs, which fails a body that
+//! delivers fewer than [`MIN_RATE`] bytes a second over a window). A timeout is
+//! final: it is not retried, so a silent registry costs one timeout, not minutes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body_util::BodyExt;
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, Response, StatusCode};
@@ -78,6 +90,30 @@ pub enum TransportError {
         registry: String,
         /// The token error.
         source: TokenError,
+    },
+    /// The registry (or its token server) stopped making progress.
+    #[error("registry {registry}: {method} {path}: {what}")]
+    Timeout {
+        /// The registry host.
+        registry: String,
+        /// The HTTP method.
+        method: Method,
+        /// The URL path.
+        path: String,
+        /// What did not happen in time ("no response headers within 30s").
+        what: String,
+    },
+    /// A response body is larger than berth accepts for it.
+    #[error("registry {registry}: {method} {path}: response body larger than {limit} bytes")]
+    TooLarge {
+        /// The registry host.
+        registry: String,
+        /// The HTTP method.
+        method: Method,
+        /// The URL path.
+        path: String,
+        /// The limit.
+        limit: usize,
     },
     /// The HTTP client could not be set up.
     #[error(transparent)]
@@ -196,13 +232,17 @@ impl Transport {
         let mut failures = Vec::new();
         for base in self.endpoint.base_urls() {
             let mut attempt = 0;
+            let url = format!("{base}/v2/");
             let reply = loop {
-                match self.client.get(format!("{base}/v2/")).send().await {
-                    Ok(r) if retriable_status(r.status()) && attempt < self.options.max_retries => {
+                let sent = self.client.get(&url).send();
+                match self.within_timeout(sent, &Activity::new()).await {
+                    Some(Ok(r))
+                        if retriable_status(r.status()) && attempt < self.options.max_retries => {}
+                    Some(Ok(r)) => break Ok(r),
+                    Some(Err(e)) => {
+                        break Err(self.timeout_message(&e).unwrap_or_else(|| error_chain(&e)))
                     }
-                    Ok(r) => break Ok(r),
-                    Err(e) if e.is_timeout() && attempt < self.options.max_retries => {}
-                    Err(e) => break Err(e),
+                    None => break Err(self.headers_timeout_message(false)),
                 }
                 tokio::time::sleep(self.backoff(attempt, None)).await;
                 attempt += 1;
@@ -227,7 +267,7 @@ impl Transport {
                     self.auth.set_challenge(challenge);
                     return Ok(base);
                 }
-                Err(e) => failures.push(format!("{base}: {}", error_chain(&e))),
+                Err(message) => failures.push(format!("{url}: {message}")),
             }
         }
         let message = failures.join("; ");
@@ -237,6 +277,7 @@ impl Transport {
             "dns error",
             "Connection refused",
             "timed out",
+            " within ",
             "No route to host",
         ]
         .iter()
@@ -287,16 +328,33 @@ impl Transport {
                 .client
                 .request(req.method.clone(), &url)
                 .headers(req.headers.clone());
-            let header = match self.auth.header(&self.client, &req.scopes).await {
-                Ok(h) => h,
-                Err(e) if e.is_transient() && attempt < self.options.max_retries => {
+            let token = self.auth.header(&self.client, &req.scopes);
+            let header = match tokio::time::timeout(self.options.timeout + SLACK, token).await {
+                Err(_) => {
+                    return Err(self.timeout_error(
+                        req,
+                        &path,
+                        format!(
+                            "no token from the token server within {}",
+                            seconds(self.options.timeout)
+                        ),
+                    ))
+                }
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) if e.is_timeout() => {
+                    return Err(TransportError::Token {
+                        registry: self.endpoint.host.clone(),
+                        source: e,
+                    })
+                }
+                Ok(Err(e)) if e.is_transient() && attempt < self.options.max_retries => {
                     let wait = self.backoff(attempt, None);
                     tracing::info!(error = %e, ?wait, "token server failed; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                     continue;
                 }
-                Err(source) => {
+                Ok(Err(source)) => {
                     return Err(TransportError::Token {
                         registry: self.endpoint.host.clone(),
                         source,
@@ -306,15 +364,20 @@ impl Transport {
             if let Some(h) = header {
                 builder = builder.header(AUTHORIZATION, h);
             }
+            let activity = Activity::new();
             if let Some(body) = &req.body {
                 let body = body().map_err(|source| TransportError::Body {
                     registry: self.endpoint.host.clone(),
                     path: path.clone(),
                     source,
                 })?;
-                builder = builder.body(body);
+                builder = builder.body(activity.watch(body));
             }
-            match builder.send().await {
+            let Some(sent) = self.within_timeout(builder.send(), &activity).await else {
+                let what = self.headers_timeout_message(req.body.is_some());
+                return Err(self.timeout_error(req, &path, what));
+            };
+            match sent {
                 Ok(reply) if reply.status() == StatusCode::UNAUTHORIZED && !refreshed => {
                     refreshed = true;
                     if let Some(h) = reply
@@ -343,6 +406,10 @@ impl Transport {
                     attempt += 1;
                 }
                 Ok(reply) => return Ok(reply),
+                Err(e) if self.timeout_message(&e).is_some() => {
+                    let what = self.timeout_message(&e).unwrap_or_default();
+                    return Err(self.timeout_error(req, &path, what));
+                }
                 Err(e) if req.retry && attempt < self.options.max_retries && !e.is_builder() => {
                     let wait = self.backoff(attempt, None);
                     tracing::info!(path = %path, error = %error_chain(&e), ?wait, "request failed; retrying");
@@ -381,7 +448,12 @@ impl Transport {
     pub async fn status_error(&self, req: &Request, reply: Response) -> TransportError {
         let status = reply.status();
         let path = url_path(reply.url().as_str());
-        let body = reply.text().await.unwrap_or_default();
+        // Only the start of an error body is shown: read no more than that.
+        let body = self
+            .read_limited(req, reply, MAX_ERROR_BODY)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         TransportError::Status {
             registry: self.endpoint.host.clone(),
             repository: req.repository.clone(),
@@ -401,6 +473,226 @@ impl Transport {
             path: url_path(&req.target),
             message: error_chain(err),
         }
+    }
+
+    /// Reads a whole (small) response body: at most `limit` bytes, all of it
+    /// within the timeout. A longer body is an error ([`TransportError::TooLarge`]).
+    pub async fn read_limited(
+        &self,
+        req: &Request,
+        reply: Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, TransportError> {
+        let path = url_path(reply.url().as_str());
+        let too_large = || TransportError::TooLarge {
+            registry: self.endpoint.host.clone(),
+            method: req.method.clone(),
+            path: path.clone(),
+            limit,
+        };
+        if reply.content_length().is_some_and(|l| l > limit as u64) {
+            return Err(too_large());
+        }
+        let mut stream = reply.bytes_stream();
+        let read = async {
+            let mut out = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.body_error(req, &e))?;
+                if out.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        };
+        match tokio::time::timeout(self.options.timeout, read).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timeout_error(
+                req,
+                &path,
+                format!(
+                    "response body not received within {}",
+                    seconds(self.options.timeout)
+                ),
+            )),
+        }
+    }
+
+    /// The body of `reply` as a stream of chunks that fails when the registry
+    /// stalls: fewer than [`MIN_RATE`] bytes a second over a window of the
+    /// timeout (or less than the `remaining` bytes still expected). Big bodies
+    /// take as long as they need while data keeps coming.
+    pub fn body_stream<'a>(
+        &'a self,
+        req: &'a Request,
+        reply: Response,
+        remaining: u64,
+    ) -> impl Stream<Item = Result<Bytes, TransportError>> + 'a {
+        let window = self.options.timeout;
+        let per_window = (MIN_RATE as f64 * window.as_secs_f64()) as u64;
+        let path = url_path(reply.url().as_str());
+        let pace = Pace {
+            inner: Box::pin(reply.bytes_stream()),
+            remaining,
+            window_start: tokio::time::Instant::now(),
+            seen: 0,
+            done: false,
+        };
+        futures::stream::unfold(pace, move |mut pace| {
+            let path = path.clone();
+            async move {
+                if pace.done {
+                    return None;
+                }
+                let wanted = per_window.min(pace.remaining).max(1);
+                let deadline = pace.window_start + window;
+                let item = match tokio::time::timeout_at(deadline, pace.inner.next()).await {
+                    Ok(None) => return None,
+                    Ok(Some(Ok(chunk))) => {
+                        let n = chunk.len() as u64;
+                        pace.remaining = pace.remaining.saturating_sub(n);
+                        pace.seen += n;
+                        if pace.seen >= wanted {
+                            // Enough for this window: the next one starts now.
+                            pace.window_start = tokio::time::Instant::now();
+                            pace.seen = 0;
+                        }
+                        Ok(chunk)
+                    }
+                    Ok(Some(Err(e))) => {
+                        pace.done = true;
+                        Err(self.body_error(req, &e))
+                    }
+                    Err(_) => {
+                        pace.done = true;
+                        let what = if pace.seen == 0 {
+                            format!("no data for {}", seconds(window))
+                        } else {
+                            format!(
+                                "only {} bytes in {} (slower than {MIN_RATE} bytes/s)",
+                                pace.seen,
+                                seconds(window)
+                            )
+                        };
+                        Err(self.timeout_error(req, &path, what))
+                    }
+                };
+                Some((item, pace))
+            }
+        })
+    }
+
+    /// Runs `fut` (a request being sent) until it finishes or makes no progress
+    /// (no body bytes sent, no response headers) for the timeout; `None` then.
+    async fn within_timeout<F: Future>(&self, fut: F, activity: &Activity) -> Option<F::Output> {
+        // The connect timeout fires first for a connection that never
+        // completes, so its error can say so.
+        let limit = self.options.timeout + SLACK;
+        let fut = std::pin::pin!(fut);
+        let mut fut = fut;
+        loop {
+            let deadline = activity.last() + limit;
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if activity.last() + limit <= Instant::now() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn headers_timeout_message(&self, with_body: bool) -> String {
+        let after = seconds(self.options.timeout);
+        if with_body {
+            format!("no progress sending the request or no response headers within {after}")
+        } else {
+            format!("no response headers within {after}")
+        }
+    }
+
+    /// What timed out, for a reqwest error that is a timeout.
+    fn timeout_message(&self, err: &reqwest::Error) -> Option<String> {
+        if !err.is_timeout() {
+            return None;
+        }
+        let after = seconds(self.options.timeout);
+        Some(if err.is_connect() {
+            format!("no connection (TCP connect and TLS handshake) within {after}")
+        } else {
+            format!("timed out after {after}")
+        })
+    }
+
+    fn timeout_error(&self, req: &Request, path: &str, what: String) -> TransportError {
+        TransportError::Timeout {
+            registry: self.endpoint.host.clone(),
+            method: req.method.clone(),
+            path: path.to_string(),
+            what,
+        }
+    }
+}
+
+/// Below this many bytes a second (over a window of the timeout), a response
+/// body counts as stalled: a registry trickling bytes cannot hold a pull forever.
+pub const MIN_RATE: u64 = 1024;
+
+/// How much of an error response's body is read to show its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// How much later than the connect timeout a request's own watchdog fires, so
+/// a connection that never completes is reported as such.
+const SLACK: Duration = Duration::from_millis(250);
+
+/// `30s`, `1.5s`: a timeout as the user gave it.
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// A body being read, and how much of the current window's bytes came in.
+struct Pace {
+    inner: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    remaining: u64,
+    window_start: tokio::time::Instant,
+    seen: u64,
+    done: bool,
+}
+
+/// When a request last made progress: its start, then every body chunk sent.
+#[derive(Clone)]
+struct Activity(Arc<Mutex<Instant>>);
+
+impl Activity {
+    fn new() -> Self {
+        Activity(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn last(&self) -> Instant {
+        match self.0.lock() {
+            Ok(t) => *t,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    fn touch(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    /// `body`, recording each chunk hyper takes from it as progress. A body
+    /// already in memory is left as it is, so reqwest still sends its length.
+    fn watch(&self, body: reqwest::Body) -> reqwest::Body {
+        if body.as_bytes().is_some() {
+            return body;
+        }
+        let activity = self.clone();
+        reqwest::Body::wrap(body.map_frame(move |frame| {
+            activity.touch();
+            frame
+        }))
     }
 }
 
@@ -477,3 +769,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "transport_timeouts.rs"]
+mod timeout_tests;

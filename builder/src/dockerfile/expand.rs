@@ -2,6 +2,10 @@
 //! instructions: `$v`, `${v}`, `${v:-w}`, `${v:+w}`, `${v-w}`, `${v+w}`, `${v:?w}`,
 //! `${v#p}`, `${v##p}`, `${v%p}`, `${v%%p}`, `${v/p/r}`, `${v//p/r}`, quotes and escapes.
 //! Unset variables expand to nothing; no command substitution or arithmetic.
+//!
+//! Expansion is bounded: a word may not grow past [`MAX_WORD`] bytes (so
+//! `ENV A=${A}${A}` repeated cannot exhaust memory), and pattern operators
+//! (`#`, `%`, `/`) stop after [`MAX_MATCH_WORK`] steps of matching.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +13,13 @@ use crate::glob::glob;
 
 /// Variables visible to an expansion (build args and environment, already merged).
 pub type Vars = BTreeMap<String, String>;
+
+/// The longest a word may become once expanded: far beyond any real use,
+/// small enough that a doubling bomb fails long before memory runs out.
+pub const MAX_WORD: usize = 1 << 20;
+
+/// How many characters pattern matching may look at for one word.
+pub const MAX_MATCH_WORK: u64 = 1 << 28;
 
 /// Why a word could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +44,15 @@ pub enum ExpandError {
         pattern: String,
         /// The escaped character, `None` at the end.
         escaped: Option<char>,
+    },
+    /// The expanded word grew past [`MAX_WORD`], with the variable whose expansion did it.
+    #[error("expansion {}exceeds {MAX_WORD} bytes", .0.as_ref().map(|n| format!("of {n} ")).unwrap_or_default())]
+    TooLong(Option<String>),
+    /// A `#`, `%` or `/` pattern needed more than [`MAX_MATCH_WORK`] steps.
+    #[error("pattern substitution on a {len}-character value is too costly")]
+    TooCostly {
+        /// The length of the value matched against.
+        len: usize,
     },
     /// `${v?msg}` with `v` unset, or `${v:?msg}` with `v` unset or empty.
     #[error("{name}: {message}")]
@@ -88,6 +108,7 @@ impl Expander {
             vars,
             raw_quotes,
             tolerate_unset: self.tolerate_unset,
+            work: MAX_MATCH_WORK,
         };
         scan.until(None, false)
     }
@@ -100,6 +121,17 @@ struct Scan<'v> {
     vars: &'v Vars,
     raw_quotes: bool,
     tolerate_unset: bool,
+    /// Pattern-matching steps left.
+    work: u64,
+}
+
+/// Appends `s` to `out` unless that makes it longer than [`MAX_WORD`].
+fn append(out: &mut String, s: &str) -> Result<(), ExpandError> {
+    if out.len() + s.len() > MAX_WORD {
+        return Err(ExpandError::TooLong(None));
+    }
+    out.push_str(s);
+    Ok(())
 }
 
 fn is_special_param(c: char) -> bool {
@@ -129,9 +161,9 @@ impl Scan<'_> {
                 return Ok(out);
             }
             match ch {
-                '\'' => out.push_str(&self.single_quoted()?),
-                '"' => out.push_str(&self.double_quoted()?),
-                '$' => out.push_str(&self.dollar()?),
+                '\'' => append(&mut out, &self.single_quoted()?)?,
+                '"' => append(&mut out, &self.double_quoted()?)?,
+                '$' => self.append_dollar(&mut out)?,
                 _ => {
                     self.pos += 1;
                     if ch == self.escape {
@@ -153,6 +185,20 @@ impl Scan<'_> {
             Some(_) => Err(ExpandError::MissingBrace),
             None => Ok(out),
         }
+    }
+
+    /// Expands the `$...` at the cursor onto `out`; an overflow names the variable.
+    fn append_dollar(&mut self, out: &mut String) -> Result<(), ExpandError> {
+        let start = self.pos + 1;
+        let value = self.dollar()?;
+        append(out, &value).map_err(|_| {
+            let name: String = self.chars[start..]
+                .iter()
+                .skip_while(|c| **c == '{')
+                .take_while(|c| c.is_alphanumeric() || **c == '_')
+                .collect();
+            ExpandError::TooLong((!name.is_empty()).then_some(name))
+        })
     }
 
     fn single_quoted(&mut self) -> Result<String, ExpandError> {
@@ -191,7 +237,7 @@ impl Scan<'_> {
                     }
                     return Ok(out);
                 }
-                Some('$') => out.push_str(&self.dollar()?),
+                Some('$') => self.append_dollar(&mut out)?,
                 Some(ch) => {
                     self.pos += 1;
                     if ch == self.escape {
@@ -321,11 +367,11 @@ impl Scan<'_> {
                 }
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
                 let pattern: Vec<char> = pattern.chars().collect();
-                Ok(if op == '#' {
-                    trim_prefix(&pattern, &value, longest)
+                if op == '#' {
+                    self.trim_prefix(&pattern, &value, longest)
                 } else {
-                    trim_suffix(&pattern, &value, longest)
-                })
+                    self.trim_suffix(&pattern, &value, longest)
+                }
             }
             '/' if !null_is_unset => {
                 let all = self.peek() == Some('/');
@@ -337,76 +383,140 @@ impl Scan<'_> {
                 let pattern: Vec<char> = pattern.chars().collect();
                 let replacement = self.until(Some('}'), true)?;
                 let value: Vec<char> = value.unwrap_or_default().chars().collect();
-                Ok(replace(&pattern, &value, &replacement, all))
+                self.replace(&pattern, &value, &replacement, all)
             }
             _ => Err(ExpandError::UnsupportedModifier(shown)),
         }
     }
 }
 
-fn trim_prefix(p: &[char], v: &[char], longest: bool) -> String {
-    let ends: Box<dyn Iterator<Item = usize>> = if longest {
-        Box::new((0..=v.len()).rev())
-    } else {
-        Box::new(0..=v.len())
-    };
-    for end in ends {
-        if glob(p, &v[..end], '\\', false) {
-            return v[end..].iter().collect();
-        }
+impl Scan<'_> {
+    /// [`glob`], charged against the word's matching budget.
+    fn glob(&mut self, p: &[char], s: &[char], value_len: usize) -> Result<bool, ExpandError> {
+        // Linear in both, times the restarts each `*` may cause.
+        let stars = p.iter().filter(|&&c| c == '*').count() as u64;
+        let cost = (s.len() as u64 + p.len() as u64 + 1) * (stars + 1);
+        self.work = self
+            .work
+            .checked_sub(cost)
+            .ok_or(ExpandError::TooCostly { len: value_len })?;
+        Ok(glob(p, s, '\\', false))
     }
-    v.iter().collect()
-}
 
-fn trim_suffix(p: &[char], v: &[char], longest: bool) -> String {
-    let starts: Box<dyn Iterator<Item = usize>> = if longest {
-        Box::new(0..=v.len())
-    } else {
-        Box::new((0..=v.len()).rev())
-    };
-    for start in starts {
-        if glob(p, &v[start..], '\\', false) {
-            return v[..start].iter().collect();
-        }
-    }
-    v.iter().collect()
-}
-
-/// Replaces the first (or every) leftmost-longest match of `p` in `v`.
-fn replace(p: &[char], v: &[char], with: &str, all: bool) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    let mut replaced = false;
-    while i <= v.len() {
-        let found = if replaced && !all {
-            None
+    fn trim_prefix(
+        &mut self,
+        p: &[char],
+        v: &[char],
+        longest: bool,
+    ) -> Result<String, ExpandError> {
+        let ends: Box<dyn Iterator<Item = usize>> = if let Some(len) = literal_len(p) {
+            Box::new((len..=len).filter(|&l| l <= v.len()))
+        } else if longest {
+            Box::new((0..=v.len()).rev())
         } else {
-            (i..=v.len())
-                .rev()
-                .find(|&end| glob(p, &v[i..end], '\\', false))
+            Box::new(0..=v.len())
         };
-        match found {
-            Some(end) => {
-                out.push_str(with);
-                replaced = true;
-                if end == i {
+        for end in ends {
+            if self.glob(p, &v[..end], v.len())? {
+                return Ok(v[end..].iter().collect());
+            }
+        }
+        Ok(v.iter().collect())
+    }
+
+    fn trim_suffix(
+        &mut self,
+        p: &[char],
+        v: &[char],
+        longest: bool,
+    ) -> Result<String, ExpandError> {
+        let starts: Box<dyn Iterator<Item = usize>> = if let Some(len) = literal_len(p) {
+            Box::new(v.len().checked_sub(len).into_iter())
+        } else if longest {
+            Box::new(0..=v.len())
+        } else {
+            Box::new((0..=v.len()).rev())
+        };
+        for start in starts {
+            if self.glob(p, &v[start..], v.len())? {
+                return Ok(v[..start].iter().collect());
+            }
+        }
+        Ok(v.iter().collect())
+    }
+
+    /// Replaces the first (or every) leftmost-longest match of `p` in `v`. A
+    /// pattern without wildcards matches only its own length, so only that end
+    /// is tried.
+    fn replace(
+        &mut self,
+        p: &[char],
+        v: &[char],
+        with: &str,
+        all: bool,
+    ) -> Result<String, ExpandError> {
+        let literal = literal_len(p);
+        let mut out = String::new();
+        let mut i = 0;
+        let mut replaced = false;
+        while i <= v.len() {
+            let found = if replaced && !all {
+                None
+            } else if let Some(len) = literal {
+                let end = i + len;
+                match end <= v.len() && self.glob(p, &v[i..end], v.len())? {
+                    true => Some(end),
+                    false => None,
+                }
+            } else {
+                let mut found = None;
+                for end in (i..=v.len()).rev() {
+                    if self.glob(p, &v[i..end], v.len())? {
+                        found = Some(end);
+                        break;
+                    }
+                }
+                found
+            };
+            let mut buf = [0u8; 4];
+            match found {
+                Some(end) => {
+                    append(&mut out, with)?;
+                    replaced = true;
+                    if end == i {
+                        if let Some(c) = v.get(i) {
+                            append(&mut out, c.encode_utf8(&mut buf))?;
+                        }
+                        i += 1;
+                    } else {
+                        i = end;
+                    }
+                }
+                None => {
                     if let Some(c) = v.get(i) {
-                        out.push(*c);
+                        append(&mut out, c.encode_utf8(&mut buf))?;
                     }
                     i += 1;
-                } else {
-                    i = end;
                 }
-            }
-            None => {
-                if let Some(c) = v.get(i) {
-                    out.push(*c);
-                }
-                i += 1;
             }
         }
+        Ok(out)
     }
-    out
+}
+
+/// How many characters a pattern without `*` or `?` matches; `None` when it has wildcards.
+fn literal_len(p: &[char]) -> Option<usize> {
+    let mut len = 0;
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' | '?' => return None,
+            '\\' => i += 2,
+            _ => i += 1,
+        }
+        len += 1;
+    }
+    Some(len)
 }
 
 #[cfg(test)]
@@ -628,5 +738,53 @@ mod tests {
     fn backtick_escape() {
         let ex = Expander::new('`');
         assert_eq!(ex.word(r"c:\dir `$PWD", &vars()).unwrap(), r"c:\dir $PWD");
+    }
+
+    #[test]
+    fn doubling_bomb_stops_at_the_word_limit() {
+        let ex = Expander::new('\\');
+        let mut vars = Vars::new();
+        vars.insert("A".into(), "x".into());
+        let mut failed = None;
+        for round in 0..40 {
+            match ex.word("${A}${A}", &vars) {
+                Ok(v) => {
+                    assert!(v.len() <= MAX_WORD);
+                    vars.insert("A".into(), v);
+                }
+                Err(e) => {
+                    failed = Some((round, e));
+                    break;
+                }
+            }
+        }
+        let (round, err) = failed.expect("the bomb is stopped");
+        assert_eq!(round, 20, "2^21 bytes is the first value past 1 MiB");
+        assert_eq!(err, ExpandError::TooLong(Some("A".into())));
+        assert_eq!(err.to_string(), "expansion of A exceeds 1048576 bytes");
+    }
+
+    #[test]
+    fn replacement_bomb_stops_at_the_word_limit() {
+        let mut vars = Vars::new();
+        vars.insert("A".into(), "a".repeat(4096));
+        // Every character replaced by the whole value: 16 MiB.
+        let err = Expander::new('\\').word("${A//a/$A}", &vars).unwrap_err();
+        assert_eq!(err, ExpandError::TooLong(None));
+    }
+
+    #[test]
+    fn costly_pattern_is_refused_and_literal_one_is_fast() {
+        let mut vars = Vars::new();
+        vars.insert("A".into(), "ab".repeat(300_000));
+        let ex = Expander::new('\\');
+        assert_eq!(
+            ex.word("${A//*c/x}", &vars).unwrap_err(),
+            ExpandError::TooCostly { len: 600_000 }
+        );
+        // Literal patterns try one length per position: cheap on long values.
+        assert_eq!(ex.word("${A//ab/}", &vars).unwrap(), "");
+        assert_eq!(ex.word("${A#ab}", &vars).unwrap().len(), 599_998);
+        assert_eq!(ex.word("${A%%ab}", &vars).unwrap().len(), 599_998);
     }
 }

@@ -8,6 +8,8 @@ mod flags;
 mod lexer;
 mod mount;
 mod parser;
+#[cfg(test)]
+mod proptests;
 mod words;
 
 pub use ast::{

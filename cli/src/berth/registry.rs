@@ -45,6 +45,29 @@ pub struct RegistryArgs {
     /// Retries of a failed request before giving up.
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Longest wait on the registry for a connection, response headers, a
+    /// manifest, or a blob's next data (`30`, `30s`, `500ms`, `2m`); a
+    /// timeout is not retried.
+    #[arg(long, env = "BERTH_REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    timeout: std::time::Duration,
+}
+
+/// A positive duration written as seconds (`30`, `1.5s`), milliseconds (`500ms`) or minutes (`2m`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.trim() {
+        t if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),
+        t if t.ends_with('s') => (&t[..t.len() - 1], 1.0),
+        t if t.ends_with('m') => (&t[..t.len() - 1], 60.0),
+        t => (t, 1.0),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 2m"))?;
+    let secs = value * unit;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{s:?}: a timeout is more than 0 and at most a day"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 impl RegistryArgs {
@@ -74,6 +97,7 @@ impl RegistryArgs {
             max_concurrent_blobs: self.max_concurrent.max(1),
             max_retries: self.retries,
             upload_chunk_size: self.chunk_size,
+            timeout: self.timeout,
             ..RegistryOptions::default()
         })
     }
@@ -481,4 +505,21 @@ pub fn logout(_g: &Globals, a: LogoutArgs) -> Result<()> {
         println!("Not logged in to {}", endpoint.auth_key());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_parse_with_units() {
+        assert_eq!(parse_timeout("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "0", "-1s", "x", "nan", "1e9"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::container::Containers;
 
+mod admit;
 mod api;
 pub mod client;
 mod discovery;
@@ -49,6 +50,7 @@ mod table;
 pub mod tls;
 pub mod validate;
 
+pub use admit::Limits;
 pub use logs::CONTAINER_ID_PREFIX;
 pub use server::{run, socket_path, DaemonError, DaemonOptions, Serving};
 pub use table::label_selector;

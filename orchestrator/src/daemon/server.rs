@@ -1,12 +1,13 @@
 //! The daemon process: opens the store, serves the API over HTTPS on a loopback TCP port (for
 //! kubectl, with the CA and bearer token in the kubeconfig it writes) and over plain HTTP on a
 //! unix socket (for the `berth` CLI; mode 0600, so root only), and runs the registered
-//! controllers until SIGTERM or SIGINT.
+//! controllers until SIGTERM or SIGINT. Connections are admitted by [`admit`]: limited in
+//! number, with handshake and header timeouts, so idle or stalled clients cannot stop others.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,11 +15,12 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
+use super::admit::{self, AcceptLog, Admission, Gate, Limits};
 use super::api::{Api, Query, Target};
 use super::kinds::{self, Kind};
 use super::status::ApiError;
@@ -38,6 +40,8 @@ pub struct DaemonOptions {
     pub listen: SocketAddr,
     /// The `berth` executable, handed to controllers.
     pub berth_exe: PathBuf,
+    /// Bounds on the API's connections.
+    pub limits: Limits,
 }
 
 impl DaemonOptions {
@@ -180,23 +184,38 @@ pub async fn run(opts: DaemonOptions, started: impl FnOnce(&Serving)) -> Result<
             path: PathBuf::from("SIGTERM"),
             source,
         })?;
+    let limits = opts.limits;
+    let (tcp_gate, unix_gate) = (
+        Gate::new(limits.max_connections),
+        Gate::new(limits.max_connections),
+    );
+    let accept_log = Mutex::new(AcceptLog::default());
+    tracing::info!(
+        max_connections = limits.max_connections,
+        "accepting connections"
+    );
     loop {
         tokio::select! {
-            accepted = tcp.accept() => match accepted {
-                Ok((stream, _)) => {
+            accepted = admit::accept_tcp(&tcp, &tcp_gate, &unix_gate, &accept_log) => {
+                if let Some((stream, mut admission)) = accepted {
                     let (acceptor, shared, shutdown) = (pki.acceptor.clone(), shared.clone(), shutdown_rx.clone());
                     tokio::spawn(async move {
-                        match acceptor.accept(stream).await {
-                            Ok(tls) => serve(shared, tls, true, shutdown),
-                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
+                        tokio::select! {
+                            r = handshake => match r {
+                                Ok(Ok(tls)) => serve(shared, tls, true, shutdown, admission, limits).await,
+                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            },
+                            _ = admission.evicted() => tracing::debug!("closed a connection still in its TLS handshake to make room"),
                         }
                     });
                 }
-                Err(e) => tracing::warn!(error = %e, "accepting a TCP connection failed"),
             },
-            accepted = unix.accept() => match accepted {
-                Ok((stream, _)) => serve(shared.clone(), stream, false, shutdown_rx.clone()),
-                Err(e) => tracing::warn!(error = %e, "accepting a socket connection failed"),
+            accepted = admit::accept_unix(&unix, &unix_gate, &tcp_gate, &accept_log) => {
+                if let Some((stream, admission)) = accepted {
+                    tokio::spawn(serve(shared.clone(), stream, false, shutdown_rx.clone(), admission, limits));
+                }
             },
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -232,25 +251,36 @@ fn bind_unix(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-fn serve<S>(shared: Arc<Shared>, stream: S, tcp: bool, mut shutdown: watch::Receiver<bool>)
-where
+/// Serves HTTP/1 on one admitted connection until it ends, the daemon stops, or (before its
+/// first request) the gate evicts it.
+async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    tcp: bool,
+    mut shutdown: watch::Receiver<bool>,
+    mut admission: Admission,
+    limits: Limits,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(async move {
-        let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(shared, req, tcp).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended");
-            },
-            _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
-        }
+    let established = admission.established();
+    let service = hyper::service::service_fn(move |req| {
+        established();
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req, tcp).await) }
     });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r {
+            tracing::debug!(error = %e, "connection ended");
+        },
+        _ = admission.evicted() => tracing::debug!("closed a connection that sent no request to make room"),
+        _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
+    }
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>, tcp: bool) -> Response<Body> {

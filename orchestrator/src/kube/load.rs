@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::field::{index, FieldErrors};
 use super::object::Object;
-use super::yaml::{parse_documents, YamlDocument};
+use super::yaml::{parse_documents, YamlDocument, MAX_TEXT};
 
 /// One valid object and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,13 +71,10 @@ fn list(problems: &[ManifestProblem]) -> String {
 /// not recursing, as kubectl does) or `-` for stdin. Empty documents are skipped.
 pub fn load_path(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|source| ManifestError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let text = read_limited(std::io::stdin()).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         return load_str("-", &text);
     }
     let read_err = |source| ManifestError::Read {
@@ -86,7 +83,8 @@ pub fn load_path(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     };
     let meta = std::fs::metadata(path).map_err(read_err)?;
     if !meta.is_dir() {
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let text = read_limited(file).map_err(read_err)?;
         return load_str(&path.display().to_string(), &text);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -103,10 +101,12 @@ pub fn load_path(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     let mut all = Vec::new();
     let mut problems = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = std::fs::File::open(&file)
+            .and_then(read_limited)
+            .map_err(|source| ManifestError::Read {
+                path: file.clone(),
+                source,
+            })?;
         match load_str(&file.display().to_string(), &text) {
             Ok(m) => all.extend(m),
             Err(ManifestError::Invalid(p)) => problems.extend(p),
@@ -118,6 +118,19 @@ pub fn load_path(path: &Path) -> Result<Vec<Manifest>, ManifestError> {
     } else {
         Err(ManifestError::Invalid(problems))
     }
+}
+
+/// Reads manifest text, refusing more than [`MAX_TEXT`] bytes.
+fn read_limited(reader: impl Read) -> std::io::Result<String> {
+    let mut text = String::new();
+    reader.take(MAX_TEXT as u64 + 1).read_to_string(&mut text)?;
+    if text.len() > MAX_TEXT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_TEXT} bytes"),
+        ));
+    }
+    Ok(text)
 }
 
 /// Loads every document of `text`, naming `file` in errors. A `kind: List` document

@@ -42,10 +42,17 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Whether the token server did not answer in time (final: not retried).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, TokenError::Request { source, .. } if source.is_timeout())
+    }
+
     /// Whether trying again may help (the server was unreachable or failed).
     pub fn is_transient(&self) -> bool {
         match self {
-            TokenError::Request { source, .. } => !source.is_decode() && !source.is_builder(),
+            TokenError::Request { source, .. } => {
+                !source.is_decode() && !source.is_builder() && !source.is_timeout()
+            }
             TokenError::Status { status, .. } => {
                 status.is_server_error() || *status == reqwest::StatusCode::TOO_MANY_REQUESTS
             }
