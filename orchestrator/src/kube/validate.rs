@@ -244,6 +244,15 @@ impl Validator {
             self.check(&child(path, "subdomain"), s, names::dns1123_label);
         }
         self.labels(&child(path, "nodeSelector"), &spec.node_selector);
+        if spec.share_process_namespace == Some(true) {
+            // Each berth container has its own pid namespace; sharing one would need the
+            // pod's infra to hold a pid namespace its containers join.
+            self.push(FieldError::unsupported(
+                child(path, "shareProcessNamespace"),
+                "true",
+                &["false"],
+            ));
+        }
         if let Some(sc) = &spec.security_context {
             let host = (spec.host_network == Some(true), spec.host_ipc == Some(true));
             let p = child(path, "securityContext");
