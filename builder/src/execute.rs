@@ -380,6 +380,7 @@ impl Build {
         store: &Store,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<WrittenImage, BuildError> {
+        let _parent = stepcgroup::ParentCleanup::new(&self.opts.cgroup_parent);
         stepcgroup::sweep_stale(&self.opts.cgroup_parent);
         remove_stale_scratch(&store.root().join("build"));
         let scratch = store

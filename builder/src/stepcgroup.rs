@@ -82,6 +82,37 @@ fn top_level_stale() -> Vec<String> {
     names
 }
 
+/// The cgroup parent as a build found it. A parent that did not exist when the build
+/// began (its first RUN step made it) is removed when the build ends if nothing is in it,
+/// so a build leaves the hierarchies as it found them; a parent that was there stays
+/// (containers' parent stays until `berth system reset`, as Docker's does).
+pub struct ParentCleanup {
+    made_here: Option<Cgroup>,
+}
+
+impl ParentCleanup {
+    /// Notes whether `parent` exists now.
+    pub fn new(parent: &str) -> Self {
+        let parent = parent.trim_matches('/');
+        let made_here = Cgroup::open(Some(parent), parent)
+            .ok()
+            .filter(|cg| !cg.hierarchies().iter().any(|(_, dir)| dir.exists()));
+        ParentCleanup { made_here }
+    }
+}
+
+impl Drop for ParentCleanup {
+    fn drop(&mut self) {
+        let Some(cg) = &self.made_here else { return };
+        let empty = cg.child_names().is_empty() && cg.pids().is_ok_and(|p| p.is_empty());
+        if empty {
+            if let Err(e) = cg.remove() {
+                tracing::debug!(error = %e, "cannot remove the cgroup parent the build made");
+            }
+        }
+    }
+}
+
 /// SIGKILLs everything in the cgroup at `path` until it is empty, then removes it.
 fn remove(path: &str) {
     let name = path.rsplit('/').next().unwrap_or(path);

@@ -1,7 +1,7 @@
 //! A SIGKILLed `berth build` leaves nothing running and no cgroup outside the cgroup
 //! parent: the RUN step dies with its builder, its cgroup lives under
 //! `BERTH_CGROUP_PARENT` (mode 0755), and the next build removes the step cgroup the
-//! killed one could not.
+//! killed one could not; a parent the build made is removed again when it ends.
 
 mod build_support;
 
@@ -169,4 +169,41 @@ fn killed_build_leaves_no_step_running_and_the_next_build_removes_its_cgroup() {
     assert!(stale.is_empty(), "build scratch stays: {stale:?}");
     let leftovers = env.root.teardown_private_network();
     assert!(leftovers.is_empty(), "left on the host: {leftovers:?}");
+}
+
+#[test]
+fn a_build_removes_the_cgroup_parent_it_made() {
+    let env = BuildEnv::new();
+    let parent = format!("berth-test-build-parent-{}", std::process::id());
+    let ctx = env.root.path("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nRUN true\n").unwrap();
+    let made = || -> Vec<PathBuf> {
+        hierarchies()
+            .into_iter()
+            .map(|h| h.join(&parent))
+            .filter(|d| d.exists())
+            .collect()
+    };
+    assert!(made().is_empty(), "{parent} exists before the build");
+    let out = env
+        .root
+        .berth()
+        .env("BERTH_CGROUP_PARENT", &parent)
+        .args(["build", "--no-cache", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let left = made();
+    for dir in &left {
+        let _ = fs::remove_dir(dir);
+    }
+    assert!(
+        out.status.success(),
+        "build failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        left.is_empty(),
+        "the build left its cgroup parent: {left:?}"
+    );
 }
