@@ -73,7 +73,11 @@ impl Runtime {
             }
             (None, false) => None,
         };
-        let confinement = Confinement::new(&process, linux.seccomp().as_ref())?;
+        let confinement = Confinement::with_filter_cache(
+            &process,
+            linux.seccomp().as_ref(),
+            Some(&self.dirs.seccomp_cache()),
+        )?;
         let cgroup = cgroup_of(&opts.id, spec)?;
         let exec_fifo = make_exec_fifo(dir)?;
         let in_userns = bundle.namespaces.has(CloneFlags::CLONE_NEWUSER);

@@ -58,7 +58,11 @@ impl Runtime {
         validate_process(&record.bundle.display().to_string(), &opts.process)
             .map_err(ContainerError::Bundle)?;
         let linux = record.config.linux().clone().unwrap_or_default();
-        let confinement = Confinement::new(&opts.process, linux.seccomp().as_ref())?;
+        let confinement = Confinement::with_filter_cache(
+            &opts.process,
+            linux.seccomp().as_ref(),
+            Some(&self.dirs.seccomp_cache()),
+        )?;
         let wants_tty = opts.process.terminal().unwrap_or(false);
         // A foreground terminal with no console socket is proxied to our own stdio, as
         // `run` does: init sends the master to a socket of ours.

@@ -65,6 +65,12 @@ impl StateDir {
         &self.root
     }
 
+    /// Where compiled seccomp programs are kept (`<root>/.seccomp`, owner-only; no
+    /// container id starts with a dot).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join(".seccomp")
+    }
+
     /// The directory of container `id`.
     pub fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
