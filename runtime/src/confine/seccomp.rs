@@ -31,7 +31,7 @@ pub(super) struct Filter {
 }
 
 /// First line of a cached program; a format change changes it.
-const CACHE_MAGIC: &[u8] = b"berth seccomp bpf 1\n";
+const CACHE_MAGIC: &[u8] = b"berth seccomp bpf 2\n";
 
 /// What a compiled program depends on: the spec as JSON, libseccomp's version and the
 /// native architecture. A cached program is used only if its recorded key is this one.
@@ -313,6 +313,12 @@ fn context(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, ConfineError> {
         // no_new_privs is ours to set (or not) from process.noNewPrivileges.
         ctx.set_ctl_nnp(false)
             .map_err(lib_err("leave no_new_privs to the spec"))?;
+        // A binary tree of syscall numbers instead of one comparison per rule: shorter
+        // runs for every syscall the container makes, and for the kernel's check of the
+        // filter at install. Older libseccomp lacks it and keeps the list.
+        if let Err(e) = ctx.set_ctl_optimize(2) {
+            tracing::debug!(error = %e, "libseccomp cannot optimize the filter into a tree");
+        }
         for a in spec.architectures().iter().flatten() {
             ctx.add_arch(arch(*a)?)
                 .map_err(lib_err(format!("add architecture {a}")))?;
