@@ -4,9 +4,7 @@
 //! part-way removes everything made so far (the same release as `rm -f`), so nothing is left
 //! half-created.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_image::manifest::PlatformSpec;
 use berth_image::rootpath::Root;
@@ -420,17 +418,8 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Contain
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp: PathBuf = path.with_extension("json.tmp");
     // Owner-only: the process env (passwords, tokens) is in both records.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(io_err(path))
+    berth_image::perms::write_private(path, &bytes).map_err(io_err(path))
 }
 
 /// Creates directory `path` (absolute in the image) inside `root` unless it exists.

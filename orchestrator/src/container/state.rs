@@ -2,8 +2,6 @@
 //! its restart policy restarted it and its health, written atomically (temp file, then
 //! rename) so readers never see half a record. The monitor is its only writer while it runs.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -108,19 +106,11 @@ impl State {
     /// Writes `dir/state.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<(), StateError> {
         let path = dir.join("state.json");
-        let tmp = dir.join(".state.json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|source| StateError::Corrupt {
             path: path.clone(),
             source,
         })?;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(&bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        berth_image::perms::write_private(&path, &bytes)
             .map_err(|source| StateError::Io { path, source })
     }
 

@@ -22,9 +22,7 @@ mod infra;
 mod lifecycle;
 
 use std::fmt;
-use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -474,17 +472,8 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PodError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let tmp = path.with_extension("json.tmp");
     // Owner-only: a pod's record may carry what its containers were given.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&bytes))
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(io_err(path))
+    berth_image::perms::write_private(path, &bytes).map_err(io_err(path))
 }
 
 #[cfg(test)]
