@@ -345,7 +345,10 @@ pub mod registry_fixtures;
 /// berth's host-wide directories (network namespaces and network state under
 /// `/run/berth`, berth-runtime's default `--root`), removed when a test made
 /// them and left them empty; `remove_dir` never removes one that holds anything.
+/// berth-runtime's compiled seccomp programs in its default root are only a cache
+/// (a runtime that misses compiles again), so they go first.
 pub fn remove_empty_default_dirs() {
+    let _ = std::fs::remove_dir_all("/run/berth-runtime/.seccomp");
     for dir in [
         "/run/berth/netns",
         "/run/berth/networks",
