@@ -94,7 +94,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn killed_build_leaves_no_step_running_and_the_next_build_removes_its_cgroup() {
-    let mut env = BuildEnv::with_private_network();
+    let mut env = BuildEnv::new();
     let parent = env.root.private_network().unwrap().cgroup_parent();
     let ctx = env.root.path("ctx");
     fs::create_dir_all(&ctx).unwrap();

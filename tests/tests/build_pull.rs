@@ -22,8 +22,9 @@ fn missing_base_is_pulled_and_pull_refreshes_it() {
     );
     run_ok(publisher.root.berth().args(["push", &base]));
 
-    // A store without the base: the build pulls it.
-    let builder = TestRoot::new();
+    // A store without the base: the build pulls it (its RUN step under this test's own
+    // cgroup parent).
+    let builder = TestRoot::with_private_network();
     let ctx = builder.path("ctx");
     fs::create_dir_all(&ctx).unwrap();
     fs::write(

@@ -22,12 +22,10 @@ pub struct BuildEnv {
 }
 
 impl BuildEnv {
+    /// A store with busybox and this test's own cgroup parent (and network settings), so
+    /// the RUN steps of builds running side by side never share the default parent and
+    /// the parent is torn down with the test.
     pub fn new() -> Self {
-        Self::in_root(TestRoot::new())
-    }
-
-    /// As [`BuildEnv::new`], with this test's own cgroup parent (and network settings).
-    pub fn with_private_network() -> Self {
         Self::in_root(TestRoot::with_private_network())
     }
 
