@@ -424,8 +424,8 @@ pub async fn pull(
 
 /// One blob to fetch, and where it stands in the image: 0 for the config,
 /// `i + 1` for layer `i`. A manifest may list a layer more than once; it is
-/// fetched once (two writers of one blob would race for its place in the
-/// store) and every position it fills is told when it is there.
+/// fetched by one task (a second would only wait on the blob's ingest lock and
+/// then find it stored) and every position it fills is told when it is there.
 struct UniqueBlob {
     desc: Descriptor,
     kind: BlobKind,
