@@ -142,6 +142,18 @@ impl TestRoot {
         root
     }
 
+    /// As [`TestRoot::with_private_network`], with Debian's busybox imported as `busybox`.
+    pub fn with_busybox() -> Self {
+        let root = Self::with_private_network();
+        run_ok(
+            root.berth()
+                .arg("import")
+                .arg(busybox_rootfs_tar())
+                .arg("busybox"),
+        );
+        root
+    }
+
     /// This test's private network settings, if it has them.
     pub fn private_network(&self) -> Option<&PrivateNetwork> {
         self.network.as_ref()

@@ -12,7 +12,7 @@ use berth_orchestrator::container::{Containers, Settings};
 use berth_orchestrator::controllers::pod::CONTROLLER;
 use berth_orchestrator::daemon::{kinds, Context, ObjectStore};
 use berth_orchestrator::pod::Pods;
-use berth_tests::{bin, busybox_rootfs_tar, require_root, run_ok, TestRoot};
+use berth_tests::{bin, require_root, TestRoot};
 use serde_json::{json, Value};
 
 struct Node {
@@ -28,13 +28,7 @@ struct Node {
 impl Node {
     fn new() -> Self {
         require_root();
-        let root = TestRoot::with_private_network();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox"),
-        );
+        let root = TestRoot::with_busybox();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

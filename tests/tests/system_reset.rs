@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{busybox_rootfs_tar, require_root, run_ok, TestRoot};
+use berth_tests::{require_root, run_ok, TestRoot};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -15,14 +15,7 @@ fn stdout(out: &std::process::Output) -> String {
 
 fn root_with_busybox() -> TestRoot {
     require_root();
-    let root = TestRoot::with_private_network();
-    run_ok(
-        root.berth()
-            .arg("import")
-            .arg(busybox_rootfs_tar())
-            .arg("busybox"),
-    );
-    root
+    TestRoot::with_busybox()
 }
 
 fn run_d(root: &TestRoot, name: &str) {

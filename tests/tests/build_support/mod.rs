@@ -26,18 +26,10 @@ impl BuildEnv {
     /// the RUN steps of builds running side by side never share the default parent and
     /// the parent is torn down with the test.
     pub fn new() -> Self {
-        Self::in_root(TestRoot::with_private_network())
-    }
-
-    fn in_root(root: TestRoot) -> Self {
         require_root();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox:latest"),
-        );
-        BuildEnv { root }
+        BuildEnv {
+            root: TestRoot::with_busybox(),
+        }
     }
 
     /// `berth build ARGS...`; the output whatever the exit status.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{busybox_rootfs_tar, require_command, require_root, run_ok, TestRoot};
+use berth_tests::{require_command, require_root, run_ok, TestRoot};
 use serde_json::Value;
 
 /// The hello app: writes its greeting (with the pod's hostname) and serves it with busybox
@@ -88,13 +88,7 @@ impl Cluster {
     fn start_with(hello: bool) -> Self {
         require_root();
         require_command("curl", "curl");
-        let root = TestRoot::with_private_network();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox"),
-        );
+        let root = TestRoot::with_busybox();
         if hello {
             build_hello(&root);
         }

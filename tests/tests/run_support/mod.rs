@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use berth_tests::{busybox_rootfs_tar, require_root, run_ok, TestRoot};
+use berth_tests::{require_root, run_ok, TestRoot};
 
 /// A store with busybox imported, removing the pods and containers it names on drop.
 pub struct Fixture {
@@ -18,13 +18,7 @@ pub struct Fixture {
 impl Fixture {
     pub fn new() -> Self {
         require_root();
-        let root = TestRoot::with_private_network();
-        run_ok(
-            root.berth()
-                .arg("import")
-                .arg(busybox_rootfs_tar())
-                .arg("busybox"),
-        );
+        let root = TestRoot::with_busybox();
         Fixture {
             root,
             names: Vec::new(),
