@@ -35,7 +35,7 @@ use crate::plan::{Base, FromRef, Plan, PlanError, PlanOptions, StageBase, Step};
 use crate::progress::Event;
 use crate::run::{self, RunError, RunSpec, StepMount};
 use crate::stepcgroup;
-use crate::users::{self, UserError};
+use berth_image::users::{self, UserError};
 use berth_image::rootpath::{Root, RootPathError};
 
 /// Why a build failed.

@@ -35,4 +35,3 @@ pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod stepcgroup;
-pub mod users;

@@ -15,7 +15,7 @@ use berth_image::rootpath::{FileType, Root};
 use berth_runtime::{ContainerError, CreateOptions, Runtime};
 use serde_json::{json, Value};
 
-use crate::users::Ids;
+use berth_image::users::Ids;
 
 /// Why a RUN step could not be executed (a non-zero exit is not an error here).
 #[derive(Debug, thiserror::Error)]

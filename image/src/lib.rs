@@ -11,6 +11,7 @@ pub mod perms;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+pub mod users;
 
 #[cfg(test)]
 mod proptests;

@@ -257,7 +257,7 @@ impl Prepare<'_> {
             .clone()
             .or_else(|| self.image_cfg.user().clone())
             .unwrap_or_default();
-        let mut ids = berth_builder::users::process_user(&rootfs, &user_spec)?;
+        let mut ids = berth_image::users::process_user(&rootfs, &user_spec)?;
         if self.opts.run_as_non_root && ids.uid == 0 {
             return Err(ContainerError::RunsAsRoot(user_spec));
         }

@@ -109,7 +109,7 @@ pub fn exec(
     let env = exec_env(process.env().as_deref().unwrap_or(&[]), &opts.env, opts.tty);
     check_command(&root, &opts.cmd[0], &env, config)?;
     if let Some(user) = &opts.user {
-        let ids = berth_builder::users::process_user(&root, user).map_err(ContainerError::from)?;
+        let ids = berth_image::users::process_user(&root, user).map_err(ContainerError::from)?;
         let mut u = process.user().clone();
         u.set_uid(ids.uid);
         u.set_gid(ids.gid);

@@ -136,7 +136,7 @@ pub enum ContainerError {
     Mount(#[from] berth_image::snapshot::mount::MountError),
     /// The user could not be resolved in the image.
     #[error("user: {0}")]
-    User(#[from] berth_builder::users::UserError),
+    User(#[from] berth_image::users::UserError),
     /// A path in the image could not be resolved inside its root.
     #[error(transparent)]
     RootPath(#[from] berth_image::rootpath::RootPathError),

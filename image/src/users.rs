@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_image::rootpath::Root;
+use crate::rootpath::Root;
 
 /// Why a user or group could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
