@@ -35,8 +35,8 @@ use crate::plan::{Base, FromRef, Plan, PlanError, PlanOptions, StageBase, Step};
 use crate::progress::Event;
 use crate::run::{self, RunError, RunSpec, StepMount};
 use crate::stepcgroup;
-use berth_image::users::{self, UserError};
 use berth_image::rootpath::{Root, RootPathError};
+use berth_image::users::{self, UserError};
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]

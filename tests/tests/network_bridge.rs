@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::network::{
+use berth_engine::network::{
     netns, Attachment, Network, NetworkConfig, NetworkError, PortMapError, PortMapping, Protocol,
 };
 use berth_tests::{require_command, require_root, run_ok, TestRoot};
@@ -347,9 +347,7 @@ fn a_taken_port_is_a_clear_error_and_leaves_nothing_behind() {
         "{err}"
     );
     assert_eq!(f.network.attachment("n4-a").unwrap(), None);
-    assert!(!link_exists(&berth_orchestrator::network::veth_name(
-        "n4-a"
-    )));
+    assert!(!link_exists(&berth_engine::network::veth_name("n4-a")));
     let eth0 = in_netns(&ns_a, &["busybox", "ip", "link", "show", "eth0"]);
     assert!(!eth0.status.success(), "eth0 was left in the namespace");
 
@@ -374,9 +372,7 @@ fn a_taken_port_is_a_clear_error_and_leaves_nothing_behind() {
     );
     assert_eq!(f.rules_of("n4-c"), 0);
     assert_eq!(f.rules_of("n4-b"), 1);
-    assert!(!link_exists(&berth_orchestrator::network::veth_name(
-        "n4-c"
-    )));
+    assert!(!link_exists(&berth_engine::network::veth_name("n4-c")));
     assert_eq!(f.network.attachment("n4-c").unwrap(), None);
     // The address c would have had is free: the next attach gets a fresh one, not b's.
     let c = f.network.attach("n4-c", &ns_c, &[]).unwrap();
@@ -489,9 +485,7 @@ fn the_hosts_own_namespace_is_refused() {
         !link_exists(f.bridge()),
         "bridge created for a refused attach"
     );
-    assert!(!link_exists(&berth_orchestrator::network::veth_name(
-        "n8-host"
-    )));
+    assert!(!link_exists(&berth_engine::network::veth_name("n8-host")));
 }
 
 /// Removes network namespace files made by a test (outside any `Fixture`).
@@ -642,7 +636,7 @@ fn a_port_published_on_one_host_address_is_forwarded_only_there() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let spec = format!("127.0.0.1:{port}:{SERVER_PORT}");
-    let mappings = berth_orchestrator::network::parse_publish(&spec).unwrap();
+    let mappings = berth_engine::network::parse_publish(&spec).unwrap();
     let a = f.network.attach("n10-local", &ns, &mappings).unwrap();
     f.serve(&ns, "local", a.ip);
     let reply = tcp_request(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), "lo");

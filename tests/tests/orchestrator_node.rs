@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::container::{Containers, Settings};
-use berth_orchestrator::controllers::pod::CONTROLLER;
-use berth_orchestrator::daemon::{kinds, Context, ObjectStore};
-use berth_orchestrator::pod::Pods;
+use berth_engine::container::{Containers, Settings};
+use berth_engine::pod::Pods;
+use berth_kube::kinds;
+use berth_node::NodeContext;
+use berth_objectstore::ObjectStore;
 use berth_tests::{bin, require_root, TestRoot};
 use serde_json::{json, Value};
 
@@ -60,16 +61,20 @@ impl Node {
     /// Opens the store and starts the pod controller.
     fn start(&mut self) {
         std::env::set_var("BERTH_RESTART_BACKOFF_MS", "300");
-        let store = ObjectStore::open(&self.root.store().join("daemon/store")).unwrap();
+        let store = ObjectStore::open(
+            &self.root.store().join("daemon/store"),
+            berth_node::allocators(),
+        )
+        .unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let ctx = Context {
+        let ctx = NodeContext {
             containers: self.containers(),
             berth_exe: bin("berth"),
-            shutdown: rx,
         };
         let task = {
             let _guard = self.rt.enter();
-            self.rt.spawn((CONTROLLER.start)(store.clone(), ctx))
+            self.rt
+                .spawn(berth_node::worker::controller(ctx).start(store.clone(), rx))
         };
         self.store = Some(store);
         self.stop = Some((tx, task));
@@ -94,7 +99,7 @@ impl Node {
             .unwrap_or(Value::Null)
     }
 
-    fn berth_pods(&self) -> Vec<berth_orchestrator::pod::PodReport> {
+    fn berth_pods(&self) -> Vec<berth_engine::pod::PodReport> {
         Pods::new(self.containers()).list().unwrap()
     }
 }
@@ -216,7 +221,7 @@ fn pods_run_crash_restart_and_are_adopted_after_a_controller_restart() {
 
     // Restart the controller; meanwhile delete the crashing Pod.
     node.stop();
-    let store = ObjectStore::open(&node.root.store().join("daemon/store")).unwrap();
+    let store = ObjectStore::open(&node.root.store().join("daemon/store"), Vec::new()).unwrap();
     store
         .delete(
             &kinds::POD,

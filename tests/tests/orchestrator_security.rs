@@ -9,8 +9,8 @@ mod orchestrator_support;
 
 use std::time::Duration;
 
-use berth_orchestrator::container::Containers;
-use berth_orchestrator::controllers::pod::{LABEL_CONTAINER, LABEL_NAME};
+use berth_engine::container::Containers;
+use berth_node::worker::{LABEL_CONTAINER, LABEL_NAME};
 use orchestrator_support::{stderr, stdout, wait_for, Cluster};
 use serde_json::Value;
 

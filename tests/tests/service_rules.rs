@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_orchestrator::network::{Protocol, ServicePortRule, ServiceRules, ServiceTable};
+use berth_engine::network::{Protocol, ServicePortRule, ServiceRules, ServiceTable};
 use berth_tests::{require_command, require_root, run_ok, TestRoot};
 
 /// One endpoint: a namespace with a veth to the host and busybox httpd on port 8080.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use berth_orchestrator::container::control::{self, Request};
-use berth_orchestrator::container::{self, monitor, ContainerConfig, Stream};
+use berth_engine::container::control::{self, Request};
+use berth_engine::container::{self, monitor, ContainerConfig, Stream};
 use clap::Args;
 
 use crate::containers::{each, monitor_exe, open};

@@ -7,15 +7,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use berth_orchestrator::container::health::{parse_duration, HealthFlags};
-use berth_orchestrator::container::logs::LogOptions;
-use berth_orchestrator::container::{
+use berth_engine::container::health::{parse_duration, HealthFlags};
+use berth_engine::container::logs::LogOptions;
+use berth_engine::container::{
     self, monitor, ContainerConfig, ContainerError, Containers, LogReader, MonitorConfig,
     RunOptions, Settings, State, Status, Stream,
 };
-use berth_orchestrator::labels::{self, LabelFilter};
-use berth_orchestrator::network::{parse_publish, NetworkMode};
-use berth_orchestrator::pod::Pods;
+use berth_engine::labels::{self, LabelFilter};
+use berth_engine::network::{parse_publish, NetworkMode};
+use berth_engine::pod::Pods;
 use clap::Args;
 
 use crate::format::{align_columns, Template};

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use berth_orchestrator::container;
+use berth_engine::container;
 use clap::Args;
 
 use crate::{containers, Globals};

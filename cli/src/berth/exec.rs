@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_orchestrator::container::{self, ExecOptions};
+use berth_engine::container::{self, ExecOptions};
 use clap::Args;
 
 use crate::{containers, Globals};

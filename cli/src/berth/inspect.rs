@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_orchestrator::container::{self, ContainerError};
+use berth_engine::container::{self, ContainerError};
 use clap::Args;
 use serde_json::Value;
 

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use berth_orchestrator::daemon::client::{Client, Endpoint};
-use berth_orchestrator::daemon::kinds::{self, Kind};
+use berth_apiserver::client::{Client, Endpoint};
+use berth_kube::kinds::{self, Kind};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -663,7 +663,7 @@ fn rollout_state(d: &Value, name: &str) -> (bool, String) {
 /// The ReplicaSets a Deployment controls, by their revision annotation, oldest first.
 fn revisions(client: &Client, d: &Value, ns: &str) -> Result<Vec<(i64, Value)>> {
     let uid = d["metadata"]["uid"].as_str().unwrap_or_default();
-    let selector = berth_orchestrator::daemon::label_selector(&d["spec"]["selector"]);
+    let selector = berth_apiserver::label_selector(&d["spec"]["selector"]);
     let path = format!(
         "{}?labelSelector={}",
         kinds::REPLICA_SET.collection_path(Some(ns)),

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use berth_orchestrator::daemon::kinds::{self, Kind};
-use berth_orchestrator::kube::{load_path, Manifest};
+use berth_kube::kinds::{self, Kind};
+use berth_kube::{load_path, Manifest};
 use clap::Args;
 use serde_json::{json, Map, Value};
 

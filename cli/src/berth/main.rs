@@ -231,7 +231,7 @@ fn secure_dirs(root: &Path) {
     if let Err(e) = berth_image::perms::private_dir(root) {
         tracing::debug!(root = %root.display(), error = %e, "cannot make the store owner-only");
     }
-    let run = Path::new(berth_orchestrator::container::control::RUN_DIR);
+    let run = Path::new(berth_engine::container::control::RUN_DIR);
     if let Err(e) = berth_image::perms::tighten(run) {
         tracing::debug!(dir = %run.display(), error = %e, "cannot tighten the run directory");
     }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use berth_orchestrator::system::{self, SystemError};
+use berth_engine::system::{self, SystemError};
 use clap::{Args, Subcommand};
 
 use crate::containers;

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use berth_orchestrator::container::state::Status;
-use berth_orchestrator::container::Containers;
-use berth_orchestrator::labels::{self, LabelFilter};
-use berth_orchestrator::network::{parse_publish, PortMapping};
-use berth_orchestrator::pod::{self, PodOptions, PodRecord, PodReport, Pods};
+use berth_engine::container::state::Status;
+use berth_engine::container::Containers;
+use berth_engine::labels::{self, LabelFilter};
+use berth_engine::network::{parse_publish, PortMapping};
+use berth_engine::pod::{self, PodOptions, PodRecord, PodReport, Pods};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use berth_orchestrator::container;
-use berth_orchestrator::network::parse_exposed;
+use berth_engine::container;
+use berth_engine::network::parse_exposed;
 use clap::Args;
 
 use crate::{containers, Globals};

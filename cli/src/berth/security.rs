@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use berth_orchestrator::container::Security;
+use berth_engine::container::Security;
 
 /// The security flags of `berth run`.
 #[derive(Args, Debug, Default)]

@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use berth_engine::container::Containers;
 use berth_image::digest::Digest;
 use berth_image::gc;
 use berth_image::store::Store;
-use berth_orchestrator::container::Containers;
 use clap::Subcommand;
 
 use crate::Globals;
@@ -54,7 +54,7 @@ fn reset(g: &Globals, a: ResetArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let c = crate::containers::open(g)?;
-    let r = berth_orchestrator::system::reset(&c)?;
+    let r = berth_engine::system::reset(&c)?;
     println!(
         "Removed {} pods, {} containers{}{}",
         r.pods.len(),

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_orchestrator::container;
+use berth_engine::container;
 use clap::Args;
 
 use crate::format::align_columns;

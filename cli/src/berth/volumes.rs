@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use berth_orchestrator::container::{self, envfile, Resources};
-use berth_orchestrator::volume::{self, request, MountRequest, Volume, VolumeFilter, Volumes};
+use berth_engine::container::{self, envfile, Resources};
+use berth_engine::volume::{self, request, MountRequest, Volume, VolumeFilter, Volumes};
 use clap::{Args, Subcommand};
 use serde_json::json;
 

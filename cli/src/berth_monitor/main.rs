@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use berth_orchestrator::container::{monitor, Containers};
+use berth_engine::container::{monitor, Containers};
 
 fn usage() -> ExitCode {
     eprintln!("usage: berth-monitor --root ROOT [--wait-attach] CONTAINER-ID");

@@ -225,12 +225,10 @@ impl Cluster {
     }
 
     /// The berth pods in the store (from the library, as the daemon made them).
-    pub fn berth_pods(&self) -> Vec<berth_orchestrator::pod::PodReport> {
-        berth_orchestrator::pod::Pods::new(berth_orchestrator::container::Containers::new(
-            self.root.store(),
-        ))
-        .list()
-        .unwrap_or_default()
+    pub fn berth_pods(&self) -> Vec<berth_engine::pod::PodReport> {
+        berth_engine::pod::Pods::new(berth_engine::container::Containers::new(self.root.store()))
+            .list()
+            .unwrap_or_default()
     }
 }
 
@@ -280,15 +278,15 @@ impl Drop for Cluster {
 /// them and they outlive the daemon by design), with everything they hold on the host, and
 /// the Pods' volumes (a Secret volume is a tmpfs mount).
 pub fn remove_pods_and_containers(store: &Path) {
-    let containers = berth_orchestrator::container::Containers::new(store);
-    let pods = berth_orchestrator::pod::Pods::new(containers.clone());
+    let containers = berth_engine::container::Containers::new(store);
+    let pods = berth_engine::pod::Pods::new(containers.clone());
     for report in pods.list().unwrap_or_default() {
         let _ = pods.remove(&report.record, true);
     }
     for (config, _) in containers.list().unwrap_or_default() {
-        let _ = berth_orchestrator::container::remove(&containers, &config, true);
+        let _ = berth_engine::container::remove(&containers, &config, true);
     }
-    let _ = berth_orchestrator::node::volumes::sweep(store, &Default::default());
+    let _ = berth_node::volumes::sweep(store, &Default::default());
 }
 
 fn tail(s: &str, lines: usize) -> String {
