@@ -1,0 +1,21 @@
+//! Test helpers: a plan of a Dockerfile's text with given options.
+
+use super::{Plan, PlanError, PlanOptions};
+use crate::dockerfile::parse;
+
+/// The plan of `text`.
+pub(super) fn plan(text: &str, opts: PlanOptions) -> Result<Plan, PlanError> {
+    Plan::new(&parse("Dockerfile", text).unwrap(), &opts)
+}
+
+/// Options for `linux/amd64` with a target and build args.
+pub(super) fn opts(target: Option<&str>, args: &[(&str, &str)]) -> PlanOptions {
+    PlanOptions {
+        target: target.map(str::to_string),
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        platform: "linux/amd64".into(),
+    }
+}
