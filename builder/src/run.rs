@@ -12,8 +12,11 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use berth_image::rootpath::{FileType, Root};
+use berth_runtime::spec::{
+    self, ContainerProcess, SpecError, SystemMount, DOCKER_DEFAULT_CAPABILITIES,
+};
 use berth_runtime::{ContainerError, CreateOptions, Runtime};
-use serde_json::{json, Value};
+use oci_spec::runtime::{LinuxBuilder, LinuxNamespaceType, RootBuilder, Spec, SpecBuilder};
 
 use berth_image::users::Ids;
 
@@ -44,6 +47,12 @@ pub enum RunError {
     /// Docker's default seccomp profile could not be resolved for this host.
     #[error("RUN seccomp: {0}")]
     Seccomp(#[from] berth_runtime::seccomp::ProfileError),
+    /// The seccomp profile does not fit the OCI spec's seccomp section.
+    #[error("RUN seccomp profile: {0}")]
+    SeccompProfile(#[source] serde_json::Error),
+    /// The step's OCI spec could not be built.
+    #[error("RUN spec: {0}")]
+    Spec(#[from] SpecError),
 }
 
 /// An extra mount for the step's process.
@@ -115,79 +124,112 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
     }
 }
 
+/// Paths BuildKit masks in a RUN step: runc's list but `/proc/asound`.
+const MASKED_PATHS: [&str; 9] = [
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+];
+
 /// The OCI spec of the step: Docker's default capabilities and seccomp profile, as
 /// BuildKit's RUN; a `--security=insecure` step gets more capabilities and no filter.
-fn spec(s: &RunSpec) -> Result<Value, RunError> {
-    let mut caps: Vec<&str> = berth_runtime::spec::DOCKER_DEFAULT_CAPABILITIES.to_vec();
+fn spec(s: &RunSpec) -> Result<Spec, RunError> {
+    let mut caps: Vec<String> = DOCKER_DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     if s.privileged {
-        caps.extend(INSECURE_CAPS);
+        caps.extend(INSECURE_CAPS.iter().map(|c| c.to_string()));
     }
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc",
-               "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-               "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-               "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
-    ];
+    let mut proc = SystemMount::Proc.mount()?;
+    proc.set_options(Some(
+        ["nosuid", "noexec", "nodev"].map(String::from).to_vec(),
+    ));
+    let mut mounts = vec![proc];
+    mounts.extend(spec::system_mounts(&[
+        SystemMount::Dev,
+        SystemMount::Devpts,
+        SystemMount::Shm,
+        SystemMount::Sysfs,
+    ])?);
     for m in &s.mounts {
         mounts.push(match m {
             StepMount::Bind {
                 source,
                 target,
                 readonly,
-            } => json!({"destination": target, "type": "bind",
-                        "source": source.display().to_string(),
-                        "options": if *readonly { json!(["rbind", "ro"]) } else { json!(["rbind"]) }}),
-            StepMount::Tmpfs { target } => json!({"destination": target, "type": "tmpfs",
-                        "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+            } => spec::mount(
+                target,
+                "bind",
+                source.display().to_string(),
+                if *readonly {
+                    &["rbind", "ro"]
+                } else {
+                    &["rbind"]
+                },
+            )?,
+            StepMount::Tmpfs { target } => {
+                spec::mount(target, "tmpfs", "tmpfs", &["nosuid", "nodev"])?
+            }
         });
     }
     let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
     ];
     if s.network_none {
-        namespaces.push(json!({"type": "network"}));
+        namespaces.push(LinuxNamespaceType::Network);
     }
-    let bounding: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
-    let mut spec = json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": s.user.uid, "gid": s.user.gid, "additionalGids": s.user.additional_gids},
-            "args": s.args,
-            "env": s.env,
-            "cwd": s.cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": false
-        },
-        "root": {"path": s.rootfs.display().to_string(), "readonly": false},
-        "hostname": "buildkitsandbox",
-        "mounts": mounts,
-        "linux": {
-            "cgroupsPath": s.cgroups_path,
-            "namespaces": namespaces,
-            "maskedPaths": [
-                "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
-            ]
-        }
-    });
+    let mut linux = LinuxBuilder::default()
+        .cgroups_path(&s.cgroups_path)
+        .namespaces(spec::new_namespaces(&namespaces)?)
+        .masked_paths(MASKED_PATHS.map(String::from).to_vec())
+        .readonly_paths(spec::READONLY_PATHS.map(String::from).to_vec())
+        .build()
+        .map_err(SpecError::from)?;
+    // oci-spec's default adds a `resources` section; a step has none.
+    linux.set_resources(None);
     if !s.privileged {
-        spec["linux"]["seccomp"] = berth_runtime::seccomp::docker_default(&bounding)?;
+        let profile = berth_runtime::seccomp::docker_default(&caps)?;
+        linux.set_seccomp(Some(
+            serde_json::from_value(profile).map_err(RunError::SeccompProfile)?,
+        ));
     }
+    let process = ContainerProcess {
+        args: s.args.clone(),
+        env: s.env.clone(),
+        cwd: s.cwd.clone(),
+        uid: s.user.uid,
+        gid: s.user.gid,
+        additional_gids: s.user.additional_gids.clone(),
+        capabilities: caps,
+        terminal: false,
+    }
+    .build()?;
+    let root = RootBuilder::default()
+        .path(s.rootfs.display().to_string())
+        .readonly(false)
+        .build()
+        .map_err(SpecError::from)?;
+    let mut spec = SpecBuilder::default()
+        .version("1.0.2")
+        .process(process)
+        .root(root)
+        .hostname("buildkitsandbox")
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(SpecError::from)?;
+    // oci-spec's default is an empty map; a step has none.
+    spec.set_annotations(None);
     Ok(spec)
 }
 
@@ -320,6 +362,7 @@ pub fn run(s: &RunSpec) -> Result<i32, RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn step(privileged: bool) -> RunSpec {
         RunSpec {
@@ -343,9 +386,140 @@ mod tests {
         }
     }
 
+    fn json_of(s: &RunSpec) -> Value {
+        serde_json::to_value(spec(s).unwrap()).unwrap()
+    }
+
+    /// The spec as the `json!` version of [`spec`] wrote it, before it was typed.
+    fn json_spec(s: &RunSpec) -> Value {
+        let mut caps: Vec<&str> = DOCKER_DEFAULT_CAPABILITIES.to_vec();
+        if s.privileged {
+            caps.extend(INSECURE_CAPS);
+        }
+        let mut mounts = vec![
+            json!({"destination": "/proc", "type": "proc", "source": "proc",
+                   "options": ["nosuid", "noexec", "nodev"]}),
+            json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                   "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                   "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+            json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                   "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        ];
+        for m in &s.mounts {
+            mounts.push(match m {
+                StepMount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => json!({"destination": target, "type": "bind",
+                            "source": source.display().to_string(),
+                            "options": if *readonly { json!(["rbind", "ro"]) } else { json!(["rbind"]) }}),
+                StepMount::Tmpfs { target } => json!({"destination": target, "type": "tmpfs",
+                            "source": "tmpfs", "options": ["nosuid", "nodev"]}),
+            });
+        }
+        let mut namespaces = vec![
+            json!({"type": "pid"}),
+            json!({"type": "ipc"}),
+            json!({"type": "uts"}),
+            json!({"type": "mount"}),
+        ];
+        if s.network_none {
+            namespaces.push(json!({"type": "network"}));
+        }
+        let bounding: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        let mut spec = json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": {"uid": s.user.uid, "gid": s.user.gid, "additionalGids": s.user.additional_gids},
+                "args": s.args,
+                "env": s.env,
+                "cwd": s.cwd,
+                "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                "noNewPrivileges": false
+            },
+            "root": {"path": s.rootfs.display().to_string(), "readonly": false},
+            "hostname": "buildkitsandbox",
+            "mounts": mounts,
+            "linux": {
+                "cgroupsPath": s.cgroups_path,
+                "namespaces": namespaces,
+                "maskedPaths": [
+                    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+                    "/proc/scsi"
+                ],
+                "readonlyPaths": [
+                    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+                ]
+            }
+        });
+        if !s.privileged {
+            spec["linux"]["seccomp"] = berth_runtime::seccomp::docker_default(&bounding).unwrap();
+        }
+        spec
+    }
+
+    /// Capability sets serialize in hash order and the seccomp profile is compared as
+    /// the runtime parses it: sort the one, drop the other, to compare the rest as JSON.
+    fn comparable(mut spec: Value) -> Value {
+        if let Some(caps) = spec["process"]["capabilities"].as_object_mut() {
+            for set in caps.values_mut() {
+                if let Some(names) = set.as_array_mut() {
+                    names.sort_by_key(|n| n.to_string());
+                }
+            }
+        }
+        if let Some(linux) = spec["linux"].as_object_mut() {
+            linux.remove("seccomp");
+        }
+        spec
+    }
+
+    #[test]
+    fn the_typed_spec_writes_what_the_json_one_did() {
+        let mut busy = step(false);
+        busy.network_none = true;
+        busy.env = vec!["A=1".into()];
+        busy.cwd = "/src".into();
+        busy.user = Ids {
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![27, 44],
+        };
+        busy.mounts = vec![
+            StepMount::Bind {
+                source: "/cache/a".into(),
+                target: "/root/.cache".into(),
+                readonly: false,
+            },
+            StepMount::Bind {
+                source: "/ctx".into(),
+                target: "/src".into(),
+                readonly: true,
+            },
+            StepMount::Tmpfs {
+                target: "/tmp".into(),
+            },
+        ];
+        let mut insecure = busy.clone();
+        insecure.privileged = true;
+        for s in [step(false), busy, insecure] {
+            let typed = spec(&s).unwrap();
+            let parsed: Spec = serde_json::from_value(json_spec(&s)).unwrap();
+            assert_eq!(typed, parsed, "{s:?}");
+            assert_eq!(comparable(json_of(&s)), comparable(json_spec(&s)), "{s:?}");
+        }
+    }
+
     #[test]
     fn steps_get_dockers_seccomp_profile_unless_insecure() {
-        let default = spec(&step(false)).unwrap();
+        let default = json_of(&step(false));
         assert_eq!(
             default["linux"]["seccomp"]["defaultAction"],
             "SCMP_ACT_ERRNO"
@@ -361,7 +535,11 @@ mod tests {
         };
         assert!(!names(&default).contains(&"mount".to_string()));
         assert!(names(&default).contains(&"chroot".to_string()));
-        let insecure = spec(&step(true)).unwrap();
+        let insecure = json_of(&step(true));
         assert!(insecure["linux"].get("seccomp").is_none());
+        assert!(insecure["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_SYS_ADMIN")));
     }
 }

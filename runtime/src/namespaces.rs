@@ -150,19 +150,23 @@ pub fn loopback_up() -> Result<(), NamespaceError> {
         None,
     )
     .map_err(err)?;
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    // SAFETY: ifreq is a C struct of integers, byte arrays and a union of those and
+    // pointers, for all of which all-zero bits are a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
-    // SAFETY: fd is an open socket and req a valid ifreq naming "lo".
+    // SAFETY: fd is an open socket and `req` a live, NUL-terminated ifreq naming "lo";
+    // SIOCGIFFLAGS writes only the flags member of that struct, which outlives the call.
     if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
         return Err(err(nix::Error::last()));
     }
-    // SAFETY: reading the flags member the kernel just filled in.
+    // SAFETY: a union read: SIOCGIFFLAGS just wrote `ifru_flags`, a c_short for which
+    // every bit pattern is valid, so reading and updating it is sound.
     unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
-    // SAFETY: as above; SIOCSIFFLAGS reads the same ifreq.
+    // SAFETY: fd is an open socket and `req` the live ifreq above; SIOCSIFFLAGS only
+    // reads the name and flags from it.
     if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
         return Err(err(nix::Error::last()));
     }

@@ -57,7 +57,8 @@ pub fn setup_console(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), T
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: master is an open pty fd and ws a valid winsize for TIOCSWINSZ.
+        // SAFETY: master is an open pty fd and `ws` a live winsize, which TIOCSWINSZ
+        // only reads during the call.
         unsafe { set_winsize(master.as_raw_fd(), &ws) }
             .map_err(|e| TtyError::Pty("set size", e))?;
     }
@@ -90,7 +91,8 @@ pub fn setup_console(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), T
     if slave > 2 {
         let _ = nix::unistd::close(slave);
     }
-    // SAFETY: fd 0 is the pty slave just installed; TIOCSCTTY takes an int argument.
+    // SAFETY: TIOCSCTTY takes an int argument, not a pointer, so no memory is read
+    // or written; fd 0 is the pty slave just installed.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
         return Err(TtyError::Pty(
             "make controlling terminal",
@@ -118,7 +120,8 @@ pub fn receive_master(socket: &UnixStream) -> Result<OwnedFd, TtyError> {
     {
         if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
             if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed this fd in our table for us alone.
+                // SAFETY: SCM_RIGHTS made this a new fd in our table that nothing
+                // else refers to, so the `OwnedFd` is its only owner and closes it once.
                 return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
             }
         }
@@ -136,7 +139,8 @@ pub fn copy_window_size(from: std::os::fd::BorrowedFd<'_>, to: std::os::fd::Borr
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: both are open fds; ws is a valid winsize for TIOCGWINSZ/TIOCSWINSZ.
+    // SAFETY: both fds are borrowed, so open; `ws` is a live winsize that TIOCGWINSZ
+    // fills (every bit pattern of its u16 fields is valid) and TIOCSWINSZ reads.
     unsafe {
         if get_winsize(from.as_raw_fd(), &mut ws).is_ok() {
             let _ = set_winsize(to.as_raw_fd(), &ws);
@@ -152,7 +156,8 @@ pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: fd is open and ws a valid winsize for TIOCGWINSZ to fill.
+    // SAFETY: fd is borrowed, so open; `ws` is a live winsize that TIOCGWINSZ fills,
+    // and every bit pattern of its u16 fields is valid.
     unsafe { get_winsize(fd.as_raw_fd(), &mut ws) }
         .ok()
         .map(|_| (ws.ws_row, ws.ws_col))
@@ -170,7 +175,7 @@ pub fn set_window_size(
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: fd is open and ws a valid winsize for TIOCSWINSZ.
+    // SAFETY: fd is borrowed, so open; `ws` is a live winsize that TIOCSWINSZ only reads.
     unsafe { set_winsize(fd.as_raw_fd(), &ws) }
         .map(drop)
         .map_err(|e| TtyError::Pty("set size", e))

@@ -111,8 +111,9 @@ pub fn run(cfg: InitConfig, chan: Channel) -> ! {
     {
         let _ = writeln!(std::io::stderr(), "berth-runtime init: {msg}");
     }
-    // SAFETY: _exit ends this forked child without running the parent's atexit
-    // handlers or flushing buffers the parent owns.
+    // SAFETY: _exit takes an int and never returns, so no Rust value is used after it;
+    // unlike exit it runs no atexit handlers and flushes no stdio buffers, which this
+    // forked child shares copies of with the parent and must not run or write twice.
     unsafe {
         libc::_exit(if matches!(err, InitError::NotFound(_)) {
             127
@@ -125,7 +126,8 @@ pub fn run(cfg: InitConfig, chan: Channel) -> ! {
 fn setup_and_exec(cfg: InitConfig, chan: &Channel) -> Result<Infallible, InitError> {
     // Another container process must not reach our binary through
     // /proc/<pid>/exe while we are still the runtime (CVE-2019-5736).
-    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
+    // SAFETY: PR_SET_DUMPABLE takes integer arguments only (no pointer is read or
+    // written) and changes nothing but this process's dumpable flag.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     set_parent_death_signal(cfg.parent_death_signal)?;
     chan.recv_from_runtime()?;
@@ -212,7 +214,8 @@ fn set_parent_death_signal(signal: Option<nix::sys::signal::Signal>) -> Result<(
     let Some(signal) = signal else {
         return Ok(());
     };
-    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
+    // SAFETY: PR_SET_PDEATHSIG takes integer arguments only (a valid signal number from
+    // `Signal`; no pointer is read or written) and sets this process's death signal.
     let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
     if rc != 0 {
         return Err(SysError::new(
@@ -327,7 +330,9 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
 /// Marks every fd from `first` up close-on-exec, so nothing of the runtime
 /// reaches the container beyond stdio and `--preserve-fds`.
 fn close_fds_on_exec(first: u32) {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
+    // SAFETY: close_range takes integers only; with CLOSE_RANGE_CLOEXEC it closes
+    // nothing, it only marks fds close-on-exec, so no `OwnedFd` or `File` anywhere in
+    // this process is left holding a closed or reused number.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_close_range,
@@ -343,13 +348,16 @@ fn close_fds_on_exec(first: u32) {
                 .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
                 .collect();
             for fd in fds.into_iter().filter(|fd| *fd >= first as i32) {
-                // SAFETY: F_SETFD on an fd number we own; an already-closed one just fails.
+                // SAFETY: F_SETFD takes integers only and sets the fd's close-on-exec
+                // flag without closing it, so whatever owns the fd still holds a valid
+                // one; a number closed since the listing just fails with EBADF.
                 unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
             }
         }
     }
     for fd in 3..first as i32 {
-        // SAFETY: clearing FD_CLOEXEC on the preserved fds the caller handed us.
+        // SAFETY: F_SETFD takes integers only and clears the close-on-exec flag of a
+        // preserved fd without closing it; a number not open fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
 }

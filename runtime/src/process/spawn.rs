@@ -63,8 +63,11 @@ pub fn spawn(new: CloneFlags, cfg: InitConfig) -> Result<Pending, SpawnError> {
         None => None,
     };
     let flags = new.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
-    // SAFETY: clone without CLONE_VM or a new stack behaves like fork(2): the
-    // child gets a copy of this (single-threaded) process and continues here.
+    // SAFETY: clone without CLONE_VM or a new stack behaves like fork(2): the child
+    // gets a copy of this process's memory and continues here. That is sound because
+    // the caller is single-threaded (the module's invariant), so no other thread held
+    // a lock the child would inherit locked, and the child never returns into the
+    // caller's frames: `init::run` ends in execve or _exit.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     if ret == 0 {
         drop(runtime_end);

@@ -93,7 +93,8 @@ impl Syscall for Linux {
                 std::io::ErrorKind::InvalidInput.into(),
             )
         })?;
-        // SAFETY: cname is a valid NUL-terminated buffer of the given length for the call.
+        // SAFETY: `cname` holds `name.len()` bytes (plus a NUL) and lives across the
+        // call; setdomainname only reads that many bytes from it.
         let rc = unsafe { libc::setdomainname(cname.as_ptr(), name.len()) };
         if rc != 0 {
             return Err(SysError::new(
