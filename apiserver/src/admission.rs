@@ -85,7 +85,8 @@ mod tests {
 
     #[test]
     fn an_empty_chain_still_runs_the_structural_checks() {
-        let mut nameless = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Name"}});
+        let mut nameless =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Name"}});
         assert!(AdmissionChain::default()
             .admit(&kinds::CONFIG_MAP, &mut nameless, FieldValidation::Strict)
             .is_err());
