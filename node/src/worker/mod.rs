@@ -302,3 +302,28 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(uid: Option<&str>, grace: Option<i64>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.uid = uid.map(str::to_string);
+        p.spec.termination_grace_period_seconds = grace;
+        p
+    }
+
+    #[test]
+    fn pods_are_keyed_by_uid() {
+        assert_eq!(key(&pod(Some("u1"), None)), "u1");
+        assert_eq!(key(&pod(None, None)), "");
+    }
+
+    #[test]
+    fn the_grace_period_defaults_to_thirty_seconds() {
+        assert_eq!(grace(&pod(None, None)), Duration::from_secs(30));
+        assert_eq!(grace(&pod(None, Some(5))), Duration::from_secs(5));
+        assert_eq!(grace(&pod(None, Some(-1))), Duration::from_secs(30));
+    }
+}
