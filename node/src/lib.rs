@@ -27,7 +27,10 @@ use berth_objectstore::{Allocator, Controller};
 pub struct NodeContext {
     /// The node's containers (store root and installation settings).
     pub containers: Containers,
-    /// The `berth` executable; `berth-monitor` is found beside it.
+    /// The `berth` executable. Images are pulled and containers made through the libraries,
+    /// but some steps need a single-threaded process of their own, which the daemon is not:
+    /// a pod's infra (`berth __pod-infra`), each container's monitor (`berth-monitor`, found
+    /// beside it) and `exec` probes (`berth exec`: the runtime's exec forks its caller).
     pub berth_exe: PathBuf,
 }
 

@@ -97,10 +97,12 @@ pub enum Outcome {
     Failure(String),
 }
 
-/// Runs `exec` probes in a container: the pod controller supplies it (the runtime's exec).
+/// Runs `exec` probes in a container: the pod controller supplies it.
 pub trait ExecInContainer {
+    /// Why a command could not be run at all (an exit code is not an error).
+    type Error: std::error::Error + Send;
     /// Runs `command` in the container and returns its exit code.
-    fn exec(&self, command: &[String]) -> impl Future<Output = Result<i32, String>> + Send;
+    fn exec(&self, command: &[String]) -> impl Future<Output = Result<i32, Self::Error>> + Send;
 }
 
 /// Runs `action` once, bounded by `timeout`.
@@ -288,7 +290,8 @@ mod tests {
 
     struct NoExec;
     impl ExecInContainer for NoExec {
-        async fn exec(&self, command: &[String]) -> Result<i32, String> {
+        type Error = std::convert::Infallible;
+        async fn exec(&self, command: &[String]) -> Result<i32, Self::Error> {
             match command.first().map(String::as_str) {
                 Some("true") => Ok(0),
                 Some("sleep") => {
@@ -298,6 +301,26 @@ mod tests {
                 _ => Ok(1),
             }
         }
+    }
+
+    struct BrokenExec;
+    impl ExecInContainer for BrokenExec {
+        type Error = std::io::Error;
+        async fn exec(&self, _: &[String]) -> Result<i32, Self::Error> {
+            Err(std::io::Error::other("no such container"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_run_fails_with_the_reason() {
+        let action = ProbeAction::Exec {
+            command: vec!["true".into()],
+        };
+        let outcome = run_once(&action, Duration::from_secs(1), &BrokenExec).await;
+        assert!(
+            matches!(&outcome, Outcome::Failure(m) if m.contains("no such container")),
+            "{outcome:?}"
+        );
     }
 
     fn probe(success: u32, failure: u32) -> Probe {

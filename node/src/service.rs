@@ -20,7 +20,7 @@ use berth_objectstore::{Controller, ControllerTask, ObjectStore, Shutdown};
 use crate::NodeContext;
 use berth_engine::network::{
     AllocError, Allocations, Ipv4Subnet, Protocol, ServicePortRule, ServiceRules, ServiceTable,
-    DEFAULT_SERVICE_RANGE,
+    SubnetError, DEFAULT_SERVICE_RANGE,
 };
 use berth_kube::service::{Endpoints, Service};
 
@@ -34,12 +34,28 @@ pub fn controller(ctx: NodeContext) -> Controller {
 /// The environment variable naming the service range.
 pub const SERVICE_CIDR_ENV: &str = "BERTH_SERVICE_CIDR";
 
+/// `BERTH_SERVICE_CIDR` does not name a subnet.
+#[derive(Debug, thiserror::Error)]
+#[error("{SERVICE_CIDR_ENV}={value}: {source}")]
+pub struct ServiceRangeError {
+    /// The variable's value.
+    pub value: String,
+    /// Why it is not a subnet.
+    #[source]
+    pub source: SubnetError,
+}
+
 /// The service range from `BERTH_SERVICE_CIDR`, or 10.96.0.0/16.
-pub fn service_range() -> Result<Ipv4Subnet, String> {
-    match std::env::var(SERVICE_CIDR_ENV) {
-        Ok(v) if !v.is_empty() => v
+pub fn service_range() -> Result<Ipv4Subnet, ServiceRangeError> {
+    range_from(std::env::var(SERVICE_CIDR_ENV).ok())
+}
+
+/// The service range a `BERTH_SERVICE_CIDR` value gives (unset or empty: the default).
+fn range_from(value: Option<String>) -> Result<Ipv4Subnet, ServiceRangeError> {
+    match value {
+        Some(v) if !v.is_empty() => v
             .parse()
-            .map_err(|e| format!("{SERVICE_CIDR_ENV}={v}: {e}")),
+            .map_err(|source| ServiceRangeError { value: v, source }),
         _ => Ok(DEFAULT_SERVICE_RANGE),
     }
 }
@@ -92,7 +108,7 @@ fn allocate(
         ValidationError::Invalid(vec![Cause {
             field: "spec.clusterIP".into(),
             reason: "InternalError".into(),
-            message: e,
+            message: e.to_string(),
         }])
     })?;
     let mut alloc = Allocations::default();
@@ -500,6 +516,22 @@ fn write_assignment(store: &ObjectStore, svc: &Service, a: &Assignment) {
 mod tests {
     use super::*;
     use berth_kube::service::{EndpointAddress, EndpointPort, EndpointSubset, ServicePort};
+
+    #[test]
+    fn the_service_range_is_the_variable_or_the_default() {
+        assert_eq!(range_from(None).unwrap(), DEFAULT_SERVICE_RANGE);
+        assert_eq!(
+            range_from(Some(String::new())).unwrap(),
+            DEFAULT_SERVICE_RANGE
+        );
+        let r = range_from(Some("10.200.0.0/24".into())).unwrap();
+        assert_eq!(r.to_string(), "10.200.0.0/24");
+        let e = range_from(Some("nope".into())).unwrap_err();
+        assert!(
+            e.to_string().starts_with("BERTH_SERVICE_CIDR=nope: "),
+            "{e}"
+        );
+    }
 
     fn svc(name: &str, created: &str, ip: Option<&str>, node_port: Option<i32>) -> Service {
         let mut s = Service::default();

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod endpoint;
+pub mod env;
 pub mod progress;
 pub mod pull;
 pub mod push;
