@@ -50,9 +50,20 @@ pub enum EnvError {
     },
 }
 
+/// A timeout that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeoutError {
+    /// Not a number with an optional unit.
+    #[error("{0:?}: expected a duration such as 30s, 500ms or 2m")]
+    Syntax(String),
+    /// Zero, negative or longer than a day.
+    #[error("{0:?}: a timeout is more than 0 and at most a day")]
+    Range(String),
+}
+
 /// A positive duration of at most a day written as seconds (`30`, `1.5s`), milliseconds
 /// (`500ms`) or minutes (`2m`).
-pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub fn parse_timeout(s: &str) -> Result<Duration, TimeoutError> {
     let (number, unit) = match s.trim() {
         t if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),
         t if t.ends_with('s') => (&t[..t.len() - 1], 1.0),
@@ -61,10 +72,10 @@ pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 2m"))?;
+        .map_err(|_| TimeoutError::Syntax(s.to_string()))?;
     let secs = value * unit;
     if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{s:?}: a timeout is more than 0 and at most a day"));
+        return Err(TimeoutError::Range(s.to_string()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -104,7 +115,8 @@ pub fn options_from(lookup: impl Fn(&str) -> Option<String>) -> Result<RegistryO
         ..RegistryOptions::default()
     };
     if let Some(v) = lookup(TIMEOUT_ENV) {
-        options.timeout = parse_timeout(&v).map_err(|reason| invalid(TIMEOUT_ENV, v, reason))?;
+        options.timeout =
+            parse_timeout(&v).map_err(|reason| invalid(TIMEOUT_ENV, v, reason.to_string()))?;
     }
     if let Some(v) = lookup(MAX_CONCURRENT_ENV) {
         let n: usize = v

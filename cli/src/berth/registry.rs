@@ -33,7 +33,7 @@ pub struct RegistryArgs {
     #[arg(
         long,
         env = "BERTH_REGISTRY_CONFIG",
-        default_value = "/etc/berth/daemon.json"
+        default_value = berth_registry_client::env::DEFAULT_CONFIG
     )]
     registry_config: PathBuf,
     /// How many blobs to transfer at once.
@@ -48,49 +48,16 @@ pub struct RegistryArgs {
     /// Longest wait on the registry for a connection, response headers, a
     /// manifest, or a blob's next data (`30`, `30s`, `500ms`, `2m`); a
     /// timeout is not retried.
-    #[arg(long, env = "BERTH_REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    #[arg(long, env = "BERTH_REGISTRY_TIMEOUT", default_value = "30s", value_parser = berth_registry_client::env::parse_timeout)]
     timeout: std::time::Duration,
-}
-
-/// A positive duration written as seconds (`30`, `1.5s`), milliseconds (`500ms`) or minutes (`2m`).
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = match s.trim() {
-        t if t.ends_with("ms") => (&t[..t.len() - 2], 0.001),
-        t if t.ends_with('s') => (&t[..t.len() - 1], 1.0),
-        t if t.ends_with('m') => (&t[..t.len() - 1], 60.0),
-        t => (t, 1.0),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration such as 30s, 500ms or 2m"))?;
-    let secs = value * unit;
-    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
-        return Err(format!("{s:?}: a timeout is more than 0 and at most a day"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 impl RegistryArgs {
     fn options(&self) -> Result<RegistryOptions> {
         let mut insecure = self.insecure_registries.clone();
-        match std::fs::read(&self.registry_config) {
-            Ok(bytes) => {
-                #[derive(serde::Deserialize)]
-                struct Daemon {
-                    #[serde(rename = "insecure-registries", default)]
-                    insecure: Vec<String>,
-                }
-                let d: Daemon = serde_json::from_slice(&bytes).with_context(|| {
-                    format!("registry config {}", self.registry_config.display())
-                })?;
-                insecure.extend(d.insecure);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("registry config {}", self.registry_config.display()))
-            }
-        }
+        insecure.extend(berth_registry_client::env::insecure_registries(
+            &self.registry_config,
+        )?);
         Ok(RegistryOptions {
             insecure_registries: insecure,
             certs_dir: self.certs_dir.clone(),
