@@ -473,20 +473,3 @@ pub fn logout(_g: &Globals, a: LogoutArgs) -> Result<()> {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timeouts_parse_with_units() {
-        assert_eq!(parse_timeout("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_timeout("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
-        for bad in ["", "0", "-1s", "x", "nan", "1e9"] {
-            assert!(parse_timeout(bad).is_err(), "{bad}");
-        }
-    }
-}
