@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_timeout("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "0", "-1s", "2h", "2d"] {
+        for bad in ["", "0", "-1s", "2h", "2d", "x", "nan", "1e9"] {
             assert!(parse_timeout(bad).is_err(), "{bad:?}");
         }
     }
