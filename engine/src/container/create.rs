@@ -339,7 +339,7 @@ impl Prepare<'_> {
             resources: config.resources.clone(),
             terminal: config.monitor.tty,
         };
-        let mut spec = spec::build(&values);
+        let mut spec = spec::to_json(&spec::build(&values)?)?;
         config.security.apply_to_spec(&mut spec)?;
         write_json(&dir.join("bundle/config.json"), &spec)?;
         self.c.records().write(&id, &config)?;

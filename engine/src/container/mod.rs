@@ -166,6 +166,9 @@ pub enum ContainerError {
     /// The state record failed.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// The OCI spec could not be built.
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
     /// The log failed.
     #[error(transparent)]
     Log(#[from] logs::LogError),
