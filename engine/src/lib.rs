@@ -9,5 +9,6 @@ pub mod labels;
 mod names;
 pub mod network;
 pub mod pod;
+mod records;
 pub mod system;
 pub mod volume;

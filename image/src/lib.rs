@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod digest;
+pub mod duration;
 pub mod gc;
 pub mod import;
 pub mod manifest;

@@ -150,7 +150,7 @@ mod tests {
             std::thread::current().id()
         ));
         std::fs::create_dir_all(dir.join("rootfs")).unwrap();
-        let mut spec = crate::spec::default_spec();
+        let mut spec = serde_json::to_value(crate::spec::runc_spec().unwrap()).unwrap();
         edit(&mut spec);
         std::fs::write(dir.join("config.json"), spec.to_string()).unwrap();
         let result = Bundle::load(&dir);

@@ -16,7 +16,6 @@ use oci_spec::runtime::{
 use oci_spec::OciSpecError;
 use serde::de::IntoDeserializer;
 use serde::Deserialize;
-use serde_json::Value;
 
 /// Why a spec could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -414,24 +413,6 @@ pub fn runc_rootless_spec(uid: u32, gid: u32) -> Result<Spec, SpecError> {
     Ok(spec)
 }
 
-/// [`runc_spec`] as JSON, for callers that still edit specs as JSON.
-pub fn default_spec() -> Value {
-    to_json(runc_spec())
-}
-
-/// [`runc_rootless_spec`] as JSON, for callers that still edit specs as JSON.
-pub fn rootless_spec(uid: u32, gid: u32) -> Value {
-    to_json(runc_rootless_spec(uid, gid))
-}
-
-/// The JSON of a spec built from this module's constants alone: it cannot fail on
-/// anything a caller passes, and the tests build every one.
-fn to_json(spec: Result<Spec, SpecError>) -> Value {
-    spec.ok()
-        .and_then(|s| serde_json::to_value(s).ok())
-        .expect("runc's spec is built from constants")
-}
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -439,7 +420,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// The spec `default_spec` wrote as a `json!` literal before it was typed.
     fn json_default_spec() -> Value {
@@ -536,10 +517,6 @@ mod tests {
             sorted_caps(serde_json::to_value(&typed).unwrap()),
             sorted_caps(json_default_spec())
         );
-        assert_eq!(
-            sorted_caps(default_spec()),
-            sorted_caps(json_default_spec())
-        );
     }
 
     #[test]
@@ -548,7 +525,7 @@ mod tests {
         let parsed: Spec = serde_json::from_value(json_rootless_spec(1000, 100)).unwrap();
         assert_eq!(typed, parsed);
         assert_eq!(
-            sorted_caps(rootless_spec(1000, 100)),
+            sorted_caps(serde_json::to_value(&typed).unwrap()),
             sorted_caps(json_rootless_spec(1000, 100))
         );
     }

@@ -1,6 +1,8 @@
 //! Dockerfile text to typed instructions, following BuildKit's `parser` and
 //! `instructions/parse.go`: per-instruction argument forms, flags, heredocs and checks.
 
+use berth_image::duration::{self, DurationError};
+
 use super::ast::{
     ArgDecl, Command, CopyArgs, Dockerfile, HealthcheckCmd, Heredoc, Instruction, KeyValue,
     NetworkMode, SecurityMode, Source, Spanned,
@@ -138,6 +140,8 @@ struct Parts<'t> {
     args_off: usize,
 }
 
+/// A HEALTHCHECK duration flag in nanoseconds, as BuildKit reads it: a Go duration (empty is
+/// the default, 0), never negative and, unless zero, at least 1ms.
 fn duration_ns(flag: &'static str, value: &str) -> Result<u64, ParseErrorKind> {
     let bad = |reason| ParseErrorKind::BadDuration {
         flag,
@@ -147,51 +151,19 @@ fn duration_ns(flag: &'static str, value: &str) -> Result<u64, ParseErrorKind> {
     if value.is_empty() {
         return Ok(0);
     }
-    let (negative, mut rest) = match value.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, value.strip_prefix('+').unwrap_or(value)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad("not a duration such as 30s or 1m30s"));
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| bad("not a duration such as 30s or 1m30s"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "" => return Err(bad("missing unit (use ns, us, ms, s, m or h)")),
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad("unknown unit (use ns, us, ms, s, m or h)")),
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    if negative && total > 0.0 {
-        return Err(bad("cannot be negative"));
-    }
-    if total > 0.0 && total < 1e6 {
+    let ns = duration::parse(value).map_err(|e| {
+        bad(match e {
+            DurationError::Invalid(_) => "not a duration such as 30s or 1m30s",
+            DurationError::MissingUnit(_) => "missing unit (use ns, us, ms, s, m or h)",
+            DurationError::UnknownUnit { .. } => "unknown unit (use ns, us, ms, s, m or h)",
+            DurationError::OutOfRange(_) => "too large",
+        })
+    })?;
+    let ns = u64::try_from(ns).map_err(|_| bad("cannot be negative"))?;
+    if ns > 0 && ns < 1_000_000 {
         return Err(bad("cannot be less than 1ms"));
     }
-    if total > u64::MAX as f64 {
-        return Err(bad("too large"));
-    }
-    Ok(total as u64)
+    Ok(ns)
 }
 
 impl<'l> LineParser<'l, '_> {
@@ -735,6 +707,20 @@ mod tests {
         assert!(duration_ns("interval", "10").is_err());
         assert!(duration_ns("interval", "-1s").is_err());
         assert!(duration_ns("interval", "10us").is_err());
+        assert_eq!(duration_ns("interval", "").unwrap(), 0);
+        assert_eq!(duration_ns("interval", "-0s").unwrap(), 0);
+        assert_eq!(duration_ns("interval", "+1ms").unwrap(), 1_000_000);
+        assert_eq!(duration_ns("interval", "1500μs").unwrap(), 1_500_000);
+        let reason = |v: &str| match duration_ns("interval", v) {
+            Err(ParseErrorKind::BadDuration { reason, .. }) => reason,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(reason("10"), "missing unit (use ns, us, ms, s, m or h)");
+        assert_eq!(reason("1d"), "unknown unit (use ns, us, ms, s, m or h)");
+        assert_eq!(reason("x"), "not a duration such as 30s or 1m30s");
+        assert_eq!(reason("-1s"), "cannot be negative");
+        assert_eq!(reason("999us"), "cannot be less than 1ms");
+        assert_eq!(reason("3000000h"), "too large");
     }
 
     #[test]

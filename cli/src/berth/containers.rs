@@ -18,7 +18,7 @@ use berth_engine::network::{parse_publish, NetworkMode};
 use berth_engine::pod::Pods;
 use clap::Args;
 
-use crate::format::{align_columns, Template};
+use crate::format::{align_columns, human_duration, Template};
 use crate::Globals;
 
 /// `berth run`.
@@ -457,21 +457,6 @@ pub fn monitor_exe() -> Result<std::path::PathBuf> {
     Ok(monitor::exe_beside(&berth)?)
 }
 
-/// Docker's "x seconds ago" wording.
-fn human_duration(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86_400),
-    }
-}
-
 pub(crate) fn since(time: Option<&str>) -> String {
     time.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| human_duration(chrono::Utc::now().signed_duration_since(t)))
@@ -774,4 +759,18 @@ pub fn wait(g: &Globals, a: WaitArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_like_docker() {
+        let ago = |d: chrono::Duration| (chrono::Utc::now() - d).to_rfc3339();
+        assert_eq!(since(Some(&ago(chrono::Duration::minutes(3)))), "3 minutes");
+        assert_eq!(since(Some(&ago(chrono::Duration::hours(30)))), "30 hours");
+        assert_eq!(since(Some("not a time")), "");
+        assert_eq!(since(None), "");
+    }
 }

@@ -4,10 +4,15 @@
 //! `println`, pipes (`{{.Name | json}}`), `{{range}}` (with `$k, $v :=`), `{{if}}`/`{{else}}`,
 //! `{{end}}` and the `{{-`/`-}}` trim markers. Values print as Go prints them (`map[k:v]`,
 //! `[a b]`, `<nil>`); a field the value does not have is an error naming it, like Go's.
+//! Durations and sizes are worded by [`human`], as Docker words them.
+
+mod human;
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
+
+pub use human::{human_duration, human_size, human_size_with_precision};
 
 /// A template that failed to parse or to execute, in Go's wording.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use berth_image::store::{ImageRecord, ResolvedImage, Store};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use crate::format::{human_duration, human_size_with_precision};
 use crate::Globals;
 
 /// `berth import FILE|- [NAME[:TAG]]`
@@ -131,48 +132,17 @@ fn created_of(img: &ResolvedImage) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|d| d.with_timezone(&chrono::Utc))
 }
 
-/// `3.5MB`, `912kB`: decimal units with three significant digits, like Docker.
+/// The SIZE column: decimal units with three significant digits (`4.26MB`), like Docker's.
 fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let mut t = format!("{v:.digits$}");
-    if t.contains('.') {
-        t = t.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{t}{}", units[i])
+    human_size_with_precision(n, 3)
 }
 
-/// `5 minutes ago`, `2 days ago`, like Docker's CREATED column.
+/// `5 minutes ago`, `About an hour ago`, like Docker's CREATED column.
 fn since(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    let Some(t) = t else {
-        return "N/A".into();
-    };
-    let secs = (chrono::Utc::now() - t).num_seconds().max(0);
-    let (n, unit) = match secs {
-        s if s < 60 => (s, "second"),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86400 => (s / 3600, "hour"),
-        s if s < 86400 * 14 => (s / 86400, "day"),
-        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
-        s if s < 86400 * 365 * 2 => (s / (86400 * 30), "month"),
-        s => (s / (86400 * 365), "year"),
-    };
-    if secs < 1 {
-        return "Less than a second ago".into();
+    match t {
+        Some(t) => format!("{} ago", human_duration(chrono::Utc::now() - t)),
+        None => "N/A".into(),
     }
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 fn rows(store: &Store, records: &[ImageRecord]) -> Result<Vec<Row>> {
@@ -569,5 +539,14 @@ mod tests {
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(104_857_600), "105MB");
         assert_eq!(human_size(1_500), "1.5kB");
+    }
+
+    #[test]
+    fn created_reads_like_docker() {
+        let ago = |d: chrono::Duration| since(Some(chrono::Utc::now() - d));
+        assert_eq!(ago(chrono::Duration::seconds(90)), "About a minute ago");
+        assert_eq!(ago(chrono::Duration::hours(5)), "5 hours ago");
+        assert_eq!(ago(chrono::Duration::days(20)), "2 weeks ago");
+        assert_eq!(since(None), "N/A");
     }
 }

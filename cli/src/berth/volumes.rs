@@ -12,6 +12,7 @@ use berth_engine::volume::{self, request, MountRequest, Volume, VolumeFilter, Vo
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::format::human_size;
 use crate::Globals;
 
 /// The storage, environment-file and limit flags of `berth run`.
@@ -317,25 +318,6 @@ fn disk_usage(dir: &std::path::Path) -> u64 {
             _ => 0,
         })
         .sum()
-}
-
-/// Docker's size wording: four significant digits, decimal units (`0B`, `12.35kB`).
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let whole_digits = format!("{}", value.trunc() as u64).len();
-    let text = format!("{value:.*}", 4usize.saturating_sub(whole_digits));
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -17,10 +17,11 @@ use super::monitor::MonitorConfig;
 use super::mounts;
 use super::spec::{self, SpecValues};
 use super::state::{now_rfc3339, State};
-use super::{io_err, lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
+use super::{lifecycle, AttachedNetwork, ContainerConfig, ContainerError, Containers};
 use super::{Resources, Security};
 use crate::labels::Labels;
 use crate::network::{self, files, netns, NetworkMode, PortMapping};
+use crate::records::write_json;
 use crate::volume::{request, MountRequest, Volumes};
 
 /// What `berth run` asks for, parsed but not yet checked against the image.
@@ -176,11 +177,8 @@ pub fn create(c: &Containers, opts: &RunOptions) -> Result<ContainerConfig, Cont
             if let Err(cleanup) = lifecycle::release(c, &config) {
                 tracing::warn!(error = %cleanup, "cannot undo a failed create");
             }
-            let dir = c.dir(&id);
-            if let Err(cleanup) = std::fs::remove_dir_all(&dir) {
-                if cleanup.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(error = %cleanup, dir = %dir.display(), "cannot remove");
-                }
+            if let Err(cleanup) = c.records().remove(&id) {
+                tracing::warn!(error = %cleanup, "cannot remove");
             }
             if let Err(cleanup) = mounts::remove_volumes_made_for(c, &id) {
                 tracing::warn!(error = %cleanup, "cannot remove the volumes made");
@@ -239,11 +237,10 @@ struct Prepare<'a> {
 impl Prepare<'_> {
     fn run(self, mut config: ContainerConfig) -> Result<ContainerConfig, ContainerError> {
         let id = config.id.clone();
-        let dir = self.c.dir(&id);
-        for sub in ["upper", "work", "rootfs", "bundle", "etc"] {
-            let p = dir.join(sub);
-            std::fs::create_dir_all(&p).map_err(io_err(&p))?;
-        }
+        let dir = self
+            .c
+            .records()
+            .create(&id, &["upper", "work", "rootfs", "bundle", "etc"])?;
         let rootfs = dir.join("rootfs");
         let snapshots = Snapshots::new(self.store.snapshots_dir());
         let top = snapshots.unpack_image(self.store, self.image)?;
@@ -342,10 +339,10 @@ impl Prepare<'_> {
             resources: config.resources.clone(),
             terminal: config.monitor.tty,
         };
-        let mut spec = spec::build(&values);
+        let mut spec = spec::to_json(&spec::build(&values)?)?;
         config.security.apply_to_spec(&mut spec)?;
         write_json(&dir.join("bundle/config.json"), &spec)?;
-        write_json(&dir.join("config.json"), &config)?;
+        self.c.records().write(&id, &config)?;
         State::created().save(&dir)?;
         tracing::info!("created");
         Ok(config)
@@ -411,15 +408,6 @@ fn with_home(mut env: Vec<String>, rootfs: &Path, uid: u32) -> Vec<String> {
         .unwrap_or_else(|| "/".to_string());
     env.push(format!("HOME={home}"));
     env
-}
-
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ContainerError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| ContainerError::Corrupt {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // Owner-only: the process env (passwords, tokens) is in both records.
-    berth_image::perms::write_private(path, &bytes).map_err(io_err(path))
 }
 
 /// Creates directory `path` (absolute in the image) inside `root` unless it exists.

@@ -232,40 +232,13 @@ impl Health {
     }
 }
 
-/// A Go-style duration as Docker's flags take it: `300ms`, `2s`, `1m30s`, `1h` (also `us`,
-/// `ns`); a bare `0` is zero.
+/// A Go duration as Docker's flags take it (`300ms`, `2s`, `1m30s`, `1h`; a bare `0` is
+/// zero), parsed by Go's rules; negative durations are refused, as Docker's CLI refuses them.
 pub fn parse_duration(s: &str) -> Result<Duration, HealthError> {
-    let bad = || HealthError::Duration(s.to_string());
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|ch: char| !(ch.is_ascii_digit() || ch == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|ch: char| ch.is_ascii_digit() || ch == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * scale).map_err(|_| bad())?;
-    }
-    Ok(total)
+    let ns = berth_image::duration::parse(s).map_err(|_| HealthError::Duration(s.to_string()))?;
+    u64::try_from(ns)
+        .map(Duration::from_nanos)
+        .map_err(|_| HealthError::Duration(s.to_string()))
 }
 
 #[cfg(test)]
@@ -287,7 +260,11 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        for bad in ["", "5", "s", "2x", "1m30"] {
+        assert_eq!(parse_duration("+2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("-0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("10us").unwrap(), Duration::from_micros(10));
+        assert_eq!(parse_duration("10μs").unwrap(), Duration::from_micros(10));
+        for bad in ["", "5", "s", "2x", "1m30", "-1s", "3000000h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

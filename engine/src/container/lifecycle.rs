@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 
 use super::control::{self, ControlError, Request};
 use super::state::{now_rfc3339, State, Status};
-use super::{io_err, monitor, prepare_start, ContainerConfig, ContainerError, Containers};
+use super::{monitor, prepare_start, ContainerConfig, ContainerError, Containers};
 use crate::network::netns;
 
 /// How long `rm -f` and the SIGKILL half of `stop` wait for the monitor to finish.
@@ -351,12 +351,7 @@ pub fn remove(c: &Containers, config: &ContainerConfig, force: bool) -> Result<(
     }
     release(c, config)?;
     control::remove_socket_dir(id);
-    let dir = c.dir(id);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&dir)(e)),
-    }
+    c.records().remove(id)?;
     c.release_name(&config.name, id);
     tracing::info!("removed");
     Ok(())

@@ -54,6 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::names;
 use crate::network::{self, NetworkMode, PortMapping};
+use crate::records::{RecordDirs, RecordError};
 
 pub use copy::{archive_from, copy_from, copy_to, extract_to, CopyError};
 pub use create::{create, RunOptions};
@@ -165,6 +166,9 @@ pub enum ContainerError {
     /// The state record failed.
     #[error(transparent)]
     State(#[from] state::StateError),
+    /// The OCI spec could not be built.
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
     /// The log failed.
     #[error(transparent)]
     Log(#[from] logs::LogError),
@@ -210,6 +214,16 @@ pub enum ContainerError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<RecordError> for ContainerError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::NotFound(id) => ContainerError::NotFound(id),
+            RecordError::Io { path, source } => ContainerError::Io { path, source },
+            RecordError::Corrupt { path, source } => ContainerError::Corrupt { path, source },
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContainerError + '_ {
@@ -299,14 +313,17 @@ impl ContainerConfig {
 #[derive(Debug, Clone)]
 pub struct Containers {
     root: PathBuf,
+    records: RecordDirs,
     settings: Settings,
 }
 
 impl Containers {
     /// The containers kept under store root `root` (`--root`), with the default settings.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Containers {
-            root: root.into(),
+            records: RecordDirs::new(&root, "containers", "config.json"),
+            root,
             settings: Settings::host_default(),
         }
     }
@@ -329,7 +346,12 @@ impl Containers {
 
     /// The directory of container `id`.
     pub fn dir(&self, id: &str) -> PathBuf {
-        self.root.join("containers").join(id)
+        self.records.dir(id)
+    }
+
+    /// The containers' record directories (`$ROOT/containers/<id>/config.json`).
+    pub(crate) fn records(&self) -> &RecordDirs {
+        &self.records
     }
 
     /// The json-file log of container `id`.
@@ -362,15 +384,7 @@ impl Containers {
 
     /// Reads container `id`'s config.
     pub fn config(&self, id: &str) -> Result<ContainerConfig, ContainerError> {
-        let path = self.dir(id).join("config.json");
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ContainerError::NotFound(id.to_string()))
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt { path, source })
+        Ok(self.records.read(id)?)
     }
 
     /// Reads container `id`'s state: the one record `ps`, `inspect`, `wait` and `stop` all
@@ -386,23 +400,7 @@ impl Containers {
 
     /// The ids of every container, sorted.
     pub fn ids(&self) -> Result<Vec<String>, ContainerError> {
-        let dir = self.root.join("containers");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if is_id(name) && entry.path().join("config.json").exists() {
-                    ids.push(name.to_string());
-                }
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        Ok(self.records.ids()?)
     }
 
     /// Every container with its state, newest first.
@@ -441,8 +439,7 @@ impl Containers {
         if !valid_name(name) {
             return Err(ContainerError::InvalidName(name.to_string()));
         }
-        let has_record =
-            |holder: &str| is_id(holder) && self.dir(holder).join("config.json").exists();
+        let has_record = |holder: &str| self.records.has_record(holder);
         names::reserve(&self.names_dir(), name, id, has_record).map_err(|e| match e {
             names::Reserve::Taken(holder) => ContainerError::NameInUse {
                 name: name.to_string(),
@@ -456,10 +453,6 @@ impl Containers {
     fn release_name(&self, name: &str, id: &str) {
         names::release(&self.names_dir(), name, id);
     }
-}
-
-pub(crate) fn is_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Docker's rule for container (and volume) names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.

@@ -1042,9 +1042,8 @@ fn release(c: &Containers, config: &ContainerConfig) {
 fn remove_if_auto(c: &Containers, config: &ContainerConfig) {
     let rootfs = c.dir(&config.id).join("rootfs");
     if config.auto_remove && !lifecycle::is_mount_point(&rootfs) {
-        let dir = c.dir(&config.id);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(error = %e, dir = %dir.display(), "cannot remove");
+        if let Err(e) = c.records().remove(&config.id) {
+            tracing::warn!(error = %e, "cannot remove");
         }
         c.release_name(&config.name, &config.id);
         if let Err(e) = super::remove_anonymous_volumes(c, config) {

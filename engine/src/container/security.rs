@@ -375,7 +375,7 @@ mod tests {
 
     #[test]
     fn the_spec_gets_seccomp_caps_and_privileges() {
-        let base = || berth_runtime::spec::default_spec();
+        let base = || serde_json::to_value(berth_runtime::spec::runc_spec().unwrap()).unwrap();
         let mut spec = base();
         Security::default().apply_to_spec(&mut spec).unwrap();
         assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");

@@ -126,12 +126,7 @@ impl Pods {
             container::remove(self.containers(), config, true)?;
         }
         self.stop_infra(pod)?;
-        let dir = self.dir(&pod.id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&dir)(e)),
-        }
+        self.records.remove(&pod.id)?;
         names::release(&self.names_dir(), &pod.name, &pod.id);
         tracing::info!("pod removed");
         Ok(())

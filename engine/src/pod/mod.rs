@@ -33,6 +33,7 @@ use crate::container::{
 use crate::labels::Labels;
 use crate::names;
 use crate::network::{files, netns, PortMapping};
+use crate::records::{write_json, RecordDirs, RecordError};
 
 pub use infra::serve as serve_infra;
 
@@ -127,6 +128,16 @@ pub enum PodError {
 impl From<PodError> for ContainerError {
     fn from(e: PodError) -> Self {
         ContainerError::Pod(Box::new(e))
+    }
+}
+
+impl From<RecordError> for PodError {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::NotFound(id) => PodError::NotFound(id),
+            RecordError::Io { path, source } => PodError::Io { path, source },
+            RecordError::Corrupt { path, source } => PodError::Corrupt { path, source },
+        }
     }
 }
 
@@ -235,7 +246,7 @@ impl PodState {
     }
 
     fn save(&self, dir: &Path) -> Result<(), PodError> {
-        write_json(&dir.join("state.json"), self)
+        Ok(write_json(&dir.join("state.json"), self)?)
     }
 
     /// Whether the infra recorded here still runs.
@@ -285,12 +296,16 @@ pub struct PodReport {
 #[derive(Debug, Clone)]
 pub struct Pods {
     containers: Containers,
+    records: RecordDirs,
 }
 
 impl Pods {
     /// The pods kept beside `containers` (same store root and installation settings).
     pub fn new(containers: Containers) -> Self {
-        Pods { containers }
+        Pods {
+            records: RecordDirs::new(containers.root(), "pods", "pod.json"),
+            containers,
+        }
     }
 
     /// The containers of the same store.
@@ -300,7 +315,7 @@ impl Pods {
 
     /// The directory of pod `id`.
     pub fn dir(&self, id: &str) -> PathBuf {
-        self.containers.root().join("pods").join(id)
+        self.records.dir(id)
     }
 
     /// The `/etc` files (hosts, resolv.conf, hostname) the pod's containers share.
@@ -340,8 +355,7 @@ impl Pods {
             network: AttachedNetwork::of(self.containers.settings().network_config()),
             host_network: opts.host_network,
         };
-        let has_record =
-            |holder: &str| container::is_id(holder) && self.dir(holder).join("pod.json").exists();
+        let has_record = |holder: &str| self.records.has_record(holder);
         let _name =
             names::reserve(&self.names_dir(), &name, &id, has_record).map_err(|e| match e {
                 names::Reserve::Taken(holder) => PodError::NameInUse {
@@ -350,14 +364,14 @@ impl Pods {
                 },
                 names::Reserve::Io(path, source) => PodError::Io { path, source },
             })?;
-        let dir = self.dir(&id);
-        let made = std::fs::create_dir_all(dir.join("etc"))
-            .map_err(io_err(&dir))
-            .and_then(|()| write_json(&dir.join("pod.json"), &record));
+        let made = self
+            .records
+            .create(&id, &["etc"])
+            .and_then(|_| self.records.write(&id, &record));
         if let Err(e) = made {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = self.records.remove(&id);
             names::release(&self.names_dir(), &name, &id);
-            return Err(e);
+            return Err(e.into());
         }
         tracing::info!(pod = record.short_id(), %name, "pod created");
         Ok(record)
@@ -365,15 +379,7 @@ impl Pods {
 
     /// Reads pod `id`'s record.
     pub fn record(&self, id: &str) -> Result<PodRecord, PodError> {
-        let path = self.dir(id).join("pod.json");
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(PodError::NotFound(id.to_string()))
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        serde_json::from_slice(&bytes).map_err(|source| PodError::Corrupt { path, source })
+        Ok(self.records.read(id)?)
     }
 
     /// Reads pod `id`'s infra state (empty before its first start).
@@ -383,23 +389,7 @@ impl Pods {
 
     /// The ids of every pod, sorted.
     pub fn ids(&self) -> Result<Vec<String>, PodError> {
-        let dir = self.containers.root().join("pods");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_err(&dir))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if container::is_id(name) && entry.path().join("pod.json").exists() {
-                    ids.push(name.to_string());
-                }
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        Ok(self.records.ids()?)
     }
 
     /// The pod called `query`: a name, a full id, or a unique id prefix.
@@ -465,15 +455,6 @@ impl Pods {
         out.sort_by(|a, b| b.record.created.cmp(&a.record.created));
         Ok(out)
     }
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PodError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| PodError::Corrupt {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // Owner-only: a pod's record may carry what its containers were given.
-    berth_image::perms::write_private(path, &bytes).map_err(io_err(path))
 }
 
 #[cfg(test)]
