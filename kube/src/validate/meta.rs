@@ -16,7 +16,11 @@ impl Validator {
                 // The server appends five characters; the prefix must allow that.
                 let probe = format!("{g}abcde");
                 if let Err(d) = name_check(&probe) {
-                    self.push(FieldError::invalid("metadata.generateName", g, &d));
+                    self.push(FieldError::invalid(
+                        "metadata.generateName",
+                        g,
+                        &d.to_string(),
+                    ));
                 }
             }
             _ => self.push(FieldError::required_because(
@@ -65,7 +69,7 @@ impl Validator {
         for (k, v) in labels {
             self.check(path, k, names::qualified_name);
             if let Err(d) = names::label_value(v) {
-                self.push(FieldError::invalid(child(path, k), v, &d));
+                self.push(FieldError::invalid(child(path, k), v, &d.to_string()));
             }
         }
     }

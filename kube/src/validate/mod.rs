@@ -2,6 +2,7 @@
 //! its field path. Runs after defaulting ([`crate::defaults`]), as on the server.
 
 use crate::field::{FieldError, FieldErrors};
+use crate::names::NameError;
 use crate::object::Object;
 
 mod config;
@@ -15,7 +16,7 @@ mod volume;
 mod workload;
 
 /// A name format check from [`crate::names`]: `Err` says what a valid name looks like.
-type NameCheck = fn(&str) -> Result<(), String>;
+type NameCheck = fn(&str) -> Result<(), NameError>;
 
 impl Object {
     /// Every invalid field of the object, or `Ok`.
@@ -53,7 +54,7 @@ impl Validator {
 
     fn check(&mut self, path: &str, value: &str, check: NameCheck) {
         if let Err(detail) = check(value) {
-            self.push(FieldError::invalid(path, value, &detail));
+            self.push(FieldError::invalid(path, value, &detail.to_string()));
         }
     }
 

@@ -91,7 +91,7 @@ impl Validator {
         for (k, v) in &spec.selector {
             self.check(sel, k, names::qualified_name);
             if let Err(d) = names::label_value(v) {
-                self.push(FieldError::invalid(child(sel, k), v, &d));
+                self.push(FieldError::invalid(child(sel, k), v, &d.to_string()));
             }
         }
         self.one_of(
