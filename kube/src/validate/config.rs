@@ -62,3 +62,57 @@ fn decode_base64(v: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(v).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    #[test]
+    fn config_map_keys_and_binary_data() {
+        let cm: ConfigMap = decode(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"},
+            "data": {"a": "1", "..b": "2"},
+            "binaryData": {"a": "aGk=", "c": "not base64!"}}));
+        assert_eq!(
+            errors(|v| v.config_map(&cm)),
+            [
+                "data: Invalid value: \"..b\": must not start with '..'",
+                "data: Invalid value: \"a\": duplicate of key present in binaryData",
+                "binaryData.c: Invalid value: \"<value omitted>\": illegal base64 data",
+            ]
+        );
+    }
+
+    #[test]
+    fn secret_values_are_base64_and_redacted() {
+        let s: Secret = decode(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "s"},
+            "data": {"ok": "aGk=", "bad": "%%%"},
+            "stringData": {"x/y": "v"}}));
+        let errs = errors(|v| v.secret(&s));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("stringData: Invalid value: \"x/y\": a valid config key"));
+        assert_eq!(
+            errs[1],
+            "data.bad: Invalid value: \"<secret contents redacted>\": illegal base64 data"
+        );
+    }
+
+    #[test]
+    fn namespaces_are_cluster_scoped_labels() {
+        let ns: Namespace = decode(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "a.b", "namespace": "x"}}));
+        let errs = errors(|v| v.namespace(&ns));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("metadata.name: Invalid value: \"a.b\""));
+        assert_eq!(
+            errs[1],
+            "metadata.namespace: Forbidden: not allowed on this type"
+        );
+        assert_eq!(decode_base64("aGk="), Some(b"hi".to_vec()));
+        assert_eq!(decode_base64("aGk"), None);
+    }
+}

@@ -230,3 +230,108 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn container(c: serde_json::Value, init: bool) -> Vec<String> {
+        let c: Container = decode(c);
+        let volumes = BTreeSet::from(["data"]);
+        errors(|v| v.container("c", &c, &volumes, true, init))
+    }
+
+    #[test]
+    fn name_image_and_ports() {
+        assert_eq!(
+            container(
+                json!({"name": "", "image": " nginx", "imagePullPolicy": "Sometimes",
+                       "ports": [{"containerPort": 0, "name": "http"},
+                                 {"containerPort": 80, "name": "http", "protocol": "ICMP", "hostPort": 70000}]}),
+                false
+            ),
+            [
+                "c.name: Required value",
+                "c.image: Invalid value: \" nginx\": must not have leading or trailing whitespace",
+                "c.imagePullPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"IfNotPresent\", \"Never\"",
+                "c.ports[0].containerPort: Invalid value: \"0\": must be between 1 and 65535, inclusive",
+                "c.ports[1].hostPort: Invalid value: \"70000\": must be between 1 and 65535, inclusive",
+                "c.ports[1].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                "c.ports[1].name: Duplicate value: \"http\"",
+            ]
+        );
+        assert_eq!(
+            container(json!({"name": "a"}), false),
+            ["c.image: Required value"]
+        );
+    }
+
+    #[test]
+    fn environment_sources() {
+        assert_eq!(
+            container(
+                json!({"name": "a", "image": "i",
+                       "env": [{"name": "A=B"},
+                               {"name": "X", "value": "v", "valueFrom": {
+                                   "configMapKeyRef": {"name": "", "key": "k"},
+                                   "secretKeyRef": {"name": "s", "key": ""}}}],
+                       "envFrom": [{}]}),
+                false
+            ),
+            [
+                format!("c.env[0].name: Invalid value: \"A=B\": {}", crate::names::NameError::EnvVarName),
+                "c.env[1].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty".into(),
+                "c.env[1].valueFrom: Invalid value: \"\": may not have more than one field specified at a time".into(),
+                "c.env[1].valueFrom.configMapKeyRef.name: Required value".into(),
+                "c.env[1].valueFrom.secretKeyRef.key: Required value".into(),
+                "c.envFrom[0]: Invalid value: \"\": must specify one of: `configMapRef` or `secretRef`".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn volume_mounts_name_a_volume_once_per_path() {
+        assert_eq!(
+            container(
+                json!({"name": "a", "image": "i", "volumeMounts": [
+                    {"name": "data", "mountPath": "/d", "subPath": "../x"},
+                    {"name": "other", "mountPath": "/d", "mountPropagation": "Sideways"},
+                    {"name": "data", "mountPath": ""}]}),
+                false
+            ),
+            [
+                "c.volumeMounts[0].subPath: Invalid value: \"../x\": must be a relative path without '..'",
+                "c.volumeMounts[1].name: Not found: \"other\"",
+                "c.volumeMounts[1].mountPath: Invalid value: \"/d\": must be unique",
+                "c.volumeMounts[1].mountPropagation: Unsupported value: \"Sideways\": supported values: \"Bidirectional\", \"HostToContainer\", \"None\"",
+                "c.volumeMounts[2].mountPath: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn resources_and_probes() {
+        assert_eq!(
+            container(
+                json!({"name": "a", "image": "i",
+                       "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "2", "gpu": "1"}},
+                       "livenessProbe": {"exec": {"command": ["true"]}}}),
+                true
+            ),
+            [
+                "c.resources.requests.gpu: Invalid value: \"gpu\": must be a standard resource type or fully qualified",
+                "c.resources.requests.cpu: Invalid value: \"2\": must be less than or equal to cpu limit of 1",
+                "c.livenessProbe: Forbidden: may not be set for init containers",
+            ]
+        );
+        let q: BTreeMap<String, Quantity> =
+            decode(json!({"memory": "-1", "example.com/dongle": "1"}));
+        assert_eq!(
+            errors(|v| v.resource_list("r", &q)),
+            ["r.memory: Invalid value: \"-1\": must be greater than or equal to 0"]
+        );
+    }
+}

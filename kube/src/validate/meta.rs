@@ -91,3 +91,73 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn meta(value: serde_json::Value, namespaced: bool) -> Vec<String> {
+        let m: ObjectMeta = decode(value);
+        errors(|v| v.meta(&m, namespaced, names::dns1123_subdomain))
+    }
+
+    #[test]
+    fn a_name_or_a_generate_name_that_leaves_room_is_required() {
+        assert_eq!(
+            meta(json!({}), true),
+            ["metadata.name: Required value: name or generateName is required"]
+        );
+        assert!(meta(json!({"generateName": "web-"}), true).is_empty());
+        let long = "a".repeat(250);
+        assert_eq!(
+            meta(json!({"generateName": long}), true),
+            [format!(
+                "metadata.generateName: Invalid value: \"{long}\": must be no more than 253 characters"
+            )]
+        );
+    }
+
+    #[test]
+    fn namespaces_only_on_namespaced_kinds() {
+        assert!(meta(json!({"name": "a", "namespace": "team-a"}), true).is_empty());
+        assert_eq!(
+            meta(json!({"name": "a", "namespace": "Team"}), true).len(),
+            1
+        );
+        assert_eq!(
+            meta(json!({"name": "a", "namespace": "x"}), false),
+            ["metadata.namespace: Forbidden: not allowed on this type"]
+        );
+        assert!(meta(json!({"name": "a", "namespace": ""}), false).is_empty());
+    }
+
+    #[test]
+    fn labels_annotations_and_owner_references() {
+        let errs = meta(
+            json!({"name": "a", "labels": {"app": "-bad-"}, "annotations": {"bad key": "v"}}),
+            true,
+        );
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("metadata.labels.app: Invalid value: \"-bad-\""));
+        assert!(errs[1].starts_with("metadata.annotations: Invalid value: \"bad key\""));
+        let big = "x".repeat(256 * 1024);
+        assert_eq!(
+            meta(json!({"name": "a", "annotations": {"k": big}}), true),
+            ["metadata.annotations: Too long: may not be more than 262144 bytes (annotations take 262145)"]
+        );
+        let owner = |uid: &str| json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": uid, "controller": true});
+        assert_eq!(
+            meta(
+                json!({"name": "a", "ownerReferences": [owner("1"), owner("")]}),
+                true
+            ),
+            [
+                "metadata.ownerReferences: Invalid value: \"2\": Only one reference can have Controller set to true",
+                "metadata.ownerReferences[1].uid: Required value",
+            ]
+        );
+    }
+}

@@ -86,3 +86,77 @@ impl Validator {
         }
     }
 }
+
+/// Inputs and outputs the tests of the validation modules share.
+#[cfg(test)]
+mod fixtures {
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::Validator;
+
+    /// `value` decoded as a `T` (test inputs are well-formed).
+    pub(super) fn decode<T: DeserializeOwned>(value: Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// What `check` reports, each error as `path: message`.
+    pub(super) fn errors(check: impl FnOnce(&mut Validator)) -> Vec<String> {
+        let mut v = Validator::default();
+        check(&mut v);
+        v.errors.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::fixtures::errors;
+    use super::*;
+    use crate::names;
+
+    #[test]
+    fn shared_checks_word_errors_as_the_api_server() {
+        assert_eq!(
+            errors(|v| {
+                v.check("a", "Bad", names::dns1123_label);
+                v.check("b", "good", names::dns1123_label);
+                v.one_of("c", Some("x"), &["y", "z"]);
+                v.one_of("d", None, &["y"]);
+                v.non_negative("e", Some(-1));
+                v.non_negative("f", Some(0));
+                v.port("g", 0);
+                v.port("h", 65535);
+            }),
+            [
+                format!(
+                    "a: Invalid value: \"Bad\": {}",
+                    names::NameError::Dns1123Label
+                ),
+                "c: Unsupported value: \"x\": supported values: \"y\", \"z\"".into(),
+                "e: Invalid value: \"-1\": must be greater than or equal to 0".into(),
+                "g: Invalid value: \"0\": must be between 1 and 65535, inclusive".into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn objects_are_checked_by_their_kind() {
+        let ns = Object::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "Not_A_Label"}}))
+        .unwrap();
+        let e = ns.validate().unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert_eq!(e.0[0].path, "metadata.name");
+        let cm = Object::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a.b"}, "data": {"k": "v"}}))
+        .unwrap();
+        assert_eq!(cm.validate(), Ok(()));
+        let svc = Object::from_value(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "a.b"}, "spec": {"ports": [{"port": 80}]}}))
+        .unwrap();
+        // Services are DNS-1035 labels: no dots.
+        assert_eq!(svc.validate().unwrap_err().0[0].path, "metadata.name");
+    }
+}

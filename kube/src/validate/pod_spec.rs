@@ -109,3 +109,71 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn pod(spec: serde_json::Value) -> Vec<String> {
+        let p: Pod = decode(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p"}, "spec": spec}));
+        errors(|v| v.pod(&p))
+    }
+
+    #[test]
+    fn a_pod_needs_containers_with_unique_names_and_images() {
+        assert_eq!(pod(json!({})), ["spec.containers: Required value"]);
+        assert_eq!(
+            pod(json!({"initContainers": [{"name": "a", "image": "i"}],
+                       "containers": [{"name": "a", "image": "i"}, {"name": "b"}]})),
+            [
+                "spec.containers[0].name: Duplicate value: \"a\"",
+                "spec.containers[1].image: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn volumes_are_unique_and_policies_known() {
+        let errs = pod(json!({
+            "containers": [{"name": "a", "image": "i"}],
+            "volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}],
+            "restartPolicy": "Sometimes",
+            "dnsPolicy": "ClusterFirst",
+            "activeDeadlineSeconds": 0,
+            "terminationGracePeriodSeconds": -1,
+            "hostname": "Host",
+            "shareProcessNamespace": true,
+        }));
+        assert_eq!(
+            errs[..4],
+            [
+                "spec.volumes[1].name: Duplicate value: \"v\"",
+                "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\", \"OnFailure\"",
+                "spec.terminationGracePeriodSeconds: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.activeDeadlineSeconds: Invalid value: \"0\": must be between 1 and 2147483647, inclusive",
+            ]
+        );
+        assert!(errs[4].starts_with("spec.hostname: Invalid value: \"Host\""));
+        assert_eq!(
+            errs[5],
+            "spec.shareProcessNamespace: Unsupported value: \"true\": supported values: \"false\""
+        );
+        assert_eq!(errs.len(), 6);
+    }
+
+    #[test]
+    fn templates_may_leave_images_out_but_must_restart_always() {
+        let t: PodTemplateSpec = decode(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "a"}], "restartPolicy": "Never"},
+        }));
+        assert_eq!(
+            errors(|v| v.pod_template("spec.template", &t)),
+            ["spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""]
+        );
+    }
+}

@@ -79,3 +79,59 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn probe(p: serde_json::Value, success_one: bool) -> Vec<String> {
+        let p: Probe = decode(p);
+        errors(|v| v.probe("p", &p, success_one))
+    }
+
+    #[test]
+    fn exactly_one_handler() {
+        assert_eq!(
+            probe(json!({}), true),
+            ["p: Required value: must specify a handler type"]
+        );
+        assert_eq!(
+            probe(
+                json!({"exec": {"command": []}, "tcpSocket": {"port": 0}}),
+                true
+            ),
+            [
+                "p: Forbidden: may not specify more than 1 handler type",
+                "p.tcpSocket.port: Invalid value: \"0\": must be between 1 and 65535, inclusive",
+                "p.exec.command: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn ports_schemes_and_thresholds() {
+        assert_eq!(
+            probe(
+                json!({"httpGet": {"port": "HTTP", "scheme": "FTP"},
+                       "periodSeconds": 0, "initialDelaySeconds": -1, "successThreshold": 2}),
+                true
+            ),
+            [
+                format!("p.httpGet.port: Invalid value: \"HTTP\": {}", crate::names::NameError::PortNameCharacters),
+                "p.httpGet.scheme: Unsupported value: \"FTP\": supported values: \"HTTP\", \"HTTPS\"".into(),
+                "p.initialDelaySeconds: Invalid value: \"-1\": must be greater than or equal to 0".into(),
+                "p.periodSeconds: Invalid value: \"0\": must be greater than or equal to 1".into(),
+                "p.successThreshold: Invalid value: \"2\": must be 1".into(),
+            ]
+        );
+        // Readiness probes may need more than one success.
+        assert!(probe(
+            json!({"httpGet": {"port": "http"}, "successThreshold": 2}),
+            false
+        )
+        .is_empty());
+    }
+}

@@ -136,3 +136,79 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn service(spec: serde_json::Value) -> Vec<String> {
+        let s: Service = decode(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web"}, "spec": spec}));
+        errors(|v| v.service(&s))
+    }
+
+    #[test]
+    fn type_cluster_ip_and_ports() {
+        assert_eq!(
+            service(json!({"type": "LoadBalancer", "clusterIP": "10.0.0", "ports": []})),
+            [
+                "spec.type: Unsupported value: \"LoadBalancer\": supported values: \"ClusterIP\", \"NodePort\"",
+                "spec.clusterIP: Invalid value: \"10.0.0\": must be a valid IPv4 address, (e.g. 10.9.8.7), or 'None'",
+                "spec.ports: Required value",
+            ]
+        );
+        // Headless services need no ports, but cannot be NodePorts.
+        assert!(service(json!({"clusterIP": "None"})).is_empty());
+        assert_eq!(
+            service(json!({"type": "NodePort", "clusterIP": "None"})),
+            ["spec.clusterIP: Invalid value: \"None\": may not be set to 'None' for NodePort services"]
+        );
+    }
+
+    #[test]
+    fn ports_are_named_unique_and_node_ports_only_on_node_port_services() {
+        assert_eq!(
+            service(json!({"ports": [
+                {"port": 80, "nodePort": 30000},
+                {"name": "a", "port": 80, "targetPort": 0}]})),
+            [
+                "spec.ports[0].name: Required value",
+                "spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'",
+                "spec.ports[1]: Duplicate value: \"80/TCP\"",
+                "spec.ports[1].targetPort: Invalid value: \"0\": must be between 1 and 65535, inclusive",
+            ]
+        );
+        assert_eq!(
+            service(json!({"type": "NodePort", "sessionAffinity": "Sticky", "externalIPs": ["x"],
+                "selector": {"app": "-"},
+                "ports": [{"name": "a", "port": 80, "nodePort": 30000},
+                          {"name": "a", "port": 81, "nodePort": 30000}]})),
+            [
+                "spec.ports[1].name: Duplicate value: \"a\"",
+                "spec.ports[1].nodePort: Duplicate value: \"30000/TCP\"",
+                &format!("spec.selector.app: Invalid value: \"-\": {}", crate::names::NameError::LabelValue),
+                "spec.sessionAffinity: Unsupported value: \"Sticky\": supported values: \"ClientIP\", \"None\"",
+                "spec.externalIPs[0]: Invalid value: \"x\": must be a valid IPv4 address",
+            ]
+        );
+    }
+
+    #[test]
+    fn endpoints_addresses_and_ports() {
+        let ep: Endpoints = decode(json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "web"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}],
+                         "notReadyAddresses": [{"ip": "fe80::1"}],
+                         "ports": [{"port": 0, "protocol": "TCP"}]}]}));
+        assert_eq!(
+            errors(|v| v.endpoints(&ep)),
+            [
+                "subsets[0].notReadyAddresses[0].ip: Invalid value: \"fe80::1\": must be a valid IPv4 address",
+                "subsets[0].ports[0].port: Invalid value: \"0\": must be between 1 and 65535, inclusive",
+            ]
+        );
+    }
+}

@@ -75,3 +75,50 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    #[test]
+    fn persistent_volumes_are_host_paths_with_a_capacity() {
+        let pv: PersistentVolume = decode(json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "pv"},
+            "spec": {"accessModes": ["ReadWriteSometimes"], "capacity": {"cpu": "1"},
+                     "persistentVolumeReclaimPolicy": "Keep"}}));
+        assert_eq!(
+            errors(|v| v.persistent_volume(&pv)),
+            [
+                "spec.accessModes: Unsupported value: \"ReadWriteSometimes\": supported values: \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOnce\", \"ReadWriteOncePod\"",
+                "spec.capacity.storage: Required value",
+                "spec.hostPath: Required value: berth serves hostPath persistent volumes only",
+                "spec.persistentVolumeReclaimPolicy: Unsupported value: \"Keep\": supported values: \"Delete\", \"Recycle\", \"Retain\"",
+            ]
+        );
+        let ok: PersistentVolume = decode(json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "pv"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "capacity": {"storage": "1Gi"},
+                     "hostPath": {"path": "/srv/pv"}}}));
+        assert!(errors(|v| v.persistent_volume(&ok)).is_empty());
+    }
+
+    #[test]
+    fn claims_ask_for_storage_with_a_valid_selector() {
+        let pvc: PersistentVolumeClaim = decode(json!({"apiVersion": "v1",
+            "kind": "PersistentVolumeClaim", "metadata": {"name": "c"},
+            "spec": {"volumeMode": "Raw",
+                     "selector": {"matchExpressions": [{"key": "k", "operator": "Near"}]}}}));
+        assert_eq!(
+            errors(|v| v.persistent_volume_claim(&pvc)),
+            [
+                "spec.accessModes: Required value",
+                "spec.resources[storage]: Required value",
+                "spec.selector.matchExpressions[0].operator: Unsupported value: \"Near\": supported values: \"DoesNotExist\", \"Exists\", \"In\", \"NotIn\"",
+                "spec.volumeMode: Unsupported value: \"Raw\": supported values: \"Block\", \"Filesystem\"",
+            ]
+        );
+    }
+}

@@ -126,3 +126,62 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn volume(v: serde_json::Value) -> Vec<String> {
+        let vol: Volume = decode(v);
+        errors(|v| v.volume("v", &vol))
+    }
+
+    #[test]
+    fn exactly_one_source() {
+        assert_eq!(
+            volume(json!({"name": "a"})),
+            ["v: Required value: must specify a volume type"]
+        );
+        assert_eq!(
+            volume(json!({"name": "", "emptyDir": {"medium": "Disk"}, "persistentVolumeClaim": {"claimName": ""}})),
+            [
+                "v.name: Required value",
+                "v: Forbidden: may not specify more than 1 volume type",
+                "v.emptyDir.medium: Unsupported value: \"Disk\": supported values: \"\", \"HugePages\", \"Memory\"",
+                "v.persistentVolumeClaim.claimName: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_paths_items_and_modes() {
+        assert_eq!(
+            volume(json!({"name": "a", "hostPath": {"path": "/a/../etc", "type": "Pipe"}})),
+            [
+                "v.hostPath.path: Invalid value: \"/a/../etc\": must not contain '..'",
+                "v.hostPath.type: Unsupported value: \"Pipe\": supported values: \"\", \"BlockDevice\", \"CharDevice\", \"Directory\", \"DirectoryOrCreate\", \"File\", \"FileOrCreate\", \"Socket\"",
+            ]
+        );
+        assert_eq!(
+            volume(json!({"name": "a", "configMap": {"name": "", "defaultMode": 512,
+                "items": [{"key": "", "path": "/abs", "mode": -1}]}})),
+            [
+                "v.configMap.name: Required value",
+                "v.configMap.items[0].key: Required value",
+                "v.configMap.items[0].path: Invalid value: \"/abs\": must be a relative path without '..'",
+                "v.configMap.items[0].mode: Invalid value: \"-1\": must be a number between 0 and 0777 (octal), both inclusive",
+                "v.configMap.defaultMode: Invalid value: \"512\": must be a number between 0 and 0777 (octal), both inclusive",
+            ]
+        );
+        assert_eq!(
+            volume(json!({"name": "a", "secret": {"items": [{"key": "k", "path": ""}]}})),
+            [
+                "v.secret.secretName: Required value",
+                "v.secret.items[0].path: Required value",
+            ]
+        );
+    }
+}

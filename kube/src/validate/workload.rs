@@ -146,3 +146,92 @@ fn format_labels(labels: &StringMap) -> String {
     let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{decode, errors};
+    use super::*;
+
+    fn deployment(spec: serde_json::Value) -> Vec<String> {
+        let mut full = json!({
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "c"}]}},
+        });
+        if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
+            full.extend(spec.clone());
+        }
+        let d: Deployment = decode(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": full}));
+        errors(|v| v.deployment(&d))
+    }
+
+    #[test]
+    fn the_selector_must_match_the_template() {
+        assert!(deployment(json!({})).is_empty());
+        assert_eq!(
+            deployment(json!({"selector": {}})),
+            ["spec.selector: Invalid value: \"{}\": empty selector is invalid for deployment"]
+        );
+        assert_eq!(
+            deployment(json!({"selector": {"matchLabels": {"app": "db"}}, "replicas": -1})),
+            [
+                "spec.replicas: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.template.metadata.labels: Invalid value: \"app=web\": `selector` does not match template `labels`",
+            ]
+        );
+    }
+
+    #[test]
+    fn strategies_and_rollout_amounts() {
+        assert_eq!(
+            deployment(json!({"strategy": {"type": "Recreate", "rollingUpdate": {}}})),
+            ["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"]
+        );
+        assert_eq!(
+            deployment(json!({"strategy": {"type": "BlueGreen"}})),
+            ["spec.strategy.type: Unsupported value: \"BlueGreen\": supported values: \"Recreate\", \"RollingUpdate\""]
+        );
+        assert_eq!(
+            deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}})),
+            ["spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"0\": may not be 0 when `maxSurge` is 0"]
+        );
+        assert_eq!(
+            deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": -1, "maxUnavailable": "150%"}}})),
+            [
+                "spec.strategy.rollingUpdate.maxSurge: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: \"150%\": must not be greater than 100%",
+            ]
+        );
+        let errs = deployment(json!({"strategy": {"rollingUpdate": {"maxSurge": "lots"}}}));
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with(
+            "spec.strategy.rollingUpdate.maxSurge: Invalid value: \"lots\": a valid percent string"
+        ));
+        assert_eq!(
+            deployment(json!({"minReadySeconds": 10, "progressDeadlineSeconds": 10, "revisionHistoryLimit": -1})),
+            [
+                "spec.revisionHistoryLimit: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.progressDeadlineSeconds: Invalid value: \"10\": must be greater than minReadySeconds",
+            ]
+        );
+    }
+
+    #[test]
+    fn replica_sets_share_the_workload_checks() {
+        let rs: ReplicaSet = decode(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "r"},
+            "spec": {"minReadySeconds": -5, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c"}]}}}}));
+        assert_eq!(
+            errors(|v| v.replica_set(&rs)),
+            ["spec.minReadySeconds: Invalid value: \"-5\": must be greater than or equal to 0"]
+        );
+        let labels: StringMap = decode(json!({"b": "2", "a": "1"}));
+        assert_eq!(format_labels(&labels), "a=1,b=2");
+    }
+}
