@@ -177,7 +177,10 @@ mod tests {
         // Nothing, or bytes that are no certificate: rustls refuses them.
         let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         for ca in ["not a pem", garbage] {
-            assert!(matches!(client_config(ca), Err(TlsError::Client(_))), "{ca}");
+            assert!(
+                matches!(client_config(ca), Err(TlsError::Client(_))),
+                "{ca}"
+            );
         }
     }
 }
