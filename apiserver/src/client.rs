@@ -152,13 +152,13 @@ impl Client {
                 let s = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
-                handshake(s).await.map_err(fail)
+                handshake(s).await.map_err(|e| fail(e.to_string()))
             }
             Endpoint::Https { addr, ca_pem, .. } => {
                 let tcp = tokio::net::TcpStream::connect(addr)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
-                let config = super::tls::client_config(ca_pem).map_err(&fail)?;
+                let config = super::tls::client_config(ca_pem).map_err(|e| fail(e.to_string()))?;
                 let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
                 let name = rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| fail(e.to_string()))?;
@@ -166,7 +166,7 @@ impl Client {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
-                handshake(tls).await.map_err(fail)
+                handshake(tls).await.map_err(|e| fail(e.to_string()))
             }
         }
     }
@@ -274,13 +274,12 @@ impl Client {
     }
 }
 
-async fn handshake<S>(stream: S) -> Result<Sender, String>
+/// Starts HTTP/1 on `stream`, driving the connection on a task of its own.
+async fn handshake<S>(stream: S) -> Result<Sender, hyper::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "daemon connection ended");

@@ -34,6 +34,12 @@ pub enum TlsError {
         /// What failed.
         reason: String,
     },
+    /// The CA data handed to a client holds no certificate.
+    #[error("no certificate in the CA data")]
+    NoCaCertificate,
+    /// rustls refused the CA certificate or the protocol versions for a client.
+    #[error(transparent)]
+    Client(#[from] rustls::Error),
 }
 
 /// The daemon's CA (PEM, for kubeconfigs) and the acceptor serving with its certificate.
@@ -118,16 +124,15 @@ pub fn load_or_create(dir: &Path) -> Result<Pki, TlsError> {
 }
 
 /// A client configuration that trusts only the CA in `ca_pem` (for the `berth` CLI).
-pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    let der = pem_to_der(ca_pem).ok_or("no certificate in the CA data")?;
-    roots
-        .add(CertificateDer::from(der))
-        .map_err(|e| e.to_string())?;
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    let der = pem_to_der(ca_pem).ok_or(TlsError::NoCaCertificate)?;
+    roots.add(CertificateDer::from(der))?;
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?;
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
 /// The DER bytes of the first certificate in a PEM text.
@@ -160,5 +165,22 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_client_needs_a_certificate_in_the_ca_data() {
+        let not_base64 = "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            client_config(not_base64),
+            Err(TlsError::NoCaCertificate)
+        ));
+        // Nothing, or bytes that are no certificate: rustls refuses them.
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        for ca in ["not a pem", garbage] {
+            assert!(
+                matches!(client_config(ca), Err(TlsError::Client(_))),
+                "{ca}"
+            );
+        }
     }
 }

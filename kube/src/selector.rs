@@ -92,10 +92,10 @@ impl Selector {
         let labels_path = child(path, "matchLabels");
         for (k, v) in &s.match_labels {
             if let Err(e) = names::qualified_name(k) {
-                errors.push(FieldError::invalid(&labels_path, k, &e));
+                errors.push(FieldError::invalid(&labels_path, k, &e.to_string()));
             }
             if let Err(e) = names::label_value(v) {
-                errors.push(FieldError::invalid(&labels_path, v, &e));
+                errors.push(FieldError::invalid(&labels_path, v, &e.to_string()));
             }
             requirements.push(Requirement::equals(k, v));
         }
@@ -103,7 +103,11 @@ impl Selector {
         for (i, r) in s.match_expressions.iter().enumerate() {
             let p = index(&exprs_path, i);
             if let Err(e) = names::qualified_name(&r.key) {
-                errors.push(FieldError::invalid(child(&p, "key"), &r.key, &e));
+                errors.push(FieldError::invalid(
+                    child(&p, "key"),
+                    &r.key,
+                    &e.to_string(),
+                ));
             }
             let op = match r.operator.as_str() {
                 "In" => Op::In,
@@ -133,7 +137,11 @@ impl Selector {
             }
             for (j, v) in r.values.iter().enumerate() {
                 if let Err(e) = names::label_value(v) {
-                    errors.push(FieldError::invalid(index(&child(&p, "values"), j), v, &e));
+                    errors.push(FieldError::invalid(
+                        index(&child(&p, "values"), j),
+                        v,
+                        &e.to_string(),
+                    ));
                 }
             }
             requirements.push(Requirement::new(

@@ -112,13 +112,13 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
             names::dns1123_subdomain(name)
         };
         if let Err(why) = ok {
-            causes.push(Cause::invalid("metadata.name", name, &why));
+            causes.push(Cause::invalid("metadata.name", name, &why.to_string()));
         }
     }
     if let Some(ns) = meta["namespace"].as_str() {
         if kind.namespaced && !ns.is_empty() {
             if let Err(why) = names::dns1123_label(ns) {
-                causes.push(Cause::invalid("metadata.namespace", ns, &why));
+                causes.push(Cause::invalid("metadata.namespace", ns, &why.to_string()));
             }
         }
     }
@@ -127,12 +127,16 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
         Value::Object(labels) => {
             for (k, v) in labels {
                 if let Err(why) = names::qualified_name(k) {
-                    causes.push(Cause::invalid("metadata.labels", k, &why));
+                    causes.push(Cause::invalid("metadata.labels", k, &why.to_string()));
                 }
                 match v.as_str() {
                     Some(v) => {
                         if let Err(why) = names::label_value(v) {
-                            causes.push(Cause::invalid(format!("metadata.labels[{k}]"), v, &why));
+                            causes.push(Cause::invalid(
+                                format!("metadata.labels[{k}]"),
+                                v,
+                                &why.to_string(),
+                            ));
                         }
                     }
                     None => causes.push(Cause::invalid(
@@ -154,7 +158,7 @@ pub fn structural(kind: &'static Kind, object: &Value) -> Result<(), ValidationE
         Value::Object(annotations) => {
             for (k, v) in annotations {
                 if let Err(why) = names::qualified_name(k) {
-                    causes.push(Cause::invalid("metadata.annotations", k, &why));
+                    causes.push(Cause::invalid("metadata.annotations", k, &why.to_string()));
                 }
                 if !v.is_string() {
                     causes.push(Cause::invalid(

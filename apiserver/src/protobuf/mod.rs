@@ -15,6 +15,76 @@ use schema::{Field, Ty};
 /// The envelope's magic prefix.
 const MAGIC: &[u8] = b"k8s\0";
 
+/// Why a protobuf body was not decoded; messages name the field path where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body does not start with `k8s\0`.
+    #[error("not a Kubernetes protobuf envelope")]
+    NotEnvelope,
+    /// The envelope holds no `raw` object.
+    #[error("protobuf envelope without an object")]
+    NoObject,
+    /// The envelope's type is not one [`schema::KINDS`] knows.
+    #[error("protobuf bodies are decoded for {known} only, not {api_version} {kind}")]
+    UnsupportedKind {
+        /// The kinds decoded, as `v1 Secret, apps/v1 Deployment, ...`.
+        known: String,
+        /// The envelope's apiVersion.
+        api_version: String,
+        /// The envelope's kind.
+        kind: String,
+    },
+    /// A fixed 64-bit field runs past the end.
+    #[error("truncated 64-bit field")]
+    Truncated64,
+    /// A fixed 32-bit field runs past the end.
+    #[error("truncated 32-bit field")]
+    Truncated32,
+    /// A length-delimited field is longer than what is left.
+    #[error("truncated length-delimited field")]
+    TruncatedBytes,
+    /// A length does not fit in memory.
+    #[error("length overflow")]
+    LengthOverflow,
+    /// A group (3, 4) or unknown wire type.
+    #[error("unsupported wire type {0}")]
+    WireType(u64),
+    /// A varint runs past the end.
+    #[error("truncated varint")]
+    TruncatedVarint,
+    /// A varint of more than ten bytes.
+    #[error("varint too long")]
+    VarintTooLong,
+    /// A message's bytes do not parse (the error inside) at `path`.
+    #[error("{path}: {error}")]
+    At {
+        /// The message's field path.
+        path: String,
+        /// What is wrong with its bytes.
+        error: Box<DecodeError>,
+    },
+    /// A number where a string, bytes or message belongs.
+    #[error("{0}: expected a length-delimited value")]
+    ExpectedBytes(String),
+    /// A string field that is not UTF-8.
+    #[error("{0}: not UTF-8")]
+    NotUtf8(String),
+    /// Bytes where a number belongs.
+    #[error("{0}: expected a number")]
+    ExpectedNumber(String),
+    /// A map or inlined message where one value belongs (a schema mistake).
+    #[error("{0}: not a single value")]
+    NotSingleValue(String),
+    /// A field the schema does not name, holding something.
+    #[error("{path}: field {number} is set, and berth does not decode it")]
+    UnknownField {
+        /// The message's field path.
+        path: String,
+        /// The field number.
+        number: u64,
+    },
+}
+
 /// One field on the wire: a varint or a length-delimited value.
 enum Wire<'a> {
     Varint(u64),
@@ -23,38 +93,39 @@ enum Wire<'a> {
 
 /// The fields of one message, in order (fixed 32- and 64-bit values, which no Kubernetes
 /// type uses, are skipped; group wire types end decoding with an error).
-fn fields(mut buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, String> {
+fn fields(mut buf: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, DecodeError> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         let key = varint(&mut buf)?;
         let (number, wire) = (key >> 3, key & 7);
         match wire {
             0 => out.push((number, Wire::Varint(varint(&mut buf)?))),
-            1 => buf = buf.get(8..).ok_or("truncated 64-bit field")?,
+            1 => buf = buf.get(8..).ok_or(DecodeError::Truncated64)?,
             2 => {
-                let len = usize::try_from(varint(&mut buf)?).map_err(|_| "length overflow")?;
-                let data = buf.get(..len).ok_or("truncated length-delimited field")?;
+                let len =
+                    usize::try_from(varint(&mut buf)?).map_err(|_| DecodeError::LengthOverflow)?;
+                let data = buf.get(..len).ok_or(DecodeError::TruncatedBytes)?;
                 out.push((number, Wire::Bytes(data)));
                 buf = &buf[len..];
             }
-            5 => buf = buf.get(4..).ok_or("truncated 32-bit field")?,
-            other => return Err(format!("unsupported wire type {other}")),
+            5 => buf = buf.get(4..).ok_or(DecodeError::Truncated32)?,
+            other => return Err(DecodeError::WireType(other)),
         }
     }
     Ok(out)
 }
 
-fn varint(buf: &mut &[u8]) -> Result<u64, String> {
+fn varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
-        let (&b, rest) = buf.split_first().ok_or("truncated varint")?;
+        let (&b, rest) = buf.split_first().ok_or(DecodeError::TruncatedVarint)?;
         *buf = rest;
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err("varint too long".into())
+    Err(DecodeError::VarintTooLong)
 }
 
 /// Whether a field berth does not decode holds nothing: zero, an empty string, or a
@@ -68,27 +139,27 @@ fn is_zero(w: &Wire<'_>) -> bool {
     }
 }
 
-fn bytes<'a>(w: &Wire<'a>, path: &str) -> Result<&'a [u8], String> {
+fn bytes<'a>(w: &Wire<'a>, path: &str) -> Result<&'a [u8], DecodeError> {
     match w {
         Wire::Bytes(b) => Ok(b),
-        Wire::Varint(_) => Err(format!("{path}: expected a length-delimited value")),
+        Wire::Varint(_) => Err(DecodeError::ExpectedBytes(path.to_string())),
     }
 }
 
-fn text(w: &Wire<'_>, path: &str) -> Result<String, String> {
-    String::from_utf8(bytes(w, path)?.to_vec()).map_err(|_| format!("{path}: not UTF-8"))
+fn text(w: &Wire<'_>, path: &str) -> Result<String, DecodeError> {
+    String::from_utf8(bytes(w, path)?.to_vec()).map_err(|_| DecodeError::NotUtf8(path.to_string()))
 }
 
-fn number(w: &Wire<'_>, path: &str) -> Result<i64, String> {
+fn number(w: &Wire<'_>, path: &str) -> Result<i64, DecodeError> {
     match w {
         // int32 and int64 alike: negative values are sign-extended to ten bytes.
         Wire::Varint(v) => Ok(*v as i64),
-        Wire::Bytes(_) => Err(format!("{path}: expected a number")),
+        Wire::Bytes(_) => Err(DecodeError::ExpectedNumber(path.to_string())),
     }
 }
 
 /// `map<string, V>` entry: key (1) and value (2).
-fn map_entry<'a>(w: &Wire<'a>, path: &str) -> Result<(String, Option<Wire<'a>>), String> {
+fn map_entry<'a>(w: &Wire<'a>, path: &str) -> Result<(String, Option<Wire<'a>>), DecodeError> {
     let (mut key, mut value) = (String::new(), None);
     for (n, f) in fields(bytes(w, path)?)? {
         match n {
@@ -101,7 +172,7 @@ fn map_entry<'a>(w: &Wire<'a>, path: &str) -> Result<(String, Option<Wire<'a>>),
 }
 
 /// `IntOrString`: type (1: 0 int, 1 string), intVal (2), strVal (3).
-fn int_or_string(w: &Wire<'_>, path: &str) -> Result<Value, String> {
+fn int_or_string(w: &Wire<'_>, path: &str) -> Result<Value, DecodeError> {
     let (mut is_string, mut int, mut string) = (false, 0, String::new());
     for (n, f) in fields(bytes(w, path)?)? {
         match n {
@@ -115,7 +186,7 @@ fn int_or_string(w: &Wire<'_>, path: &str) -> Result<Value, String> {
 }
 
 /// `resource.Quantity`: its string form (field 1).
-fn quantity(w: &Wire<'_>, path: &str) -> Result<Value, String> {
+fn quantity(w: &Wire<'_>, path: &str) -> Result<Value, DecodeError> {
     let mut s = String::new();
     for (n, f) in fields(bytes(w, path)?)? {
         if n == 1 {
@@ -127,7 +198,7 @@ fn quantity(w: &Wire<'_>, path: &str) -> Result<Value, String> {
 
 /// One value of type `ty`; `None` when it decodes to nothing (0, false, "", a message with
 /// no field left) and `keep_zero` is false.
-fn value(ty: Ty, w: &Wire<'_>, keep_zero: bool, path: &str) -> Result<Option<Value>, String> {
+fn value(ty: Ty, w: &Wire<'_>, keep_zero: bool, path: &str) -> Result<Option<Value>, DecodeError> {
     let v = match ty {
         Ty::Str => json!(text(w, path)?),
         Ty::Int => json!(number(w, path)?),
@@ -137,7 +208,7 @@ fn value(ty: Ty, w: &Wire<'_>, keep_zero: bool, path: &str) -> Result<Option<Val
         Ty::Msg(schema) => Value::Object(message(bytes(w, path)?, schema, path)?),
         Ty::Ignored => return Ok(None),
         Ty::Inline(_) | Ty::MapStr | Ty::MapBytes | Ty::MapQuantity => {
-            return Err(format!("{path}: not a single value"))
+            return Err(DecodeError::NotSingleValue(path.to_string()))
         }
     };
     let zero = match &v {
@@ -155,23 +226,27 @@ fn message(
     data: &[u8],
     schema: &'static [Field],
     path: &str,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, DecodeError> {
     let mut out = Map::new();
-    for (n, w) in fields(data).map_err(|e| format!("{path}: {e}"))? {
+    for (n, w) in fields(data).map_err(|e| DecodeError::At {
+        path: path.to_string(),
+        error: Box::new(e),
+    })? {
         let Some(field) = schema.iter().find(|f| u64::from(f.number) == n) else {
             if is_zero(&w) {
                 continue;
             }
-            return Err(format!(
-                "{path}: field {n} is set, and berth does not decode it"
-            ));
+            return Err(DecodeError::UnknownField {
+                path: path.to_string(),
+                number: n,
+            });
         };
         let here = if path.is_empty() {
             field.name.to_string()
         } else {
             format!("{path}.{}", field.name)
         };
-        let map_value = |ty: Ty, v: &Wire<'_>| -> Result<Value, String> {
+        let map_value = |ty: Ty, v: &Wire<'_>| -> Result<Value, DecodeError> {
             Ok(match ty {
                 Ty::MapBytes => {
                     json!(base64::engine::general_purpose::STANDARD.encode(bytes(v, &here)?))
@@ -216,10 +291,8 @@ fn message(
 }
 
 /// Decodes a protobuf-enveloped object of a kind in [`schema::KINDS`] into its JSON form.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("not a Kubernetes protobuf envelope")?;
+pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
+    let rest = body.strip_prefix(MAGIC).ok_or(DecodeError::NotEnvelope)?;
     let (mut api_version, mut kind, mut raw) = (String::new(), String::new(), None);
     for (n, f) in fields(rest)? {
         match n {
@@ -236,7 +309,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             _ => {}
         }
     }
-    let raw = raw.ok_or("protobuf envelope without an object")?;
+    let raw = raw.ok_or(DecodeError::NoObject)?;
     let Some((_, _, schema)) = schema::KINDS
         .iter()
         .find(|(v, k, _)| *v == api_version && *k == kind)
@@ -245,10 +318,11 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
             .iter()
             .map(|(v, k, _)| format!("{v} {k}"))
             .collect();
-        return Err(format!(
-            "protobuf bodies are decoded for {} only, not {api_version} {kind}",
-            known.join(", ")
-        ));
+        return Err(DecodeError::UnsupportedKind {
+            known: known.join(", "),
+            api_version,
+            kind,
+        });
     };
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
@@ -314,7 +388,7 @@ mod tests {
                    "type": "Opaque", "data": {"user": "YWRtaW4="}})
         );
         let e = decode(&envelope(b"batch/v1", b"Job", &[])).unwrap_err();
-        assert!(e.contains("not batch/v1 Job"), "{e}");
+        assert!(e.to_string().contains("not batch/v1 Job"), "{e}");
         assert!(decode(b"{}").is_err());
     }
 
@@ -392,11 +466,57 @@ mod tests {
         let pod_spec = [ld(2, &ld(1, b"c")), ld(18, &ld(1, &ld(1, b"x")))].concat();
         let pod = [ld(1, &ld(1, b"p")), ld(2, &pod_spec)].concat();
         let e = decode(&envelope(b"v1", b"Pod", &pod)).unwrap_err();
-        assert_eq!(e, "spec: field 18 is set, and berth does not decode it");
+        assert_eq!(
+            e.to_string(),
+            "spec: field 18 is set, and berth does not decode it"
+        );
         // The same field holding only zero values is what Go writes for an unset struct.
         let pod_spec = [ld(2, &ld(1, b"c")), ld(18, &ld(1, b""))].concat();
         let pod = [ld(1, &ld(1, b"p")), ld(2, &pod_spec)].concat();
         assert!(decode(&envelope(b"v1", b"Pod", &pod)).is_ok());
+    }
+
+    #[test]
+    fn broken_wire_data_is_refused_with_what_is_wrong() {
+        assert_eq!(decode(b"{}"), Err(DecodeError::NotEnvelope));
+        assert_eq!(
+            decode(&[MAGIC, &ld(1, &[])[..]].concat()),
+            Err(DecodeError::NoObject)
+        );
+        let mut s = &[0x80u8][..];
+        assert_eq!(varint(&mut s), Err(DecodeError::TruncatedVarint));
+        let mut s = &[0xffu8; 11][..];
+        assert_eq!(varint(&mut s), Err(DecodeError::VarintTooLong));
+        assert_eq!(fields(&[0x0b]).err(), Some(DecodeError::WireType(3)));
+        assert_eq!(fields(&[0x09, 1]).err(), Some(DecodeError::Truncated64));
+        assert_eq!(fields(&[0x0d, 1]).err(), Some(DecodeError::Truncated32));
+        assert_eq!(
+            fields(&[0x0a, 5, 1]).err(),
+            Some(DecodeError::TruncatedBytes)
+        );
+        // A Pod whose spec is cut short: the message's path comes first.
+        let pod = [ld(1, &ld(1, b"p")), ld(2, &[0x12, 9])].concat();
+        assert_eq!(
+            decode(&envelope(b"v1", b"Pod", &pod))
+                .unwrap_err()
+                .to_string(),
+            "spec: truncated length-delimited field"
+        );
+        // A name sent as a number.
+        let pod = ld(1, &int(1, 7));
+        assert_eq!(
+            decode(&envelope(b"v1", b"Pod", &pod))
+                .unwrap_err()
+                .to_string(),
+            "metadata.name: expected a length-delimited value"
+        );
+        let pod = ld(1, &ld(1, &[0xff]));
+        assert_eq!(
+            decode(&envelope(b"v1", b"Pod", &pod))
+                .unwrap_err()
+                .to_string(),
+            "metadata.name: not UTF-8"
+        );
     }
 
     #[test]

@@ -278,7 +278,7 @@ impl<'l> LineParser<'l, '_> {
                     let at = self.at(m.offset);
                     mounts.push(
                         mount::parse(&m.value, at)
-                            .map_err(|e| (ParseErrorKind::BadMount(e), at))?,
+                            .map_err(|e| (ParseErrorKind::BadMount(e.to_string()), at))?,
                     );
                 }
                 let network = match f.single("network") {

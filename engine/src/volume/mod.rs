@@ -275,11 +275,11 @@ impl Volumes {
         let record = self.dir(name).join("volume.json");
         let file = fs::File::open(&record).map_err(io_err(&record))?;
         fs2::FileExt::lock_exclusive(&file).map_err(io_err(&record))?;
-        populate::populate_if_empty(&self.mountpoint(name), source).map_err(|reason| {
+        populate::populate_if_empty(&self.mountpoint(name), source).map_err(|e| {
             VolumeError::Populate {
                 name: name.to_string(),
                 path: image_path.to_string(),
-                reason,
+                reason: e.to_string(),
             }
         })
     }

@@ -4,26 +4,47 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use berth_image::snapshot::copy::CopyError;
+
+/// Why a volume could not be filled from the image; the caller wraps it with the volume's name.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PopulateError {
+    /// The volume's directory could not be read, or given the image directory's owner and mode.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The volume's data directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Copying the image's content into the volume failed.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+}
 
 /// Copies directory `source` into `data` when `data` is empty and `source` is a directory.
-/// Errors are the reason, for the caller to wrap with the volume's name.
-pub(super) fn populate_if_empty(data: &Path, source: &Path) -> Result<(), String> {
+pub(super) fn populate_if_empty(data: &Path, source: &Path) -> Result<(), PopulateError> {
     let Ok(meta) = fs::metadata(source) else {
         return Ok(()); // nothing in the image there
     };
     if !meta.is_dir() {
         return Ok(());
     }
-    let mut entries = fs::read_dir(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let io = |source| PopulateError::Io {
+        path: data.to_path_buf(),
+        source,
+    };
+    let mut entries = fs::read_dir(data).map_err(io)?;
     if entries.next().is_some() {
         return Ok(());
     }
-    berth_image::snapshot::copy::merge(&[source.to_path_buf()], data, true)
-        .map_err(|e| e.to_string())?;
+    berth_image::snapshot::copy::merge(&[source.to_path_buf()], data, true)?;
     std::os::unix::fs::chown(data, Some(meta.uid()), Some(meta.gid()))
         .and_then(|()| fs::set_permissions(data, fs::Permissions::from_mode(meta.mode() & 0o7777)))
-        .map_err(|e| format!("{}: {e}", data.display()))
+        .map_err(io)
 }
 
 #[cfg(test)]
@@ -57,5 +78,14 @@ mod tests {
         assert!(!data.join("new").exists());
         // A path the image lacks leaves the volume alone.
         populate_if_empty(&data, &tmp.path().join("missing")).unwrap();
+    }
+
+    #[test]
+    fn a_missing_volume_directory_is_named_in_the_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("gone");
+        let e = populate_if_empty(&data, tmp.path()).unwrap_err();
+        assert!(matches!(&e, PopulateError::Io { path, .. } if *path == data));
+        assert!(e.to_string().starts_with(&format!("{}: ", data.display())));
     }
 }

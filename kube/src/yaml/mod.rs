@@ -13,11 +13,17 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use serde_json::{Map, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
 
 use super::field::{child, index};
+
+mod explain;
+mod scalar;
+
+use explain::explain;
+use scalar::resolve;
 
 /// A place in the text: line and column, both from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -439,119 +445,6 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd => {}
         }
-    }
-}
-
-/// Resolves a scalar as YAML 1.1 (go-yaml v2, which kubectl and the API server use) does.
-fn resolve(text: &str, style: TScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(tag) = tag {
-        if tag.suffix == "str" {
-            return Value::String(text.to_string());
-        }
-    }
-    if style != TScalarStyle::Plain {
-        return Value::String(text.to_string());
-    }
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false)
-        }
-        _ => {}
-    }
-    if let Some(n) = parse_int(text) {
-        return Value::Number(n.into());
-    }
-    let looks_float = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
-        && text.bytes().any(|b| b.is_ascii_digit());
-    if looks_float {
-        if let Some(n) = text
-            .replace('_', "")
-            .parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-        {
-            return Value::Number(n);
-        }
-    }
-    Value::String(text.to_string())
-}
-
-fn parse_int(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let digits = digits.replace('_', "");
-    let magnitude = if let Some(hex) = digits.strip_prefix("0x") {
-        i64::from_str_radix(hex, 16).ok()?
-    } else if let Some(oct) = digits.strip_prefix("0o") {
-        i64::from_str_radix(oct, 8).ok()?
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        i64::from_str_radix(&digits[1..], 8).ok()?
-    } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        digits.parse().ok()?
-    } else {
-        return None;
-    };
-    Some(if negative { -magnitude } else { magnitude })
-}
-
-/// Turns a scanner error into one a person can act on: a bare word above the error (`spec`
-/// with its block under it) is a missing ':'; tabs cannot indent.
-fn explain(text: &str, pos: Pos, info: &str) -> YamlError {
-    let lines: Vec<&str> = text.lines().collect();
-    let line_at = |n: usize| lines.get(n.wrapping_sub(1)).copied().unwrap_or("");
-    if line_at(pos.line).starts_with('\t')
-        || line_at(pos.line).trim_start_matches(' ').starts_with('\t')
-    {
-        return YamlError {
-            pos,
-            message: "tabs are not allowed for indentation: use spaces".to_string(),
-        };
-    }
-    let mut candidates = vec![pos.line];
-    if let Some(prev) = (1..pos.line)
-        .rev()
-        .find(|&n| !line_at(n).trim().is_empty() && !line_at(n).trim_start().starts_with('#'))
-    {
-        candidates.insert(0, prev);
-    }
-    for n in candidates {
-        let trimmed = line_at(n).trim();
-        let bare = !trimmed.is_empty()
-            && !trimmed.contains(": ")
-            && !trimmed.ends_with(':')
-            && !trimmed.starts_with(['-', '#', '"', '\'', '[', '{', '|', '>', '&', '*', '!'])
-            && !trimmed.starts_with("...")
-            && trimmed.split_whitespace().next().is_some_and(|w| {
-                w.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
-            });
-        if bare {
-            let message = match trimmed.split_once(char::is_whitespace) {
-                None => format!("missing ':' after \"{trimmed}\" (write \"{trimmed}:\")"),
-                Some((key, rest)) => format!(
-                    "missing ':' in \"{trimmed}\" (write \"{key}: {}\")",
-                    rest.trim()
-                ),
-            };
-            let col = line_at(n).len() - line_at(n).trim_start().len() + 1;
-            return YamlError {
-                pos: Pos { line: n, col },
-                message,
-            };
-        }
-    }
-    YamlError {
-        pos,
-        message: format!("{info} (column {})", pos.col),
     }
 }
 
