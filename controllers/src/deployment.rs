@@ -22,11 +22,12 @@ use berth_kube::pod::PodTemplateSpec;
 use berth_kube::{FieldErrors, IntOrString, Selector};
 use berth_objectstore::resync;
 use berth_objectstore::store::{Preconditions, Propagation};
-use berth_objectstore::{Controller, ControllerTask, ObjectStore, Shutdown};
+use berth_objectstore::{Controller, ObjectStore};
 
 /// The Deployment controller, for the daemon\'s controller list.
 pub fn controller() -> Controller {
-    Controller::new("deployments", start)
+    static WATCHED: &[&Kind] = &[&kinds::DEPLOYMENT, &kinds::REPLICA_SET];
+    resync::controller("deployments", WATCHED, Duration::from_secs(1), sync_all)
 }
 
 /// Label tying a ReplicaSet and its pods to one pod template.
@@ -503,20 +504,6 @@ fn status(
         conditions: vec![available_cond, progressing],
         collision_count: previous.collision_count,
     }
-}
-
-fn start(store: ObjectStore, shutdown: Shutdown) -> ControllerTask {
-    static WATCHED: &[&Kind] = &[&kinds::DEPLOYMENT, &kinds::REPLICA_SET];
-    Box::pin(resync::run(
-        store.clone(),
-        shutdown,
-        WATCHED,
-        Duration::from_secs(1),
-        move || {
-            let store = store.clone();
-            async move { sync_all(&store) }
-        },
-    ))
 }
 
 pub(super) fn sync_all(store: &ObjectStore) {

@@ -18,11 +18,12 @@ use berth_kube::service::{
 };
 use berth_kube::{IntOrString, Selector};
 use berth_objectstore::resync;
-use berth_objectstore::{Controller, ControllerTask, ObjectStore, Shutdown};
+use berth_objectstore::{Controller, ObjectStore};
 
 /// The Endpoints controller, for the daemon\'s controller list.
 pub fn controller() -> Controller {
-    Controller::new("endpoints", start)
+    static WATCHED: &[&Kind] = &[&kinds::SERVICE, &kinds::POD];
+    resync::controller("endpoints", WATCHED, Duration::from_secs(2), sync_all)
 }
 
 /// The pod port a Service port sends to, or `None` when the pod has no such named port.
@@ -109,20 +110,6 @@ pub fn subsets(svc: &Service, pods: &[Pod]) -> Option<Vec<EndpointSubset>> {
         s.not_ready_addresses.sort_by(|a, b| a.ip.cmp(&b.ip));
     }
     Some(out)
-}
-
-fn start(store: ObjectStore, shutdown: Shutdown) -> ControllerTask {
-    static WATCHED: &[&Kind] = &[&kinds::SERVICE, &kinds::POD];
-    Box::pin(resync::run(
-        store.clone(),
-        shutdown,
-        WATCHED,
-        Duration::from_secs(2),
-        move || {
-            sync_all(&store);
-            std::future::ready(())
-        },
-    ))
 }
 
 pub(super) fn sync_all(store: &ObjectStore) {

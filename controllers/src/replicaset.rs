@@ -19,11 +19,12 @@ use berth_kube::pod::Pod;
 use berth_kube::{FieldErrors, Selector};
 use berth_objectstore::resync;
 use berth_objectstore::store::{Preconditions, Propagation};
-use berth_objectstore::{Controller, ControllerTask, ObjectStore, Shutdown};
+use berth_objectstore::{Controller, ObjectStore};
 
 /// The ReplicaSet controller, for the daemon\'s controller list.
 pub fn controller() -> Controller {
-    Controller::new("replicasets", start)
+    static WATCHED: &[&Kind] = &[&kinds::REPLICA_SET, &kinds::POD];
+    resync::controller("replicasets", WATCHED, Duration::from_secs(1), sync_all)
 }
 
 /// What one sync of one ReplicaSet should do.
@@ -182,20 +183,6 @@ pub fn new_pod(rs: &ReplicaSet) -> Value {
         pod["metadata"]["annotations"] = json!(t.metadata.annotations);
     }
     pod
-}
-
-fn start(store: ObjectStore, shutdown: Shutdown) -> ControllerTask {
-    static WATCHED: &[&Kind] = &[&kinds::REPLICA_SET, &kinds::POD];
-    Box::pin(resync::run(
-        store.clone(),
-        shutdown,
-        WATCHED,
-        Duration::from_secs(1),
-        move || {
-            let store = store.clone();
-            async move { sync_all(&store) }
-        },
-    ))
 }
 
 pub(super) fn sync_all(store: &ObjectStore) {

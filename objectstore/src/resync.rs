@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use berth_kube::kinds::Kind;
 use berth_kube::list_selector::Selector;
 
-use crate::{ObjectStore, Shutdown};
+use crate::{Controller, ObjectStore, Shutdown};
 
 /// Calls `sync` once at start, then after every change to an object of `kinds` (changes
 /// arriving while a sync runs cause one more) and every `tick`, until the daemon shuts down.
@@ -66,5 +66,72 @@ pub async fn run<F, Fut>(
     }
     for w in watchers {
         w.abort();
+    }
+}
+
+/// A controller named `name` that calls `sync` (a full, level-triggered pass over the store)
+/// on [`run`]'s schedule: at start, after changes to `kinds`, and every `tick`.
+pub fn controller(
+    name: &'static str,
+    kinds: &'static [&'static Kind],
+    tick: Duration,
+    sync: fn(&ObjectStore),
+) -> Controller {
+    Controller::new(name, move |store, shutdown| {
+        Box::pin(run(store.clone(), shutdown, kinds, tick, move || {
+            sync(&store);
+            std::future::ready(())
+        }))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use berth_kube::kinds;
+    use serde_json::json;
+    use tokio::sync::watch;
+
+    use super::*;
+
+    static SYNCS: AtomicUsize = AtomicUsize::new(0);
+
+    fn count(_: &ObjectStore) {
+        SYNCS.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[tokio::test]
+    async fn a_controller_syncs_at_start_and_on_changes_until_shutdown() {
+        static WATCHED: &[&Kind] = &[&kinds::CONFIG_MAP];
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path(), Vec::new()).unwrap();
+        let (tx, rx) = watch::channel(false);
+        let c = controller("count", WATCHED, Duration::from_secs(3600), count);
+        let task = tokio::spawn(c.start(store.clone(), rx));
+        let wait_for = |n: usize| async move {
+            for _ in 0..200 {
+                if SYNCS.load(Ordering::SeqCst) >= n {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        assert!(wait_for(1).await, "no sync at start");
+        let before = SYNCS.load(Ordering::SeqCst);
+        store
+            .create(
+                &kinds::CONFIG_MAP,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "a", "namespace": "default"}}),
+            )
+            .unwrap();
+        assert!(wait_for(before + 1).await, "no sync after a change");
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the controller stops on shutdown")
+            .unwrap();
     }
 }
