@@ -1,7 +1,6 @@
 //! The per-container monitor: `berth-monitor --root ROOT <id>`, started by `berth run` (and `start`)
-//! and outliving it. It leaves the caller's session, becomes a child subreaper, creates and
-//! starts the container through the runtime library (so the container's init is its child),
-//! copies the container's output (pipes, or the pty master when it has a terminal) into the
+//! and outliving it. It leaves the caller's session, becomes a child subreaper, has a short-lived
+//! [`helper`] create and start the container (whose init is then re-parented to it), copies the container's output (pipes, or the pty master when it has a terminal) into the
 //! json-file log and to attached clients, serves the [`control`](super::control) socket
 //! (attach, resize, stop, kill), runs the health check on its schedule, reaps the init and
 //! records its exit status (128+n when killed by signal n), restarts it as its restart policy
@@ -11,15 +10,15 @@
 //! It reports to whoever started it over its stdout (a pipe): `listening` (when asked to wait
 //! for an attach before starting), `started`, or `error MESSAGE`, then `exit CODE` when the
 //! container is gone. It stays single-threaded: one poll loop over a signalfd for SIGCHLD,
-//! the control socket, the container's output and the clients; the runtime forks.
+//! the control socket, the container's output and the clients; the runtime's create and exec
+//! run in helpers, so their code and memory never become part of the monitor.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -36,6 +35,10 @@ use super::logs::{LogOptions, LogWriter, Stream};
 use super::restart::{Backoff, RestartPolicy};
 use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
+use crate::daemon::{self, Daemon, DaemonError, LogMode};
+use helper::{HelperStdio, Task};
+
+pub mod helper;
 
 /// The exit code recorded when the container could not be started (Docker's 125).
 const START_FAILED: i32 = 125;
@@ -93,8 +96,7 @@ pub fn exe_beside(berth: &Path) -> Result<PathBuf, ContainerError> {
 /// A monitor started by [`spawn`]: read its reports.
 #[derive(Debug)]
 pub struct MonitorHandle {
-    child: Child,
-    reports: BufReader<ChildStdout>,
+    daemon: Daemon,
 }
 
 /// Starts `exe --root ROOT <id>` (exe being the `berth-monitor` binary) for a created container, its
@@ -107,46 +109,20 @@ pub fn spawn(
     id: &str,
     wait_attach: bool,
 ) -> Result<MonitorHandle, ContainerError> {
-    let log_path = c.dir(id).join("monitor.log");
-    let log = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(io_err(&log_path))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--root").arg(c.root());
     if wait_attach {
         cmd.arg("--wait-attach");
     }
-    let mut child = cmd
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .map_err(io_err(exe))?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(ContainerError::Monitor("no report pipe".into()));
-    };
-    Ok(MonitorHandle {
-        child,
-        reports: BufReader::new(stdout),
-    })
+    cmd.arg(id);
+    let daemon = daemon::spawn(cmd, &c.dir(id).join("monitor.log"), LogMode::Truncate)
+        .map_err(|DaemonError { path, source }| ContainerError::Io { path, source })?;
+    Ok(MonitorHandle { daemon })
 }
 
 impl MonitorHandle {
-    fn next_report(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reports.read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_string()),
-            _ => None,
-        }
-    }
-
     fn expect(&mut self, what: &str) -> Result<(), ContainerError> {
-        match self.next_report() {
+        match self.daemon.next_report() {
             Some(r) if r == what => Ok(()),
             Some(r) => Err(ContainerError::Monitor(
                 r.strip_prefix("error ").unwrap_or(&r).to_string(),
@@ -167,11 +143,15 @@ impl MonitorHandle {
         self.expect("started")
     }
 
+    /// Leaves the monitor to run the container on its own (reaped in the background).
+    pub fn detach(self) {
+        self.daemon.reap_in_background();
+    }
+
     /// Waits until the container has exited and been released; returns its exit code.
-    pub fn wait(mut self) -> Result<i32, ContainerError> {
-        let report = self.next_report();
-        let _ = self.child.wait();
-        report
+    pub fn wait(self) -> Result<i32, ContainerError> {
+        self.daemon
+            .finish()
             .as_deref()
             .and_then(|r| r.strip_prefix("exit "))
             .and_then(|code| code.parse().ok())
@@ -179,29 +159,24 @@ impl MonitorHandle {
     }
 }
 
-/// The monitor's body (the `berth-monitor` binary): runs container `id` to its end.
-pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), ContainerError> {
-    // Leave the caller's session so its terminal's signals do not reach us.
-    let _ = nix::unistd::setsid();
+/// The monitor's body (the `berth-monitor` binary): runs container `id` to its end. `helper`
+/// is the monitor's own binary, run again to start the container's process and its health
+/// checks (see [`helper`]).
+pub fn serve(
+    c: &Containers,
+    id: &str,
+    wait_attach: bool,
+    helper: &Path,
+) -> Result<(), ContainerError> {
+    let mut reports = daemon::detach()
+        .map_err(|DaemonError { path, source }| ContainerError::Io { path, source })?;
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(error = %e, "cannot become a child subreaper");
     }
-    let reports = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(io_err(Path::new("stdout")))?;
-    let mut reports = File::from(reports);
-    let null = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(io_err(Path::new("/dev/null")))?;
-    dup2(&null, 0)?;
-    dup2(&null, 1)?;
     let result = Monitor::new(
         c,
         id,
-        null,
+        helper,
         reports.try_clone().map_err(io_err(Path::new("stdout")))?,
     )
     .and_then(|mut m| m.supervise(wait_attach));
@@ -209,12 +184,6 @@ pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), Containe
         let _ = writeln!(reports, "error {e}");
     }
     result
-}
-
-fn dup2(from: &impl AsRawFd, to: i32) -> Result<(), ContainerError> {
-    nix::unistd::dup2(from.as_raw_fd(), to)
-        .map(drop)
-        .map_err(|e| ContainerError::Sys("dup2", e))
 }
 
 fn pipe() -> Result<(File, OwnedFd), ContainerError> {
@@ -288,8 +257,8 @@ struct Monitor<'a> {
     dir: PathBuf,
     state: State,
     log: LogWriter,
-    null: File,
-    own_stderr: OwnedFd,
+    /// The monitor's own binary, run as a [`helper`].
+    helper: PathBuf,
     reports: File,
     listener: UnixListener,
     sigchld: SignalFd,
@@ -300,7 +269,12 @@ struct Monitor<'a> {
 }
 
 impl<'a> Monitor<'a> {
-    fn new(c: &'a Containers, id: &str, null: File, reports: File) -> Result<Self, ContainerError> {
+    fn new(
+        c: &'a Containers,
+        id: &str,
+        helper: &Path,
+        reports: File,
+    ) -> Result<Self, ContainerError> {
         let config = c.config(id)?;
         let dir = c.dir(id);
         let mut state = c.state(id)?;
@@ -313,10 +287,6 @@ impl<'a> Monitor<'a> {
         state.monitor_pid = Some(std::process::id() as i32);
         state.save(&dir)?;
         let log = LogWriter::open(&c.log_path(id), config.monitor.log)?;
-        let own_stderr = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(io_err(Path::new("stderr")))?;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.thread_block()
@@ -335,8 +305,7 @@ impl<'a> Monitor<'a> {
             dir,
             state,
             log,
-            null,
-            own_stderr,
+            helper: helper.to_path_buf(),
             reports,
             listener,
             sigchld,
@@ -409,37 +378,32 @@ impl<'a> Monitor<'a> {
         self.finish(code, true)
     }
 
-    /// Creates and starts the container's process, its stdio wired to us.
+    /// Creates and starts the container's process (in a [`helper`]), its stdio wired to us.
     fn start_process(&mut self) -> Result<(), ContainerError> {
         let id = self.id().to_string();
-        let runtime = self.c.runtime();
-        let mut opts = berth_runtime::CreateOptions {
-            id: id.clone(),
-            bundle: self.dir.join("bundle"),
-            ..Default::default()
-        };
         let tty = self.config.monitor.tty;
         let open_stdin = self.config.monitor.open_stdin;
         let process = if tty {
-            let sock = control::socket_dir(&id).join("console.sock");
+            let sock = helper::console_socket(&id);
             let _ = std::fs::remove_file(&sock);
             let console = UnixListener::bind(&sock).map_err(io_err(&sock))?;
-            opts.console_socket = Some(sock.clone());
-            let created = runtime.create(&opts);
-            let master = created.and_then(|pid| {
-                let (conn, _) =
-                    console
-                        .accept()
-                        .map_err(|e| berth_runtime::ContainerError::Io {
-                            path: sock.clone(),
-                            source: e,
-                        })?;
-                let master = berth_runtime::tty::receive_master(&conn)?;
+            let started = helper::run(
+                self.c,
+                &self.helper,
+                &id,
+                Task::Create,
+                HelperStdio::null(),
+            );
+            // The runtime sent the master before the helper exited: it waits in the socket.
+            let master = started.and_then(|pid| {
+                console.set_nonblocking(true).map_err(io_err(&sock))?;
+                let (conn, _) = console.accept().map_err(io_err(&sock))?;
+                let master = berth_runtime::tty::receive_master(&conn)
+                    .map_err(berth_runtime::ContainerError::from)?;
                 Ok((pid, master))
             });
             let _ = std::fs::remove_file(&sock);
             let (pid, master) = master?;
-            runtime.start(&id)?;
             let out = master.try_clone().map_err(io_err(&sock))?;
             set_nonblocking(&out)?;
             let stdin = if open_stdin {
@@ -457,21 +421,19 @@ impl<'a> Monitor<'a> {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
             // For -i, the container reads the pipe's read end; we keep its write end.
-            let input = if open_stdin { Some(pipe()?) } else { None };
-            // The init inherits fds 0, 1 and 2: point them at the pipes while it is forked.
-            if let Some((r, _)) = &input {
-                dup2(r, 0)?;
-            }
-            dup2(&out_w, 1)?;
-            dup2(&err_w, 2)?;
-            let created = runtime.create(&opts);
-            dup2(&self.null, 0)?;
-            dup2(&self.null, 1)?;
-            dup2(&self.own_stderr, 2)?;
-            drop((out_w, err_w));
-            let stdin = input.map(|(_, w)| File::from(w));
-            let pid = created?;
-            runtime.start(&id)?;
+            let (stdin_r, stdin) = match open_stdin {
+                true => {
+                    let (r, w) = pipe()?;
+                    (Stdio::from(OwnedFd::from(r)), Some(File::from(w)))
+                }
+                false => (Stdio::null(), None),
+            };
+            let stdio = HelperStdio {
+                stdin: stdin_r,
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+            };
+            let pid = helper::run(self.c, &self.helper, &id, Task::Create, stdio)?;
             set_nonblocking(&out_r)?;
             set_nonblocking(&err_r)?;
             Process::new(
@@ -867,7 +829,7 @@ impl Monitor<'_> {
             return;
         };
         let start = now_rfc3339();
-        match self.exec_probe(&check) {
+        match self.exec_probe() {
             Ok((pid, output)) => {
                 if let Some(p) = &mut self.process {
                     p.probe = Some(Probe {
@@ -893,46 +855,17 @@ impl Monitor<'_> {
         }
     }
 
-    fn exec_probe(&mut self, check: &HealthConfig) -> Result<(Pid, File), ContainerError> {
-        let spec_path = self.dir.join("bundle/config.json");
-        let bytes = std::fs::read(&spec_path).map_err(io_err(&spec_path))?;
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
-                path: spec_path.clone(),
-                source,
-            })?;
-        let mut process = spec.process().clone().unwrap_or_default();
-        process.set_args(Some(check.argv()));
-        process.set_terminal(Some(false));
-        process.set_console_size(None);
-        let pid_file = self.dir.join("health.pid");
-        let _ = std::fs::remove_file(&pid_file);
+    fn exec_probe(&mut self) -> Result<(Pid, File), ContainerError> {
         let (r, w) = pipe()?;
-        dup2(&w, 1)?;
-        dup2(&w, 2)?;
-        let done = self
-            .c
-            .runtime()
-            .exec(&berth_runtime::container::ExecOptions {
-                id: self.id().to_string(),
-                process,
-                console_socket: None,
-                pid_file: Some(pid_file.clone()),
-                detach: true,
-                preserve_fds: 0,
-            });
-        dup2(&self.null, 1)?;
-        dup2(&self.own_stderr, 2)?;
-        drop(w);
-        done?;
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .map_err(io_err(&pid_file))?
-            .trim()
-            .parse()
-            .map_err(|_| ContainerError::Monitor(format!("{}: not a pid", pid_file.display())))?;
-        let _ = std::fs::remove_file(&pid_file);
+        let w2 = w.try_clone().map_err(io_err(Path::new("pipe")))?;
+        let stdio = HelperStdio {
+            stdout: Stdio::from(w),
+            stderr: Stdio::from(w2),
+            ..HelperStdio::null()
+        };
+        let pid = helper::run(self.c, &self.helper, self.id(), Task::Probe, stdio)?;
         set_nonblocking(&r)?;
-        Ok((Pid::from_raw(pid), r))
+        Ok((pid, r))
     }
 
     fn read_probe(&mut self) {
