@@ -7,6 +7,8 @@
 //! Its diagnostics go to stderr (the container's `monitor.log`) at the level in `BERTH_LOG`
 //! (error, warn, info, debug, trace; warn by default).
 
+mod log;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,10 +52,7 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    let _ = tracing::subscriber::set_global_default(log::StderrLog::new(level));
     let containers = Containers::new(root);
     let result = match task {
         Some(task) => monitor::helper::serve(&containers, &id, task),

@@ -37,8 +37,10 @@ use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
 use crate::daemon::{self, Daemon, DaemonError, LogMode};
 use helper::{HelperStdio, Task};
+use requests::{Action, Facts, RequestError};
 
 pub mod helper;
+mod requests;
 
 /// The exit code recorded when the container could not be started (Docker's 125).
 const START_FAILED: i32 = 125;
@@ -740,8 +742,8 @@ impl Monitor<'_> {
                 .and_then(|line| serde_json::from_slice::<Request>(&line).ok());
             let _ = conn.set_read_timeout(None);
             let reply = match request {
-                None => Err("unreadable request".to_string()),
-                Some(r) => self.handle(r),
+                None => Err(RequestError::Unreadable),
+                Some(r) => self.handle(&r),
             };
             let (line, attach) = match reply {
                 Ok(attach) => (
@@ -751,9 +753,9 @@ impl Monitor<'_> {
                     },
                     attach,
                 ),
-                Err(message) => (
+                Err(e) => (
                     Reply {
-                        error: Some(message),
+                        error: Some(e.to_string()),
                         tty: false,
                     },
                     None,
@@ -776,49 +778,45 @@ impl Monitor<'_> {
     }
 
     /// Does what `request` asks; `Ok(Some(stdin))` means: attach this client.
-    fn handle(&mut self, request: Request) -> Result<Option<bool>, String> {
-        let running = self.process.as_ref().is_some_and(Process::running);
-        match request {
-            Request::Attach { stdin } => Ok(Some(stdin && self.config.monitor.open_stdin)),
-            Request::Resize { rows, cols } => {
+    fn handle(&mut self, request: &Request) -> Result<Option<bool>, RequestError> {
+        let monitor = &self.config.monitor;
+        let facts = Facts {
+            running: self.process.as_ref().is_some_and(Process::running),
+            tty: monitor.tty,
+            open_stdin: monitor.open_stdin,
+            stop_signal: monitor.stop_signal.as_ref().map(|_| monitor.stop_signal()),
+        };
+        match requests::plan(request, facts)? {
+            Action::Attach { stdin } => Ok(Some(stdin)),
+            Action::Resize { rows, cols } => {
                 let Some(master) = self.process.as_ref().and_then(|p| p.master.as_ref()) else {
-                    return Err("the container has no terminal".into());
+                    return Err(RequestError::NoTerminal);
                 };
                 berth_runtime::tty::set_window_size(master.as_fd(), rows, cols)
                     .map(|()| None)
-                    .map_err(|e| e.to_string())
+                    .map_err(RequestError::Resize)
             }
-            Request::Stop {
-                signal,
-                timeout_secs,
-            } => {
+            Action::Stop { signal, grace } => {
                 self.state.manually_stopped = true;
                 let _ = self.save();
-                if running {
-                    let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
+                if let Some(sig) = signal {
                     if let Err(e) = self.c.runtime().kill(self.id(), sig, false) {
                         tracing::debug!(error = %e, "stop signal");
                     }
-                    self.kill_at = Some(Instant::now() + Duration::from_secs(timeout_secs));
+                    self.kill_at = Some(Instant::now() + grace);
                 }
                 Ok(None)
             }
-            Request::Kill { signal } => {
-                let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
-                if !running {
-                    return Err("container is not running".into());
-                }
-                let stop_signal = self.config.monitor.stop_signal.is_none()
-                    || sig == self.config.monitor.stop_signal();
-                if sig == Signal::SIGKILL || stop_signal {
+            Action::Kill { signal, manual } => {
+                if manual {
                     self.state.manually_stopped = true;
                     let _ = self.save();
                 }
                 self.c
                     .runtime()
-                    .kill(self.id(), sig, false)
+                    .kill(self.id(), signal, false)
                     .map(|()| None)
-                    .map_err(|e| e.to_string())
+                    .map_err(RequestError::Kill)
             }
         }
     }
