@@ -165,7 +165,10 @@ mod tests {
         // The second daemon may still be finishing its write: wait for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while std::fs::read_to_string(&log).unwrap() != "one\ntwo\n" {
-            assert!(std::time::Instant::now() < deadline, "log never got both runs");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "log never got both runs"
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         use std::os::unix::fs::PermissionsExt;

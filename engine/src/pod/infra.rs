@@ -76,8 +76,8 @@ impl InfraHandle {
 /// The infra's body (the `__pod-infra` subcommand): makes and holds pod `id`'s namespaces
 /// until told to stop.
 pub fn serve(pods: &Pods, id: &str) -> Result<(), PodError> {
-    let mut reports = daemon::detach()
-        .map_err(|DaemonError { path, source }| PodError::Io { path, source })?;
+    let mut reports =
+        daemon::detach().map_err(|DaemonError { path, source }| PodError::Io { path, source })?;
     // Blocked before any thread exists, so every thread inherits the mask and the stop
     // signals wait in sigwait for the main thread.
     let mut stop = SigSet::empty();

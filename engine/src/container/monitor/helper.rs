@@ -16,6 +16,12 @@ use nix::unistd::Pid;
 use super::super::health::HealthConfig;
 use super::super::{io_err, ContainerError, Containers};
 
+/// A helper that failed: what it recorded (the runtime's error, as the monitor would have
+/// reported it itself), or how it ended when it recorded nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HelperError(String);
+
 /// What a helper does, named on its command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -113,10 +119,11 @@ pub fn run(
     if !status.success() {
         let why = std::fs::read_to_string(&error_path).unwrap_or_default();
         let _ = std::fs::remove_file(&error_path);
-        return Err(ContainerError::Monitor(match why.trim() {
-            "" => format!("{} helper failed ({status})", task.file_stem()),
+        return Err(HelperError(match why.trim() {
+            "" => format!("monitor: {} helper failed ({status})", task.file_stem()),
             why => why.to_string(),
-        }));
+        })
+        .into());
     }
     let pid = read_pid(&pid_path);
     let _ = std::fs::remove_file(&pid_path);
@@ -231,11 +238,8 @@ mod tests {
             ),
         )
         .unwrap();
-        std::fs::set_permissions(
-            &script,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let err = run(&c, &script, "abc", Task::Create, HelperStdio::null()).unwrap_err();
         assert_eq!(err.to_string(), "runtime said no (--create)");
         assert!(!error_file(&dir, Task::Create).exists());
@@ -256,11 +260,8 @@ mod tests {
             ),
         )
         .unwrap();
-        std::fs::set_permissions(
-            &script,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let (r, w) = nix::unistd::pipe().unwrap();
         let stdio = HelperStdio {
             stdout: Stdio::from(w),

@@ -389,13 +389,7 @@ impl<'a> Monitor<'a> {
             let sock = helper::console_socket(&id);
             let _ = std::fs::remove_file(&sock);
             let console = UnixListener::bind(&sock).map_err(io_err(&sock))?;
-            let started = helper::run(
-                self.c,
-                &self.helper,
-                &id,
-                Task::Create,
-                HelperStdio::null(),
-            );
+            let started = helper::run(self.c, &self.helper, &id, Task::Create, HelperStdio::null());
             // The runtime sent the master before the helper exited: it waits in the socket.
             let master = started.and_then(|pid| {
                 console.set_nonblocking(true).map_err(io_err(&sock))?;

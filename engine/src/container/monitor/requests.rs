@@ -139,7 +139,10 @@ mod tests {
         let resize = Request::Resize { rows: 24, cols: 80 };
         let e = plan(&resize, RUNNING).unwrap_err();
         assert_eq!(e.to_string(), "the container has no terminal");
-        let tty = Facts { tty: true, ..RUNNING };
+        let tty = Facts {
+            tty: true,
+            ..RUNNING
+        };
         assert_eq!(
             plan(&resize, tty).unwrap(),
             Action::Resize { rows: 24, cols: 80 }
