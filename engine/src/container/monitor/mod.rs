@@ -14,32 +14,39 @@
 //! run in helpers, so their code and memory never become part of the monitor.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::control::{self, Reply, Request};
-use super::health::{Health, HealthConfig, HealthResult, MAX_OUTPUT};
+use super::health::{Health, HealthConfig, HealthResult};
 use super::logs::{LogOptions, LogWriter, Stream};
 use super::restart::{Backoff, RestartPolicy};
 use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
-use crate::daemon::{self, Daemon, DaemonError, LogMode};
+use crate::daemon::{self, DaemonError};
+use attach::{Client, Input};
+pub use handle::{exe_beside, spawn, MonitorHandle};
 use helper::{HelperStdio, Task};
+use output::{pipe, set_nonblocking, Chunk};
+use probe::Probe;
 use requests::{Action, Facts, RequestError};
 
+mod attach;
+mod handle;
 pub mod helper;
+mod output;
+mod probe;
+mod reap;
 mod requests;
 
 /// The exit code recorded when the container could not be started (Docker's 125).
@@ -82,85 +89,6 @@ impl MonitorConfig {
     }
 }
 
-/// The `berth-monitor` binary installed next to the `berth` binary at `berth`.
-pub fn exe_beside(berth: &Path) -> Result<PathBuf, ContainerError> {
-    let exe = berth.with_file_name("berth-monitor");
-    if exe.exists() {
-        Ok(exe)
-    } else {
-        Err(ContainerError::Monitor(format!(
-            "{} not found: berth-monitor is installed next to berth (cargo build -p berth-cli builds both)",
-            exe.display()
-        )))
-    }
-}
-
-/// A monitor started by [`spawn`]: read its reports.
-#[derive(Debug)]
-pub struct MonitorHandle {
-    daemon: Daemon,
-}
-
-/// Starts `exe --root ROOT <id>` (exe being the `berth-monitor` binary) for a created container, its
-/// own diagnostics going to `monitor.log` in the container's directory. With `wait_attach`
-/// it listens on the control socket first and starts the container once a client attached
-/// (so a foreground `run -it` or `start -a` sees all of its output).
-pub fn spawn(
-    c: &Containers,
-    exe: &Path,
-    id: &str,
-    wait_attach: bool,
-) -> Result<MonitorHandle, ContainerError> {
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(c.root());
-    if wait_attach {
-        cmd.arg("--wait-attach");
-    }
-    cmd.arg(id);
-    let daemon = daemon::spawn(cmd, &c.dir(id).join("monitor.log"), LogMode::Truncate)
-        .map_err(|DaemonError { path, source }| ContainerError::Io { path, source })?;
-    Ok(MonitorHandle { daemon })
-}
-
-impl MonitorHandle {
-    fn expect(&mut self, what: &str) -> Result<(), ContainerError> {
-        match self.daemon.next_report() {
-            Some(r) if r == what => Ok(()),
-            Some(r) => Err(ContainerError::Monitor(
-                r.strip_prefix("error ").unwrap_or(&r).to_string(),
-            )),
-            None => Err(ContainerError::Monitor(
-                "exited before starting the container (see monitor.log)".into(),
-            )),
-        }
-    }
-
-    /// For a monitor spawned with `wait_attach`: waits until its control socket listens.
-    pub fn listening(&mut self) -> Result<(), ContainerError> {
-        self.expect("listening")
-    }
-
-    /// Waits until the container runs, or returns why it could not be started.
-    pub fn started(&mut self) -> Result<(), ContainerError> {
-        self.expect("started")
-    }
-
-    /// Leaves the monitor to run the container on its own (reaped in the background).
-    pub fn detach(self) {
-        self.daemon.reap_in_background();
-    }
-
-    /// Waits until the container has exited and been released; returns its exit code.
-    pub fn wait(self) -> Result<i32, ContainerError> {
-        self.daemon
-            .finish()
-            .as_deref()
-            .and_then(|r| r.strip_prefix("exit "))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| ContainerError::Monitor("exited without reporting an exit code".into()))
-    }
-}
-
 /// The monitor's body (the `berth-monitor` binary): runs container `id` to its end. `helper`
 /// is the monitor's own binary, run again to start the container's process and its health
 /// checks (see [`helper`]).
@@ -188,33 +116,6 @@ pub fn serve(
     result
 }
 
-fn pipe() -> Result<(File, OwnedFd), ContainerError> {
-    let (r, w) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Sys("pipe2", e))?;
-    Ok((File::from(r), w))
-}
-
-fn set_nonblocking(fd: &impl AsRawFd) -> Result<(), ContainerError> {
-    use nix::fcntl::{fcntl, FcntlArg};
-    let flags =
-        fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(|e| ContainerError::Sys("fcntl", e))?;
-    fcntl(
-        fd.as_raw_fd(),
-        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-    )
-    .map(drop)
-    .map_err(|e| ContainerError::Sys("fcntl", e))
-}
-
-/// An attached client.
-struct Client {
-    conn: UnixStream,
-    /// Its bytes go to the container's stdin.
-    stdin: bool,
-    /// It has not closed its side yet.
-    input_open: bool,
-}
-
 /// One run of the container's process.
 struct Process {
     pid: Pid,
@@ -231,17 +132,6 @@ struct Process {
     probe: Option<Probe>,
     /// When the next health check starts.
     next_check: Option<Instant>,
-}
-
-/// A health check process.
-struct Probe {
-    pid: Pid,
-    start: String,
-    deadline: Instant,
-    output: File,
-    buf: Vec<u8>,
-    exit: Option<i32>,
-    timed_out: bool,
 }
 
 /// What one poll round found ready.
@@ -534,10 +424,7 @@ impl Monitor<'_> {
             return;
         }
         if let Some(probe) = &mut p.probe {
-            if probe.exit.is_none() && !probe.timed_out && now >= probe.deadline {
-                probe.timed_out = true;
-                let _ = nix::sys::signal::kill(probe.pid, Signal::SIGKILL);
-            }
+            probe.enforce_deadline(now);
         } else if p.next_check.is_some_and(|t| now >= t) {
             p.next_check = None;
             self.start_probe();
@@ -550,8 +437,7 @@ impl Monitor<'_> {
             times.push(p.exit.map(|(_, at)| at + DRAIN));
             if p.running() {
                 match &p.probe {
-                    Some(probe) if !probe.timed_out => times.push(Some(probe.deadline)),
-                    Some(_) => {}
+                    Some(probe) => times.push(probe.deadline()),
                     None => times.push(p.next_check),
                 }
             }
@@ -582,7 +468,7 @@ impl Monitor<'_> {
                     what.push(Ready::Output(i));
                 }
                 if let Some(probe) = &p.probe {
-                    fds.push(PollFd::new(probe.output.as_fd(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(probe.output().as_fd(), PollFlags::POLLIN));
                     what.push(Ready::Probe);
                 }
             }
@@ -638,17 +524,7 @@ impl Monitor<'_> {
     /// re-parented to us.
     fn reap(&mut self) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
-        loop {
-            let (pid, code) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return,
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "waitpid");
-                    return;
-                }
-            };
+        for (pid, code) in reap::reap_exited() {
             let Some(p) = &mut self.process else { continue };
             if pid == p.pid {
                 p.exit = Some((code, Instant::now()));
@@ -668,28 +544,16 @@ impl Monitor<'_> {
         };
         let stream = *stream;
         let mut buf = [0u8; 32 * 1024];
-        let n = match file.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
-            // EIO: the pty's last slave fd closed.
-            Err(_) => return false,
+        let n = match output::read_chunk(file, &mut buf) {
+            Chunk::Data(n) => n,
+            Chunk::Pending => return true,
+            Chunk::Closed => return false,
         };
         let bytes = &buf[..n];
         if let Err(e) = self.log.write(stream, bytes) {
             tracing::warn!(error = %e, "writing the container's log");
         }
-        let tty = self.config.monitor.tty;
-        let framed;
-        let out: &[u8] = if tty {
-            bytes
-        } else {
-            framed = control::frame(stream, bytes);
-            &framed
-        };
-        self.clients
-            .retain_mut(|client| client.conn.write_all(out).is_ok());
+        attach::broadcast(&mut self.clients, stream, bytes, self.config.monitor.tty);
         true
     }
 
@@ -699,9 +563,8 @@ impl Monitor<'_> {
             return false;
         };
         let mut buf = [0u8; 4096];
-        match client.conn.read(&mut buf) {
-            Ok(0) => {
-                client.input_open = false;
+        match attach::read_input(client, &mut buf) {
+            Input::Closed => {
                 // `run -i` without a terminal: the attached client's end of input is the
                 // container's (Docker's StdinOnce).
                 if client.stdin && !self.config.monitor.tty {
@@ -711,18 +574,16 @@ impl Monitor<'_> {
                 }
                 true
             }
-            Ok(n) => {
-                if client.stdin {
-                    if let Some(stdin) = self.process.as_mut().and_then(|p| p.stdin.as_mut()) {
-                        if let Err(e) = stdin.write_all(&buf[..n]) {
-                            tracing::debug!(error = %e, "container stdin");
-                        }
+            Input::Data(bytes) => {
+                if let Some(stdin) = self.process.as_mut().and_then(|p| p.stdin.as_mut()) {
+                    if let Err(e) = stdin.write_all(bytes) {
+                        tracing::debug!(error = %e, "container stdin");
                     }
                 }
                 true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
-            Err(_) => false,
+            Input::Nothing => true,
+            Input::Gone => false,
         }
     }
 
@@ -762,11 +623,7 @@ impl Monitor<'_> {
                 continue;
             }
             if let Some(stdin) = attach {
-                self.clients.push(Client {
-                    conn,
-                    stdin,
-                    input_open: true,
-                });
+                self.clients.push(Client::new(conn, stdin));
             }
         }
     }
@@ -824,15 +681,7 @@ impl Monitor<'_> {
         match self.exec_probe() {
             Ok((pid, output)) => {
                 if let Some(p) = &mut self.process {
-                    p.probe = Some(Probe {
-                        pid,
-                        start,
-                        deadline: Instant::now() + check.timeout(),
-                        output,
-                        buf: Vec::new(),
-                        exit: None,
-                        timed_out: false,
-                    });
+                    p.probe = Some(Probe::new(pid, start, check.timeout(), output));
                 }
             }
             Err(e) => {
@@ -861,31 +710,17 @@ impl Monitor<'_> {
     }
 
     fn read_probe(&mut self) {
-        let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = probe.output.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = MAX_OUTPUT.saturating_sub(probe.buf.len());
-            probe.buf.extend_from_slice(&buf[..n.min(room)]);
+        if let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) {
+            probe.read_output();
         }
     }
 
     /// Records the health check's result once it was reaped.
     fn finish_probe(&mut self) {
-        let done = self
-            .process
-            .as_ref()
-            .and_then(|p| p.probe.as_ref())
-            .is_some_and(|probe| probe.exit.is_some());
-        if !done {
+        let Some(p) = &mut self.process else { return };
+        if p.probe.as_ref().is_none_or(|probe| probe.exit.is_none()) {
             return;
         }
-        self.read_probe();
-        let Some(p) = &mut self.process else { return };
         let Some(probe) = p.probe.take() else { return };
         let timeout = self
             .config
@@ -894,22 +729,7 @@ impl Monitor<'_> {
             .as_ref()
             .map(HealthConfig::timeout)
             .unwrap_or_default();
-        let result = if probe.timed_out {
-            HealthResult {
-                start: probe.start,
-                end: now_rfc3339(),
-                exit_code: -1,
-                output: format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
-            }
-        } else {
-            HealthResult {
-                start: probe.start,
-                end: now_rfc3339(),
-                exit_code: probe.exit.unwrap_or(-1),
-                output: String::from_utf8_lossy(&probe.buf).into_owned(),
-            }
-        };
-        self.record_health(result);
+        self.record_health(probe.result(timeout));
     }
 
     fn record_health(&mut self, result: HealthResult) {
