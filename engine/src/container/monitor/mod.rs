@@ -279,7 +279,12 @@ impl<'a> Monitor<'a> {
             let sock = helper::console_socket(&id);
             let _ = std::fs::remove_file(&sock);
             let console = UnixListener::bind(&sock).map_err(io_err(&sock))?;
-            let started = helper::run(self.c, &self.helper, &id, Task::Create, HelperStdio::null());
+            // The runtime's diagnostics go to our stderr (monitor.log), as when it ran here.
+            let stdio = HelperStdio {
+                stderr: Stdio::inherit(),
+                ..HelperStdio::null()
+            };
+            let started = helper::run(self.c, &self.helper, &id, Task::Create, stdio);
             // The runtime sent the master before the helper exited: it waits in the socket.
             let master = started.and_then(|pid| {
                 console.set_nonblocking(true).map_err(io_err(&sock))?;
@@ -672,7 +677,7 @@ impl Monitor<'_> {
         }
     }
 
-    /// Starts the health check in the container (runtime exec), its output to a pipe.
+    /// Starts the health check in the container (in a helper), its output to a pipe.
     fn start_probe(&mut self) {
         let Some(check) = self.config.monitor.healthcheck.clone() else {
             return;
