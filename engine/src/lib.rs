@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+mod daemon;
 pub mod labels;
 mod names;
 pub mod network;

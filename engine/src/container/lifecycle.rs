@@ -258,7 +258,9 @@ fn wait_init_gone(c: &Containers, id: &str, timeout: Duration) -> Result<bool, C
 pub fn start(c: &Containers, config: &ContainerConfig, exe: &Path) -> Result<(), ContainerError> {
     prepare_start(c, config)?;
     let mut handle = monitor::spawn(c, exe, &config.id, false)?;
-    handle.started()
+    handle.started()?;
+    handle.detach();
+    Ok(())
 }
 
 /// `stop` (with `timeout`), then `start`.

@@ -196,6 +196,9 @@ pub enum ContainerError {
     /// The monitor failed to start the container or went away.
     #[error("monitor: {0}")]
     Monitor(String),
+    /// The monitor's helper could not start the container's process or a health check.
+    #[error(transparent)]
+    Helper(#[from] monitor::helper::HelperError),
     /// A system call failed.
     #[error("{0}: {1}")]
     Sys(&'static str, nix::Error),

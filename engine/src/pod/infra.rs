@@ -15,10 +15,9 @@
 //! Reports to whoever started it go over its stdout (a pipe): `started` or `error MESSAGE`.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nix::mount::{MntFlags, MsFlags};
@@ -27,66 +26,39 @@ use nix::sys::signal::{SigSet, Signal};
 
 use super::{io_err, PodError, PodRecord, PodState, Pods};
 use crate::container::{self, state::now_rfc3339};
+use crate::daemon::{self, Daemon, DaemonError, LogMode};
 use crate::network::{files, netns};
 
 /// An infra started by [`spawn`]: read its first report.
 #[derive(Debug)]
 pub(super) struct InfraHandle {
-    child: Child,
-    reports: BufReader<ChildStdout>,
+    daemon: Daemon,
     pod: String,
 }
 
 /// Starts `exe __pod-infra <id>` (exe being the `berth` binary), its diagnostics appended to
 /// `infra.log` in the pod's directory.
 pub(super) fn spawn(pods: &Pods, exe: &Path, pod: &PodRecord) -> Result<InfraHandle, PodError> {
-    let log_path = pods.dir(&pod.id).join("infra.log");
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io_err(&log_path))?;
-    let mut child = Command::new(exe)
-        .arg("--root")
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
         .arg(pods.containers().root())
         .arg("__pod-infra")
-        .arg(&pod.id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .map_err(io_err(exe))?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(PodError::Infra {
-            id: pod.id.clone(),
-            reason: "no report pipe".into(),
-        });
-    };
+        .arg(&pod.id);
+    let daemon = daemon::spawn(cmd, &pods.dir(&pod.id).join("infra.log"), LogMode::Append)
+        .map_err(|DaemonError { path, source }| PodError::Io { path, source })?;
     Ok(InfraHandle {
-        child,
-        reports: BufReader::new(stdout),
+        daemon,
         pod: pod.id.clone(),
     })
 }
 
 impl InfraHandle {
     /// Waits until the pod's namespaces are ready, or returns why they could not be made.
-    /// The infra is then reaped by a small thread of its own, so a long-running caller (the
-    /// daemon) is not left with a zombie when the pod stops.
+    /// The infra is then reaped in the background, so a long-running caller (the daemon) is
+    /// not left with a zombie when the pod stops.
     pub(super) fn started(mut self) -> Result<(), PodError> {
-        let mut line = String::new();
-        let report = match self.reports.read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_string()),
-            _ => None,
-        };
-        let mut child = self.child;
-        let reaper = std::thread::Builder::new()
-            .name("pod-infra-reaper".into())
-            .stack_size(64 * 1024)
-            .spawn(move || child.wait());
-        if let Err(e) = reaper {
-            tracing::warn!(error = %e, "cannot start a thread to reap the pod's infra");
-        }
+        let report = self.daemon.next_report();
+        self.daemon.reap_in_background();
         match report {
             Some(r) if r == "started" => Ok(()),
             Some(r) => Err(PodError::Infra {
@@ -104,8 +76,8 @@ impl InfraHandle {
 /// The infra's body (the `__pod-infra` subcommand): makes and holds pod `id`'s namespaces
 /// until told to stop.
 pub fn serve(pods: &Pods, id: &str) -> Result<(), PodError> {
-    // Leave the caller's session so its terminal's signals do not reach us.
-    let _ = nix::unistd::setsid();
+    let mut reports =
+        daemon::detach().map_err(|DaemonError { path, source }| PodError::Io { path, source })?;
     // Blocked before any thread exists, so every thread inherits the mask and the stop
     // signals wait in sigwait for the main thread.
     let mut stop = SigSet::empty();
@@ -122,23 +94,6 @@ pub fn serve(pods: &Pods, id: &str) -> Result<(), PodError> {
         op: "block signals",
         source,
     })?;
-    let reports = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(io_err(Path::new("stdout")))?;
-    let mut reports = File::from(reports);
-    let null = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(io_err(Path::new("/dev/null")))?;
-    for fd in [0, 1] {
-        nix::unistd::dup2(null.as_raw_fd(), fd).map_err(|source| PodError::Sys {
-            path: "/dev/null".into(),
-            op: "dup2",
-            source,
-        })?;
-    }
     let result = hold(pods, id, &stop, &mut reports);
     if let Err(e) = &result {
         let _ = writeln!(reports, "error {e}");

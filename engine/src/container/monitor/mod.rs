@@ -1,7 +1,6 @@
 //! The per-container monitor: `berth-monitor --root ROOT <id>`, started by `berth run` (and `start`)
-//! and outliving it. It leaves the caller's session, becomes a child subreaper, creates and
-//! starts the container through the runtime library (so the container's init is its child),
-//! copies the container's output (pipes, or the pty master when it has a terminal) into the
+//! and outliving it. It leaves the caller's session, becomes a child subreaper, has a short-lived
+//! [`helper`] create and start the container (whose init is then re-parented to it), copies the container's output (pipes, or the pty master when it has a terminal) into the
 //! json-file log and to attached clients, serves the [`control`](super::control) socket
 //! (attach, resize, stop, kill), runs the health check on its schedule, reaps the init and
 //! records its exit status (128+n when killed by signal n), restarts it as its restart policy
@@ -11,31 +10,44 @@
 //! It reports to whoever started it over its stdout (a pipe): `listening` (when asked to wait
 //! for an attach before starting), `started`, or `error MESSAGE`, then `exit CODE` when the
 //! container is gone. It stays single-threaded: one poll loop over a signalfd for SIGCHLD,
-//! the control socket, the container's output and the clients; the runtime forks.
+//! the control socket, the container's output and the clients; the runtime's create and exec
+//! run in helpers, so their code and memory never become part of the monitor.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::control::{self, Reply, Request};
-use super::health::{Health, HealthConfig, HealthResult, MAX_OUTPUT};
+use super::health::{Health, HealthConfig, HealthResult};
 use super::logs::{LogOptions, LogWriter, Stream};
 use super::restart::{Backoff, RestartPolicy};
 use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
+use crate::daemon::{self, DaemonError};
+use attach::{Client, Input};
+pub use handle::{exe_beside, spawn, MonitorHandle};
+use helper::{HelperStdio, Task};
+use output::{pipe, set_nonblocking, Chunk};
+use probe::Probe;
+use requests::{Action, Facts, RequestError};
+
+mod attach;
+mod handle;
+pub mod helper;
+mod output;
+mod probe;
+mod reap;
+mod requests;
 
 /// The exit code recorded when the container could not be started (Docker's 125).
 const START_FAILED: i32 = 125;
@@ -77,131 +89,24 @@ impl MonitorConfig {
     }
 }
 
-/// The `berth-monitor` binary installed next to the `berth` binary at `berth`.
-pub fn exe_beside(berth: &Path) -> Result<PathBuf, ContainerError> {
-    let exe = berth.with_file_name("berth-monitor");
-    if exe.exists() {
-        Ok(exe)
-    } else {
-        Err(ContainerError::Monitor(format!(
-            "{} not found: berth-monitor is installed next to berth (cargo build -p berth-cli builds both)",
-            exe.display()
-        )))
-    }
-}
-
-/// A monitor started by [`spawn`]: read its reports.
-#[derive(Debug)]
-pub struct MonitorHandle {
-    child: Child,
-    reports: BufReader<ChildStdout>,
-}
-
-/// Starts `exe --root ROOT <id>` (exe being the `berth-monitor` binary) for a created container, its
-/// own diagnostics going to `monitor.log` in the container's directory. With `wait_attach`
-/// it listens on the control socket first and starts the container once a client attached
-/// (so a foreground `run -it` or `start -a` sees all of its output).
-pub fn spawn(
+/// The monitor's body (the `berth-monitor` binary): runs container `id` to its end. `helper`
+/// is the monitor's own binary, run again to start the container's process and its health
+/// checks (see [`helper`]).
+pub fn serve(
     c: &Containers,
-    exe: &Path,
     id: &str,
     wait_attach: bool,
-) -> Result<MonitorHandle, ContainerError> {
-    let log_path = c.dir(id).join("monitor.log");
-    let log = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(io_err(&log_path))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root").arg(c.root());
-    if wait_attach {
-        cmd.arg("--wait-attach");
-    }
-    let mut child = cmd
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .map_err(io_err(exe))?;
-    let Some(stdout) = child.stdout.take() else {
-        return Err(ContainerError::Monitor("no report pipe".into()));
-    };
-    Ok(MonitorHandle {
-        child,
-        reports: BufReader::new(stdout),
-    })
-}
-
-impl MonitorHandle {
-    fn next_report(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reports.read_line(&mut line) {
-            Ok(n) if n > 0 => Some(line.trim_end().to_string()),
-            _ => None,
-        }
-    }
-
-    fn expect(&mut self, what: &str) -> Result<(), ContainerError> {
-        match self.next_report() {
-            Some(r) if r == what => Ok(()),
-            Some(r) => Err(ContainerError::Monitor(
-                r.strip_prefix("error ").unwrap_or(&r).to_string(),
-            )),
-            None => Err(ContainerError::Monitor(
-                "exited before starting the container (see monitor.log)".into(),
-            )),
-        }
-    }
-
-    /// For a monitor spawned with `wait_attach`: waits until its control socket listens.
-    pub fn listening(&mut self) -> Result<(), ContainerError> {
-        self.expect("listening")
-    }
-
-    /// Waits until the container runs, or returns why it could not be started.
-    pub fn started(&mut self) -> Result<(), ContainerError> {
-        self.expect("started")
-    }
-
-    /// Waits until the container has exited and been released; returns its exit code.
-    pub fn wait(mut self) -> Result<i32, ContainerError> {
-        let report = self.next_report();
-        let _ = self.child.wait();
-        report
-            .as_deref()
-            .and_then(|r| r.strip_prefix("exit "))
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| ContainerError::Monitor("exited without reporting an exit code".into()))
-    }
-}
-
-/// The monitor's body (the `berth-monitor` binary): runs container `id` to its end.
-pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), ContainerError> {
-    // Leave the caller's session so its terminal's signals do not reach us.
-    let _ = nix::unistd::setsid();
+    helper: &Path,
+) -> Result<(), ContainerError> {
+    let mut reports = daemon::detach()
+        .map_err(|DaemonError { path, source }| ContainerError::Io { path, source })?;
     if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
         tracing::warn!(error = %e, "cannot become a child subreaper");
     }
-    let reports = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(io_err(Path::new("stdout")))?;
-    let mut reports = File::from(reports);
-    let null = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(io_err(Path::new("/dev/null")))?;
-    dup2(&null, 0)?;
-    dup2(&null, 1)?;
     let result = Monitor::new(
         c,
         id,
-        null,
+        helper,
         reports.try_clone().map_err(io_err(Path::new("stdout")))?,
     )
     .and_then(|mut m| m.supervise(wait_attach));
@@ -209,39 +114,6 @@ pub fn serve(c: &Containers, id: &str, wait_attach: bool) -> Result<(), Containe
         let _ = writeln!(reports, "error {e}");
     }
     result
-}
-
-fn dup2(from: &impl AsRawFd, to: i32) -> Result<(), ContainerError> {
-    nix::unistd::dup2(from.as_raw_fd(), to)
-        .map(drop)
-        .map_err(|e| ContainerError::Sys("dup2", e))
-}
-
-fn pipe() -> Result<(File, OwnedFd), ContainerError> {
-    let (r, w) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| ContainerError::Sys("pipe2", e))?;
-    Ok((File::from(r), w))
-}
-
-fn set_nonblocking(fd: &impl AsRawFd) -> Result<(), ContainerError> {
-    use nix::fcntl::{fcntl, FcntlArg};
-    let flags =
-        fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL).map_err(|e| ContainerError::Sys("fcntl", e))?;
-    fcntl(
-        fd.as_raw_fd(),
-        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
-    )
-    .map(drop)
-    .map_err(|e| ContainerError::Sys("fcntl", e))
-}
-
-/// An attached client.
-struct Client {
-    conn: UnixStream,
-    /// Its bytes go to the container's stdin.
-    stdin: bool,
-    /// It has not closed its side yet.
-    input_open: bool,
 }
 
 /// One run of the container's process.
@@ -262,17 +134,6 @@ struct Process {
     next_check: Option<Instant>,
 }
 
-/// A health check process.
-struct Probe {
-    pid: Pid,
-    start: String,
-    deadline: Instant,
-    output: File,
-    buf: Vec<u8>,
-    exit: Option<i32>,
-    timed_out: bool,
-}
-
 /// What one poll round found ready.
 enum Ready {
     Signal,
@@ -288,8 +149,8 @@ struct Monitor<'a> {
     dir: PathBuf,
     state: State,
     log: LogWriter,
-    null: File,
-    own_stderr: OwnedFd,
+    /// The monitor's own binary, run as a [`helper`].
+    helper: PathBuf,
     reports: File,
     listener: UnixListener,
     sigchld: SignalFd,
@@ -300,7 +161,12 @@ struct Monitor<'a> {
 }
 
 impl<'a> Monitor<'a> {
-    fn new(c: &'a Containers, id: &str, null: File, reports: File) -> Result<Self, ContainerError> {
+    fn new(
+        c: &'a Containers,
+        id: &str,
+        helper: &Path,
+        reports: File,
+    ) -> Result<Self, ContainerError> {
         let config = c.config(id)?;
         let dir = c.dir(id);
         let mut state = c.state(id)?;
@@ -313,10 +179,6 @@ impl<'a> Monitor<'a> {
         state.monitor_pid = Some(std::process::id() as i32);
         state.save(&dir)?;
         let log = LogWriter::open(&c.log_path(id), config.monitor.log)?;
-        let own_stderr = std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(io_err(Path::new("stderr")))?;
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
         mask.thread_block()
@@ -335,8 +197,7 @@ impl<'a> Monitor<'a> {
             dir,
             state,
             log,
-            null,
-            own_stderr,
+            helper: helper.to_path_buf(),
             reports,
             listener,
             sigchld,
@@ -409,37 +270,31 @@ impl<'a> Monitor<'a> {
         self.finish(code, true)
     }
 
-    /// Creates and starts the container's process, its stdio wired to us.
+    /// Creates and starts the container's process (in a [`helper`]), its stdio wired to us.
     fn start_process(&mut self) -> Result<(), ContainerError> {
         let id = self.id().to_string();
-        let runtime = self.c.runtime();
-        let mut opts = berth_runtime::CreateOptions {
-            id: id.clone(),
-            bundle: self.dir.join("bundle"),
-            ..Default::default()
-        };
         let tty = self.config.monitor.tty;
         let open_stdin = self.config.monitor.open_stdin;
         let process = if tty {
-            let sock = control::socket_dir(&id).join("console.sock");
+            let sock = helper::console_socket(&id);
             let _ = std::fs::remove_file(&sock);
             let console = UnixListener::bind(&sock).map_err(io_err(&sock))?;
-            opts.console_socket = Some(sock.clone());
-            let created = runtime.create(&opts);
-            let master = created.and_then(|pid| {
-                let (conn, _) =
-                    console
-                        .accept()
-                        .map_err(|e| berth_runtime::ContainerError::Io {
-                            path: sock.clone(),
-                            source: e,
-                        })?;
-                let master = berth_runtime::tty::receive_master(&conn)?;
+            // The runtime's diagnostics go to our stderr (monitor.log), as when it ran here.
+            let stdio = HelperStdio {
+                stderr: Stdio::inherit(),
+                ..HelperStdio::null()
+            };
+            let started = helper::run(self.c, &self.helper, &id, Task::Create, stdio);
+            // The runtime sent the master before the helper exited: it waits in the socket.
+            let master = started.and_then(|pid| {
+                console.set_nonblocking(true).map_err(io_err(&sock))?;
+                let (conn, _) = console.accept().map_err(io_err(&sock))?;
+                let master = berth_runtime::tty::receive_master(&conn)
+                    .map_err(berth_runtime::ContainerError::from)?;
                 Ok((pid, master))
             });
             let _ = std::fs::remove_file(&sock);
             let (pid, master) = master?;
-            runtime.start(&id)?;
             let out = master.try_clone().map_err(io_err(&sock))?;
             set_nonblocking(&out)?;
             let stdin = if open_stdin {
@@ -457,21 +312,19 @@ impl<'a> Monitor<'a> {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
             // For -i, the container reads the pipe's read end; we keep its write end.
-            let input = if open_stdin { Some(pipe()?) } else { None };
-            // The init inherits fds 0, 1 and 2: point them at the pipes while it is forked.
-            if let Some((r, _)) = &input {
-                dup2(r, 0)?;
-            }
-            dup2(&out_w, 1)?;
-            dup2(&err_w, 2)?;
-            let created = runtime.create(&opts);
-            dup2(&self.null, 0)?;
-            dup2(&self.null, 1)?;
-            dup2(&self.own_stderr, 2)?;
-            drop((out_w, err_w));
-            let stdin = input.map(|(_, w)| File::from(w));
-            let pid = created?;
-            runtime.start(&id)?;
+            let (stdin_r, stdin) = match open_stdin {
+                true => {
+                    let (r, w) = pipe()?;
+                    (Stdio::from(OwnedFd::from(r)), Some(File::from(w)))
+                }
+                false => (Stdio::null(), None),
+            };
+            let stdio = HelperStdio {
+                stdin: stdin_r,
+                stdout: Stdio::from(out_w),
+                stderr: Stdio::from(err_w),
+            };
+            let pid = helper::run(self.c, &self.helper, &id, Task::Create, stdio)?;
             set_nonblocking(&out_r)?;
             set_nonblocking(&err_r)?;
             Process::new(
@@ -576,10 +429,7 @@ impl Monitor<'_> {
             return;
         }
         if let Some(probe) = &mut p.probe {
-            if probe.exit.is_none() && !probe.timed_out && now >= probe.deadline {
-                probe.timed_out = true;
-                let _ = nix::sys::signal::kill(probe.pid, Signal::SIGKILL);
-            }
+            probe.enforce_deadline(now);
         } else if p.next_check.is_some_and(|t| now >= t) {
             p.next_check = None;
             self.start_probe();
@@ -592,8 +442,7 @@ impl Monitor<'_> {
             times.push(p.exit.map(|(_, at)| at + DRAIN));
             if p.running() {
                 match &p.probe {
-                    Some(probe) if !probe.timed_out => times.push(Some(probe.deadline)),
-                    Some(_) => {}
+                    Some(probe) => times.push(probe.deadline()),
                     None => times.push(p.next_check),
                 }
             }
@@ -624,7 +473,7 @@ impl Monitor<'_> {
                     what.push(Ready::Output(i));
                 }
                 if let Some(probe) = &p.probe {
-                    fds.push(PollFd::new(probe.output.as_fd(), PollFlags::POLLIN));
+                    fds.push(PollFd::new(probe.output().as_fd(), PollFlags::POLLIN));
                     what.push(Ready::Probe);
                 }
             }
@@ -680,17 +529,7 @@ impl Monitor<'_> {
     /// re-parented to us.
     fn reap(&mut self) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
-        loop {
-            let (pid, code) = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, 128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return,
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "waitpid");
-                    return;
-                }
-            };
+        for (pid, code) in reap::reap_exited() {
             let Some(p) = &mut self.process else { continue };
             if pid == p.pid {
                 p.exit = Some((code, Instant::now()));
@@ -710,28 +549,16 @@ impl Monitor<'_> {
         };
         let stream = *stream;
         let mut buf = [0u8; 32 * 1024];
-        let n = match file.read(&mut buf) {
-            Ok(0) => return false,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return true,
-            // EIO: the pty's last slave fd closed.
-            Err(_) => return false,
+        let n = match output::read_chunk(file, &mut buf) {
+            Chunk::Data(n) => n,
+            Chunk::Pending => return true,
+            Chunk::Closed => return false,
         };
         let bytes = &buf[..n];
         if let Err(e) = self.log.write(stream, bytes) {
             tracing::warn!(error = %e, "writing the container's log");
         }
-        let tty = self.config.monitor.tty;
-        let framed;
-        let out: &[u8] = if tty {
-            bytes
-        } else {
-            framed = control::frame(stream, bytes);
-            &framed
-        };
-        self.clients
-            .retain_mut(|client| client.conn.write_all(out).is_ok());
+        attach::broadcast(&mut self.clients, stream, bytes, self.config.monitor.tty);
         true
     }
 
@@ -741,9 +568,8 @@ impl Monitor<'_> {
             return false;
         };
         let mut buf = [0u8; 4096];
-        match client.conn.read(&mut buf) {
-            Ok(0) => {
-                client.input_open = false;
+        match attach::read_input(client, &mut buf) {
+            Input::Closed => {
                 // `run -i` without a terminal: the attached client's end of input is the
                 // container's (Docker's StdinOnce).
                 if client.stdin && !self.config.monitor.tty {
@@ -753,18 +579,16 @@ impl Monitor<'_> {
                 }
                 true
             }
-            Ok(n) => {
-                if client.stdin {
-                    if let Some(stdin) = self.process.as_mut().and_then(|p| p.stdin.as_mut()) {
-                        if let Err(e) = stdin.write_all(&buf[..n]) {
-                            tracing::debug!(error = %e, "container stdin");
-                        }
+            Input::Data(bytes) => {
+                if let Some(stdin) = self.process.as_mut().and_then(|p| p.stdin.as_mut()) {
+                    if let Err(e) = stdin.write_all(bytes) {
+                        tracing::debug!(error = %e, "container stdin");
                     }
                 }
                 true
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
-            Err(_) => false,
+            Input::Nothing => true,
+            Input::Gone => false,
         }
     }
 
@@ -778,8 +602,8 @@ impl Monitor<'_> {
                 .and_then(|line| serde_json::from_slice::<Request>(&line).ok());
             let _ = conn.set_read_timeout(None);
             let reply = match request {
-                None => Err("unreadable request".to_string()),
-                Some(r) => self.handle(r),
+                None => Err(RequestError::Unreadable),
+                Some(r) => self.handle(&r),
             };
             let (line, attach) = match reply {
                 Ok(attach) => (
@@ -789,9 +613,9 @@ impl Monitor<'_> {
                     },
                     attach,
                 ),
-                Err(message) => (
+                Err(e) => (
                     Reply {
-                        error: Some(message),
+                        error: Some(e.to_string()),
                         tty: false,
                     },
                     None,
@@ -804,81 +628,65 @@ impl Monitor<'_> {
                 continue;
             }
             if let Some(stdin) = attach {
-                self.clients.push(Client {
-                    conn,
-                    stdin,
-                    input_open: true,
-                });
+                self.clients.push(Client::new(conn, stdin));
             }
         }
     }
 
     /// Does what `request` asks; `Ok(Some(stdin))` means: attach this client.
-    fn handle(&mut self, request: Request) -> Result<Option<bool>, String> {
-        let running = self.process.as_ref().is_some_and(Process::running);
-        match request {
-            Request::Attach { stdin } => Ok(Some(stdin && self.config.monitor.open_stdin)),
-            Request::Resize { rows, cols } => {
+    fn handle(&mut self, request: &Request) -> Result<Option<bool>, RequestError> {
+        let monitor = &self.config.monitor;
+        let facts = Facts {
+            running: self.process.as_ref().is_some_and(Process::running),
+            tty: monitor.tty,
+            open_stdin: monitor.open_stdin,
+            stop_signal: monitor.stop_signal.as_ref().map(|_| monitor.stop_signal()),
+        };
+        match requests::plan(request, facts)? {
+            Action::Attach { stdin } => Ok(Some(stdin)),
+            Action::Resize { rows, cols } => {
                 let Some(master) = self.process.as_ref().and_then(|p| p.master.as_ref()) else {
-                    return Err("the container has no terminal".into());
+                    return Err(RequestError::NoTerminal);
                 };
                 berth_runtime::tty::set_window_size(master.as_fd(), rows, cols)
                     .map(|()| None)
-                    .map_err(|e| e.to_string())
+                    .map_err(RequestError::Resize)
             }
-            Request::Stop {
-                signal,
-                timeout_secs,
-            } => {
+            Action::Stop { signal, grace } => {
                 self.state.manually_stopped = true;
                 let _ = self.save();
-                if running {
-                    let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
+                if let Some(sig) = signal {
                     if let Err(e) = self.c.runtime().kill(self.id(), sig, false) {
                         tracing::debug!(error = %e, "stop signal");
                     }
-                    self.kill_at = Some(Instant::now() + Duration::from_secs(timeout_secs));
+                    self.kill_at = Some(Instant::now() + grace);
                 }
                 Ok(None)
             }
-            Request::Kill { signal } => {
-                let sig = Signal::try_from(signal).map_err(|e| e.to_string())?;
-                if !running {
-                    return Err("container is not running".into());
-                }
-                let stop_signal = self.config.monitor.stop_signal.is_none()
-                    || sig == self.config.monitor.stop_signal();
-                if sig == Signal::SIGKILL || stop_signal {
+            Action::Kill { signal, manual } => {
+                if manual {
                     self.state.manually_stopped = true;
                     let _ = self.save();
                 }
                 self.c
                     .runtime()
-                    .kill(self.id(), sig, false)
+                    .kill(self.id(), signal, false)
                     .map(|()| None)
-                    .map_err(|e| e.to_string())
+                    .map_err(RequestError::Kill)
             }
         }
     }
 
-    /// Starts the health check in the container (runtime exec), its output to a pipe.
+    /// Starts the health check in the container (in a helper), its output to a pipe.
     fn start_probe(&mut self) {
         let Some(check) = self.config.monitor.healthcheck.clone() else {
             return;
         };
         let start = now_rfc3339();
-        match self.exec_probe(&check) {
+        match self.exec_probe() {
             Ok((pid, output)) => {
                 if let Some(p) = &mut self.process {
-                    p.probe = Some(Probe {
-                        pid,
-                        start,
-                        deadline: Instant::now() + check.timeout(),
-                        output,
-                        buf: Vec::new(),
-                        exit: None,
-                        timed_out: false,
-                    });
+                    p.probe = Some(Probe::new(pid, start, check.timeout(), output));
                 }
             }
             Err(e) => {
@@ -893,74 +701,31 @@ impl Monitor<'_> {
         }
     }
 
-    fn exec_probe(&mut self, check: &HealthConfig) -> Result<(Pid, File), ContainerError> {
-        let spec_path = self.dir.join("bundle/config.json");
-        let bytes = std::fs::read(&spec_path).map_err(io_err(&spec_path))?;
-        let spec: oci_spec::runtime::Spec =
-            serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
-                path: spec_path.clone(),
-                source,
-            })?;
-        let mut process = spec.process().clone().unwrap_or_default();
-        process.set_args(Some(check.argv()));
-        process.set_terminal(Some(false));
-        process.set_console_size(None);
-        let pid_file = self.dir.join("health.pid");
-        let _ = std::fs::remove_file(&pid_file);
+    fn exec_probe(&mut self) -> Result<(Pid, File), ContainerError> {
         let (r, w) = pipe()?;
-        dup2(&w, 1)?;
-        dup2(&w, 2)?;
-        let done = self
-            .c
-            .runtime()
-            .exec(&berth_runtime::container::ExecOptions {
-                id: self.id().to_string(),
-                process,
-                console_socket: None,
-                pid_file: Some(pid_file.clone()),
-                detach: true,
-                preserve_fds: 0,
-            });
-        dup2(&self.null, 1)?;
-        dup2(&self.own_stderr, 2)?;
-        drop(w);
-        done?;
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .map_err(io_err(&pid_file))?
-            .trim()
-            .parse()
-            .map_err(|_| ContainerError::Monitor(format!("{}: not a pid", pid_file.display())))?;
-        let _ = std::fs::remove_file(&pid_file);
+        let w2 = w.try_clone().map_err(io_err(Path::new("pipe")))?;
+        let stdio = HelperStdio {
+            stdout: Stdio::from(w),
+            stderr: Stdio::from(w2),
+            ..HelperStdio::null()
+        };
+        let pid = helper::run(self.c, &self.helper, self.id(), Task::Probe, stdio)?;
         set_nonblocking(&r)?;
-        Ok((Pid::from_raw(pid), r))
+        Ok((pid, r))
     }
 
     fn read_probe(&mut self) {
-        let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = probe.output.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let room = MAX_OUTPUT.saturating_sub(probe.buf.len());
-            probe.buf.extend_from_slice(&buf[..n.min(room)]);
+        if let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) {
+            probe.read_output();
         }
     }
 
     /// Records the health check's result once it was reaped.
     fn finish_probe(&mut self) {
-        let done = self
-            .process
-            .as_ref()
-            .and_then(|p| p.probe.as_ref())
-            .is_some_and(|probe| probe.exit.is_some());
-        if !done {
+        let Some(p) = &mut self.process else { return };
+        if p.probe.as_ref().is_none_or(|probe| probe.exit.is_none()) {
             return;
         }
-        self.read_probe();
-        let Some(p) = &mut self.process else { return };
         let Some(probe) = p.probe.take() else { return };
         let timeout = self
             .config
@@ -969,22 +734,7 @@ impl Monitor<'_> {
             .as_ref()
             .map(HealthConfig::timeout)
             .unwrap_or_default();
-        let result = if probe.timed_out {
-            HealthResult {
-                start: probe.start,
-                end: now_rfc3339(),
-                exit_code: -1,
-                output: format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
-            }
-        } else {
-            HealthResult {
-                start: probe.start,
-                end: now_rfc3339(),
-                exit_code: probe.exit.unwrap_or(-1),
-                output: String::from_utf8_lossy(&probe.buf).into_owned(),
-            }
-        };
-        self.record_health(result);
+        self.record_health(probe.result(timeout));
     }
 
     fn record_health(&mut self, result: HealthResult) {

@@ -1,0 +1,144 @@
+//! A health check under way: its process (started by a [`helper`](super::helper)), its
+//! deadline, the output it wrote (kept up to [`MAX_OUTPUT`]) and, once reaped or timed
+//! out, the [`HealthResult`] it makes.
+
+use std::fs::File;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use super::super::health::{HealthResult, MAX_OUTPUT};
+use super::super::state::now_rfc3339;
+
+/// A health check process.
+pub struct Probe {
+    /// Its pid (a child of the monitor once its helper exited).
+    pub pid: Pid,
+    start: String,
+    deadline: Instant,
+    output: File,
+    buf: Vec<u8>,
+    /// Its exit code, once reaped.
+    pub exit: Option<i32>,
+    timed_out: bool,
+}
+
+impl Probe {
+    /// A check that started at `start` (RFC 3339) and may run for `timeout`, its output
+    /// read from `output` (non-blocking).
+    pub fn new(pid: Pid, start: String, timeout: Duration, output: File) -> Self {
+        Probe {
+            pid,
+            start,
+            deadline: Instant::now() + timeout,
+            output,
+            buf: Vec::new(),
+            exit: None,
+            timed_out: false,
+        }
+    }
+
+    /// Its output pipe, for polling.
+    pub fn output(&self) -> &File {
+        &self.output
+    }
+
+    /// When it times out, while that may still happen.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.timed_out).then_some(self.deadline)
+    }
+
+    /// Kills it once its deadline passed at `now` (once).
+    pub fn enforce_deadline(&mut self, now: Instant) {
+        if self.exit.is_none() && !self.timed_out && now >= self.deadline {
+            self.timed_out = true;
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        }
+    }
+
+    /// Reads what it wrote so far, keeping the first [`MAX_OUTPUT`] bytes.
+    pub fn read_output(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.output.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = MAX_OUTPUT.saturating_sub(self.buf.len());
+            self.buf.extend_from_slice(&buf[..n.min(room)]);
+        }
+    }
+
+    /// Its result, once reaped; `timeout` is the check's, for the message of one that ran
+    /// too long.
+    pub fn result(mut self, timeout: Duration) -> HealthResult {
+        self.read_output();
+        let (exit_code, output) = if self.timed_out {
+            (
+                -1,
+                format!("Health check exceeded timeout ({}s)", timeout.as_secs_f64()),
+            )
+        } else {
+            (
+                self.exit.unwrap_or(-1),
+                String::from_utf8_lossy(&self.buf).into_owned(),
+            )
+        };
+        HealthResult {
+            start: self.start,
+            end: now_rfc3339(),
+            exit_code,
+            output,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn probe_over_pipe(timeout: Duration) -> (Probe, File) {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        // A pid that is no process of ours: kill(2) on it fails harmlessly.
+        let probe = Probe::new(Pid::from_raw(i32::MAX), "t0".into(), timeout, File::from(r));
+        (probe, File::from(w))
+    }
+
+    #[test]
+    fn output_is_kept_up_to_the_limit() {
+        let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
+        w.write_all(&vec![b'x'; MAX_OUTPUT + 100]).unwrap();
+        drop(w);
+        probe.read_output();
+        probe.exit = Some(1);
+        let r = probe.result(Duration::from_secs(30));
+        assert_eq!((r.exit_code, r.output.len()), (1, MAX_OUTPUT));
+        assert_eq!(r.start, "t0");
+    }
+
+    #[test]
+    fn a_check_past_its_deadline_times_out() {
+        let (mut probe, mut w) = probe_over_pipe(Duration::from_millis(1500));
+        w.write_all(b"partial").unwrap();
+        assert!(probe.deadline().is_some());
+        probe.enforce_deadline(Instant::now());
+        assert!(probe.deadline().is_some(), "not due yet");
+        probe.enforce_deadline(Instant::now() + Duration::from_secs(2));
+        assert_eq!(probe.deadline(), None);
+        probe.exit = Some(137);
+        let r = probe.result(Duration::from_millis(1500));
+        assert_eq!(r.exit_code, -1);
+        assert_eq!(r.output, "Health check exceeded timeout (1.5s)");
+    }
+
+    #[test]
+    fn an_unreaped_check_counts_as_failed() {
+        let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
+        w.write_all(b"ok\n").unwrap();
+        probe.read_output();
+        let r = probe.result(Duration::from_secs(30));
+        assert_eq!((r.exit_code, r.output.as_str()), (-1, "ok\n"));
+    }
+}
