@@ -1,6 +1,6 @@
-//! A health check under way: its process (started by a [`helper`](super::helper)), its
-//! deadline, the output it wrote (kept up to [`MAX_OUTPUT`]) and, once reaped or timed
-//! out, the [`HealthResult`] it makes.
+//! A health check (or an `exec` request's command) under way: its process (started by a
+//! [`helper`](super::helper)), its deadline, the output it wrote (kept up to [`MAX_OUTPUT`])
+//! and, once reaped or timed out, the [`HealthResult`] (or [`ExecOutcome`]) it makes.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::super::control::ExecOutcome;
 use super::super::health::{HealthResult, MAX_OUTPUT};
 use super::super::state::now_rfc3339;
 
@@ -94,6 +95,20 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// How it ended, once reaped, for an `exec` request.
+    pub fn exec_outcome(mut self) -> ExecOutcome {
+        self.read_output();
+        match self.timed_out {
+            true => ExecOutcome::TimedOut,
+            false => ExecOutcome::Exited {
+                code: self.exit.unwrap_or(-1),
+                output: String::from_utf8_lossy(&self.buf).into_owned(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +155,24 @@ mod tests {
         probe.read_output();
         let r = probe.result(Duration::from_secs(30));
         assert_eq!((r.exit_code, r.output.as_str()), (-1, "ok\n"));
+    }
+
+    #[test]
+    fn an_exec_ends_with_its_code_and_bounded_output_or_times_out() {
+        let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
+        w.write_all(b"not ready\n").unwrap();
+        w.write_all(&vec![b'x'; MAX_OUTPUT]).unwrap();
+        drop(w);
+        probe.exit = Some(1);
+        let ExecOutcome::Exited { code, output } = probe.exec_outcome() else {
+            panic!("not an exit");
+        };
+        assert_eq!((code, output.len()), (1, MAX_OUTPUT));
+        assert!(output.starts_with("not ready\n"));
+
+        let (mut probe, _w) = probe_over_pipe(Duration::from_millis(10));
+        probe.enforce_deadline(Instant::now() + Duration::from_secs(1));
+        probe.exit = Some(137);
+        assert_eq!(probe.exec_outcome(), ExecOutcome::TimedOut);
     }
 }
