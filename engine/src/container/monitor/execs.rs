@@ -1,6 +1,7 @@
 //! `exec` requests under way: each one's command (a [`Probe`]: pid, deadline, output) and
 //! the client waiting for its answer, sent once the command was reaped (after it exited or
-//! was killed at its deadline).
+//! was killed at its deadline) and its output read to the end (or for [`DRAIN`] at most,
+//! when something it started still holds its pipe).
 
 use std::fs::File;
 use std::io::Write;
@@ -15,11 +16,28 @@ use super::probe::Probe;
 
 /// How long writing an answer to a client may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reaped command's output is still read, waiting for the end of its pipe.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// One command, its client, and when it was reaped.
+struct Exec {
+    probe: Probe,
+    conn: UnixStream,
+    reaped_at: Option<Instant>,
+}
+
+impl Exec {
+    /// Whether its answer can go: reaped, and its output read or drained long enough.
+    fn done(&self, now: Instant) -> bool {
+        self.reaped_at
+            .is_some_and(|at| self.probe.output_closed() || now >= at + DRAIN)
+    }
+}
 
 /// The commands of `exec` requests that run, with their clients.
 #[derive(Default)]
 pub struct Execs {
-    running: Vec<(Probe, UnixStream)>,
+    running: Vec<Exec>,
 }
 
 impl Execs {
@@ -30,26 +48,37 @@ impl Execs {
 
     /// Adds a started command whose answer goes to `conn`.
     pub fn push(&mut self, probe: Probe, conn: UnixStream) {
-        self.running.push((probe, conn));
+        self.running.push(Exec {
+            probe,
+            conn,
+            reaped_at: None,
+        });
     }
 
-    /// Their output pipes, for polling (in the order [`Execs::read_output`] indexes).
-    pub fn outputs(&self) -> impl Iterator<Item = &File> {
-        self.running.iter().map(|(probe, _)| probe.output())
+    /// Their output pipes not yet at their end, for polling, with the index
+    /// [`Execs::read_output`] takes.
+    pub fn outputs(&self) -> impl Iterator<Item = (usize, &File)> {
+        self.running
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.probe.output_closed())
+            .map(|(i, e)| (i, e.probe.output()))
     }
 
     /// Reads what command `i` wrote.
     pub fn read_output(&mut self, i: usize) {
-        if let Some((probe, _)) = self.running.get_mut(i) {
-            probe.read_output();
+        if let Some(e) = self.running.get_mut(i) {
+            e.probe.read_output();
         }
     }
 
     /// Records that `pid` exited with `code`; false when it is none of ours.
     pub fn reaped(&mut self, pid: Pid, code: i32) -> bool {
-        match self.running.iter_mut().find(|(probe, _)| probe.pid == pid) {
-            Some((probe, _)) => {
-                probe.exit = Some(code);
+        match self.running.iter_mut().find(|e| e.probe.pid == pid) {
+            Some(e) => {
+                e.probe.exit = Some(code);
+                e.probe.read_output();
+                e.reaped_at = Some(Instant::now());
                 true
             }
             None => false,
@@ -58,37 +87,41 @@ impl Execs {
 
     /// Kills the commands whose deadline passed at `now`.
     pub fn enforce_deadlines(&mut self, now: Instant) {
-        for (probe, _) in &mut self.running {
-            probe.enforce_deadline(now);
+        for e in &mut self.running {
+            e.probe.enforce_deadline(now);
         }
     }
 
-    /// The earliest deadline still to enforce.
+    /// The earliest deadline still to enforce, or end of a drain.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.running
             .iter()
-            .filter_map(|(probe, _)| probe.deadline())
+            .filter_map(|e| match e.reaped_at {
+                Some(at) => Some(at + DRAIN),
+                None => e.probe.deadline(),
+            })
             .min()
     }
 
-    /// Answers the clients of the commands that were reaped.
+    /// Answers the clients of the commands that are done.
     pub fn answer_finished(&mut self) {
-        let (done, running) = std::mem::take(&mut self.running)
+        let now = Instant::now();
+        let (done, running): (Vec<Exec>, _) = std::mem::take(&mut self.running)
             .into_iter()
-            .partition(|(probe, _)| probe.exit.is_some());
+            .partition(|e| e.done(now));
         self.running = running;
-        for (probe, conn) in done {
-            answer(conn, Ok(probe.exec_outcome()));
+        for e in done {
+            answer(e.conn, Ok(e.probe.exec_outcome()));
         }
     }
 
     /// The container's process ended: kills the commands still running and tells their
     /// clients.
     pub fn abandon(&mut self) {
-        for (probe, conn) in self.running.drain(..) {
-            let _ = nix::sys::signal::kill(probe.pid, Signal::SIGKILL);
+        for e in self.running.drain(..) {
+            let _ = nix::sys::signal::kill(e.probe.pid, Signal::SIGKILL);
             answer(
-                conn,
+                e.conn,
                 Err("the container exited while the command ran".into()),
             );
         }
@@ -145,6 +178,11 @@ mod tests {
         assert_eq!(execs.len(), 1, "still running");
         assert!(execs.reaped(Pid::from_raw(i32::MAX), 0));
         execs.answer_finished();
+        assert_eq!(execs.len(), 1, "its output is still open");
+        drop(w);
+        execs.read_output(0);
+        assert_eq!(execs.outputs().count(), 0, "at its end: no longer polled");
+        execs.answer_finished();
         assert_eq!(execs.len(), 0);
         assert_eq!(
             reply_of(client).exec,
@@ -160,9 +198,15 @@ mod tests {
         let (mut execs, _w, client) = exec_over_pipes(i32::MAX - 1, Duration::from_millis(50));
         let due = execs.next_deadline().unwrap();
         execs.enforce_deadlines(due);
-        assert_eq!(execs.next_deadline(), None, "killed once");
         execs.reaped(Pid::from_raw(i32::MAX - 1), 137);
+        // Something it started may hold its output open: answered after a drain anyway.
+        let drained = execs.next_deadline().unwrap();
+        assert!(drained > Instant::now());
         execs.answer_finished();
+        assert_eq!(execs.len(), 1, "still draining");
+        std::thread::sleep(drained.saturating_duration_since(Instant::now()));
+        execs.answer_finished();
+        assert_eq!(execs.len(), 0);
         assert_eq!(reply_of(client).exec, Some(ExecOutcome::TimedOut));
     }
 

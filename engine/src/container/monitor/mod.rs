@@ -463,7 +463,7 @@ impl Monitor<'_> {
                     what.push(Ready::Probe);
                 }
             }
-            for (i, output) in self.execs.outputs().enumerate() {
+            for (i, output) in self.execs.outputs() {
                 fds.push(PollFd::new(output.as_fd(), PollFlags::POLLIN));
                 what.push(Ready::Exec(i));
             }

@@ -24,6 +24,8 @@ pub struct Probe {
     /// Its exit code, once reaped.
     pub exit: Option<i32>,
     timed_out: bool,
+    /// Its output pipe reached its end (every writer closed it).
+    closed: bool,
 }
 
 impl Probe {
@@ -38,12 +40,18 @@ impl Probe {
             buf: Vec::new(),
             exit: None,
             timed_out: false,
+            closed: false,
         }
     }
 
     /// Its output pipe, for polling.
     pub fn output(&self) -> &File {
         &self.output
+    }
+
+    /// Whether everything it wrote has been read (its pipe is at its end).
+    pub fn output_closed(&self) -> bool {
+        self.closed
     }
 
     /// When it times out, while that may still happen.
@@ -64,6 +72,7 @@ impl Probe {
         let mut buf = [0u8; 4096];
         while let Ok(n) = self.output.read(&mut buf) {
             if n == 0 {
+                self.closed = true;
                 break;
             }
             let room = MAX_OUTPUT.saturating_sub(self.buf.len());
@@ -126,7 +135,9 @@ mod tests {
         let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
         w.write_all(&vec![b'x'; MAX_OUTPUT + 100]).unwrap();
         drop(w);
+        assert!(!probe.output_closed());
         probe.read_output();
+        assert!(probe.output_closed(), "at the end of the pipe");
         probe.exit = Some(1);
         let r = probe.result(Duration::from_secs(30));
         assert_eq!((r.exit_code, r.output.len()), (1, MAX_OUTPUT));
