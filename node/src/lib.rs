@@ -29,8 +29,9 @@ pub struct NodeContext {
     pub containers: Containers,
     /// The `berth` executable. Images are pulled and containers made through the libraries,
     /// but some steps need a single-threaded process of their own, which the daemon is not:
-    /// a pod's infra (`berth __pod-infra`), each container's monitor (`berth-monitor`, found
-    /// beside it) and `exec` probes (`berth exec`: the runtime's exec forks its caller).
+    /// a pod's infra (`berth __pod-infra`) and each container's monitor (`berth-monitor`,
+    /// found beside it). `exec` probes need no process of berth's: the container's monitor
+    /// runs them (`berth_engine::container::exec_probe`).
     pub berth_exe: PathBuf,
 }
 

@@ -7,7 +7,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use berth_engine::container::ProbeOutput;
 use tokio::time::Instant;
+
+/// How much longer than its timeout an `exec` probe is given before it counts as timed out
+/// here: the command's own timeout is enforced where it runs (its monitor kills it), and
+/// starting it takes a moment.
+const EXEC_GRACE: Duration = Duration::from_secs(5);
 
 /// What a probe does, with its target already resolved (pod IP, port number).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +105,15 @@ pub enum Outcome {
 
 /// Runs `exec` probes in a container: the pod controller supplies it.
 pub trait ExecInContainer {
-    /// Why a command could not be run at all (an exit code is not an error).
+    /// Why a command gave no exit code (it could not be run, or timed out).
     type Error: std::error::Error + Send;
-    /// Runs `command` in the container and returns its exit code.
-    fn exec(&self, command: &[String]) -> impl Future<Output = Result<i32, Self::Error>> + Send;
+    /// Runs `command` in the container, killing it after `timeout`; returns its exit code
+    /// and output.
+    fn exec(
+        &self,
+        command: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = Result<ProbeOutput, Self::Error>> + Send;
 }
 
 /// Runs `action` once, bounded by `timeout`.
@@ -126,16 +137,29 @@ pub async fn run_once(
                     Err(e) => Outcome::Failure(format!("dial tcp {host}:{port}: {e}")),
                 }
             }
-            ProbeAction::Exec { command } => match exec.exec(command).await {
-                Ok(0) => Outcome::Success,
-                Ok(code) => Outcome::Failure(format!("command {command:?} exited with {code}")),
+            ProbeAction::Exec { command } => match exec.exec(command, timeout).await {
+                Ok(out) if out.exit_code == 0 => Outcome::Success,
+                Ok(out) => Outcome::Failure(exec_failure(command, &out)),
                 Err(e) => Outcome::Failure(format!("command {command:?}: {e}")),
             },
         }
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    let limit = match action {
+        ProbeAction::Exec { .. } => timeout + EXEC_GRACE,
+        _ => timeout,
+    };
+    match tokio::time::timeout(limit, attempt).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failure(format!("probe timed out after {}s", timeout.as_secs_f64())),
+    }
+}
+
+/// The reason of a failed `exec` probe: its exit code and, as the kubelet, its output.
+fn exec_failure(command: &[String], out: &ProbeOutput) -> String {
+    let code = out.exit_code;
+    match out.output.trim() {
+        "" => format!("command {command:?} exited with {code}"),
+        output => format!("command {command:?} exited with {code}: {output}"),
     }
 }
 
@@ -290,15 +314,27 @@ mod tests {
 
     struct NoExec;
     impl ExecInContainer for NoExec {
-        type Error = std::convert::Infallible;
-        async fn exec(&self, command: &[String]) -> Result<i32, Self::Error> {
+        type Error = std::io::Error;
+        async fn exec(
+            &self,
+            command: &[String],
+            timeout: Duration,
+        ) -> Result<ProbeOutput, Self::Error> {
+            let exited = |exit_code, output: &str| {
+                Ok(ProbeOutput {
+                    exit_code,
+                    output: output.into(),
+                })
+            };
             match command.first().map(String::as_str) {
-                Some("true") => Ok(0),
+                Some("true") => exited(0, ""),
                 Some("sleep") => {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    Ok(0)
+                    // As the monitor: killed at the timeout, which is an error.
+                    tokio::time::sleep(timeout).await;
+                    Err(std::io::Error::other("command timed out"))
                 }
-                _ => Ok(1),
+                Some("cat") => exited(1, "cat: /tmp/ready: No such file\n"),
+                _ => exited(1, ""),
             }
         }
     }
@@ -306,7 +342,7 @@ mod tests {
     struct BrokenExec;
     impl ExecInContainer for BrokenExec {
         type Error = std::io::Error;
-        async fn exec(&self, _: &[String]) -> Result<i32, Self::Error> {
+        async fn exec(&self, _: &[String], _: Duration) -> Result<ProbeOutput, Self::Error> {
             Err(std::io::Error::other("no such container"))
         }
     }
@@ -462,7 +498,13 @@ mod tests {
         ));
         assert!(matches!(
             run_once(&cmd("sleep"), t, &NoExec).await,
-            Outcome::Failure(m) if m.contains("timed out")
+            Outcome::Failure(m) if m.contains("command timed out")
         ));
+        assert_eq!(
+            run_once(&cmd("cat"), t, &NoExec).await,
+            Outcome::Failure(
+                r#"command ["cat"] exited with 1: cat: /tmp/ready: No such file"#.into()
+            )
+        );
     }
 }

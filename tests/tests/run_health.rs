@@ -1,7 +1,8 @@
 //! Health checks and the image's stop signal, run by the monitor, as root: `--health-cmd`
 //! makes a container healthy, then unhealthy after `--health-retries` failures, shown in
 //! `ps` and recorded as Docker's `State.Health`; a check that runs too long fails; the image's
-//! HEALTHCHECK is used, `--no-healthcheck` turns it off; `stop` sends the image's STOPSIGNAL.
+//! HEALTHCHECK is used, `--no-healthcheck` turns it off; `stop` sends the image's STOPSIGNAL;
+//! the monitor runs `exec` requests (the node's exec probes) with their output and timeout.
 //! Each test has its own store and private network, and removes its containers (Drop guard).
 
 mod run_support;
@@ -172,4 +173,59 @@ fn image_healthcheck_and_stop_signal() {
         f.state(&off_id)
     );
     assert!(!ps_row(&f, &off).contains("health"), "{}", ps_row(&f, &off));
+}
+
+#[test]
+fn the_monitor_runs_exec_requests_with_output_and_timeouts() {
+    use berth_engine::container::{exec_probe, ExecProbeError};
+    let mut f = Fixture::new();
+    let name = f.name("exec-1");
+    let id = run_d(
+        &f,
+        &["--name", &name],
+        &["busybox", "sh", "-c", "exec sleep 1000"],
+    );
+    let argv = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
+    // A command past its timeout runs while others are served and answered.
+    let slow = {
+        let id = id.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = exec_probe(&id, &argv("sleep 30"), Duration::from_millis(800));
+            (r, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let out = exec_probe(
+        &id,
+        &argv("echo out; echo err >&2; exit 3"),
+        Duration::from_secs(5),
+    )
+    .expect("exec through the monitor");
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "not held up by the slow one"
+    );
+    assert_eq!((out.exit_code, out.output.as_str()), (3, "out\nerr\n"));
+    let ok = exec_probe(&id, &["true".to_string()], Duration::from_secs(5)).unwrap();
+    assert_eq!(ok.exit_code, 0);
+    let (slow, took) = slow.join().unwrap();
+    assert!(
+        matches!(slow, Err(ExecProbeError::TimedOut { .. })),
+        "{slow:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "killed at its timeout: {took:?}"
+    );
+    // A missing command fails: refused, or exiting non-zero (how the runtime's detached
+    // exec reports it depends on when its init fails).
+    let missing = exec_probe(&id, &["/no/such/cmd".to_string()], Duration::from_secs(5));
+    assert!(
+        missing.as_ref().map_or(true, |out| out.exit_code != 0),
+        "{missing:?}"
+    );
+    // The container's monitor still serves and the container still runs.
+    assert_eq!(f.state(&id)["status"], "running");
 }

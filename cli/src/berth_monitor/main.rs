@@ -1,8 +1,9 @@
 //! `berth-monitor --root ROOT [--wait-attach] ID`: the per-container monitor as its own small
 //! binary, so each running container costs less than a whole `berth` (no clap, registry
 //! client, builder or kube code paged in). `berth run` and `start` find it next to `berth`.
-//! `berth-monitor --root ROOT --create|--probe ID` is the monitor's short-lived helper that
-//! creates and starts the container's process or a health check (see
+//! `berth-monitor --root ROOT --create|--probe|--exec ID` is the monitor's short-lived helper
+//! that creates and starts the container's process, a health check or an `exec` request's
+//! command (see
 //! `berth_engine::container::monitor::helper`).
 //! Its diagnostics go to stderr (the container's `monitor.log`) at the level in `BERTH_LOG`
 //! (error, warn, info, debug, trace; warn by default).
@@ -17,7 +18,7 @@ use berth_engine::container::monitor::{self, helper::Task};
 use berth_engine::container::Containers;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: berth-monitor --root ROOT [--wait-attach | --create | --probe] CONTAINER-ID");
+    eprintln!("usage: berth-monitor --root ROOT [--wait-attach | --create | --probe | --exec] CONTAINER-ID");
     ExitCode::from(2)
 }
 

@@ -3,7 +3,8 @@
 //! after an `attach` reply the connection carries the container's streams: raw terminal bytes
 //! when it has a tty, otherwise Docker's multiplexed frames (`[stream, 0, 0, 0, len u32 BE]`
 //! then `len` bytes; stream 1 is stdout, 2 stderr), and the client's bytes go to its stdin
-//! (a half-close of the client's side closes the container's stdin).
+//! (a half-close of the client's side closes the container's stdin). An `exec` request is
+//! answered only once its command has ended, with its [`ExecOutcome`].
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -82,6 +83,30 @@ pub enum Request {
         /// The signal number.
         signal: i32,
     },
+    /// Run `argv` in the container (its process settings, no terminal, output captured up
+    /// to the health check's limit) and reply once it ended, or was killed after
+    /// `timeout_ms`.
+    Exec {
+        /// The command and its arguments (not run through a shell).
+        argv: Vec<String>,
+        /// Milliseconds before it is killed.
+        timeout_ms: u64,
+    },
+}
+
+/// How an `exec` request's command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecOutcome {
+    /// It exited (128+n when killed by signal n).
+    Exited {
+        /// Its exit code.
+        code: i32,
+        /// What it wrote to stdout and stderr, the first `MAX_OUTPUT` bytes.
+        output: String,
+    },
+    /// It ran past its timeout and was killed.
+    TimedOut,
 }
 
 /// The monitor's answer line.
@@ -93,6 +118,9 @@ pub struct Reply {
     /// For `attach`: whether the stream is a terminal's raw bytes.
     #[serde(default)]
     pub tty: bool,
+    /// For `exec`: how its command ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecOutcome>,
 }
 
 /// The per-container directory of sockets (`/run/berth/<id>`).
@@ -118,6 +146,15 @@ pub fn remove_socket_dir(id: &str) {
 /// Sends `request` to container `id`'s monitor and returns the connection after a positive
 /// reply, with the reply.
 pub fn request(id: &str, request: &Request) -> Result<(UnixStream, Reply), ControlError> {
+    request_within(id, request, REPLY_TIMEOUT)
+}
+
+/// [`request`], waiting up to `wait` for the reply (an `exec` is answered when it ended).
+pub fn request_within(
+    id: &str,
+    request: &Request,
+    wait: Duration,
+) -> Result<(UnixStream, Reply), ControlError> {
     let path = socket_path(id);
     let mut conn = UnixStream::connect(&path).map_err(|source| ControlError::Unreachable {
         id: id.to_string(),
@@ -131,7 +168,7 @@ pub fn request(id: &str, request: &Request) -> Result<(UnixStream, Reply), Contr
     let mut line = serde_json::to_vec(request).map_err(|e| io(e.into()))?;
     line.push(b'\n');
     conn.write_all(&line).map_err(io)?;
-    conn.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(io)?;
+    conn.set_read_timeout(Some(wait)).map_err(io)?;
     let reply: Reply = read_line(&mut conn)
         .map_err(io)
         .and_then(|l| serde_json::from_slice(&l).map_err(|e| io(e.into())))?;
@@ -237,5 +274,38 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"stop":{"signal":15,"timeout_secs":10}}"#);
         assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
+        let r = Request::Exec {
+            argv: vec!["cat".into(), "/tmp/ready".into()],
+            timeout_ms: 1500,
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"exec":{"argv":["cat","/tmp/ready"],"timeout_ms":1500}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
+    }
+
+    #[test]
+    fn exec_replies_carry_the_outcome() {
+        let reply = Reply {
+            error: None,
+            tty: false,
+            exec: Some(ExecOutcome::Exited {
+                code: 1,
+                output: "no\n".into(),
+            }),
+        };
+        let json = serde_json::to_string(&reply).unwrap();
+        assert_eq!(
+            json,
+            r#"{"tty":false,"exec":{"exited":{"code":1,"output":"no\n"}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+        let timed_out: Reply = serde_json::from_str(r#"{"exec":"timed_out"}"#).unwrap();
+        assert_eq!(timed_out.exec, Some(ExecOutcome::TimedOut));
+        // Replies of other requests carry none.
+        let plain: Reply = serde_json::from_str(r#"{"tty":true}"#).unwrap();
+        assert_eq!(plain.exec, None);
     }
 }

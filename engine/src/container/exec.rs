@@ -3,13 +3,87 @@
 //! names (and `TERM=xterm` with a terminal), its working directory unless `-w`, its user
 //! unless `-u` (resolved in the container's own `/etc/passwd`). A command that is missing or
 //! not executable is refused before anything runs, with Docker's exit codes 127 and 126.
+//!
+//! [`exec_probe`] is the other way in, for callers that must not fork (the multi-threaded
+//! daemon's `exec` probes): the container's monitor runs the command, as it runs health
+//! checks, and answers with its exit code and output.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use berth_runtime::spec::DEFAULT_PATH;
 
+use super::control::{self, ControlError, ExecOutcome, Reply, Request};
 use super::state::Status;
 use super::{ContainerConfig, ContainerError, Containers};
+
+/// How much longer than its command's timeout an [`exec_probe`] waits for the monitor's
+/// answer (starting the command and reaping it take time too).
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
+
+/// What an [`exec_probe`]'s command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeOutput {
+    /// Its exit code (128+n when killed by signal n).
+    pub exit_code: i32,
+    /// Its stdout and stderr, the first [`MAX_OUTPUT`](super::health::MAX_OUTPUT) bytes.
+    pub output: String,
+}
+
+/// Why an [`exec_probe`] gave no exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecProbeError {
+    /// The monitor could not be asked, or refused (the container is not running, the
+    /// command could not be started, too many run already).
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// The command ran past its timeout and was killed.
+    #[error("container {id}: command timed out after {}s", timeout.as_secs_f64())]
+    TimedOut {
+        /// The container id.
+        id: String,
+        /// The timeout it had.
+        timeout: Duration,
+    },
+    /// The monitor's answer said nothing of the command.
+    #[error("container {id}: the monitor's answer has no exec result")]
+    NoOutcome {
+        /// The container id.
+        id: String,
+    },
+}
+
+/// Runs `argv` in running container `id` through its monitor (the container's process
+/// settings, no terminal), killing it after `timeout`; returns its exit code and output.
+/// Blocks until it ended: call it from a thread that may wait. Nothing is forked in the
+/// caller, so a multi-threaded process may use it.
+pub fn exec_probe(
+    id: &str,
+    argv: &[String],
+    timeout: Duration,
+) -> Result<ProbeOutput, ExecProbeError> {
+    let request = Request::Exec {
+        argv: argv.to_vec(),
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    };
+    let (_conn, reply) = control::request_within(id, &request, timeout + ANSWER_GRACE)?;
+    probe_output(id, reply, timeout)
+}
+
+/// What the monitor's (positive) answer to an exec says.
+fn probe_output(id: &str, reply: Reply, timeout: Duration) -> Result<ProbeOutput, ExecProbeError> {
+    match reply.exec {
+        Some(ExecOutcome::Exited { code, output }) => Ok(ProbeOutput {
+            exit_code: code,
+            output,
+        }),
+        Some(ExecOutcome::TimedOut) => Err(ExecProbeError::TimedOut {
+            id: id.to_string(),
+            timeout,
+        }),
+        None => Err(ExecProbeError::NoOutcome { id: id.to_string() }),
+    }
+}
 
 /// Errors from `exec`, each with the exit code Docker gives it.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +287,46 @@ fn check_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exec_probe_answer_becomes_an_output_or_a_typed_error() {
+        let reply = |exec| Reply {
+            error: None,
+            tty: false,
+            exec,
+        };
+        let second = Duration::from_secs(1);
+        let exited = ExecOutcome::Exited {
+            code: 3,
+            output: "nope\n".into(),
+        };
+        assert_eq!(
+            probe_output("c1", reply(Some(exited)), second).unwrap(),
+            ProbeOutput {
+                exit_code: 3,
+                output: "nope\n".into()
+            }
+        );
+        let e = probe_output("c1", reply(Some(ExecOutcome::TimedOut)), second).unwrap_err();
+        assert!(matches!(e, ExecProbeError::TimedOut { .. }));
+        assert_eq!(e.to_string(), "container c1: command timed out after 1s");
+        let e = probe_output("c1", reply(None), second).unwrap_err();
+        assert!(matches!(e, ExecProbeError::NoOutcome { .. }));
+    }
+
+    #[test]
+    fn an_exec_probe_without_a_monitor_is_unreachable() {
+        let e = exec_probe(
+            "no-such-container-here",
+            &["true".into()],
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, ExecProbeError::Control(ControlError::Unreachable { .. })),
+            "{e}"
+        );
+    }
     use std::os::unix::fs::PermissionsExt;
 
     fn s(v: &[&str]) -> Vec<String> {

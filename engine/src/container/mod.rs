@@ -58,7 +58,7 @@ use crate::records::{RecordDirs, RecordError};
 
 pub use copy::{archive_from, copy_from, copy_to, extract_to, CopyError};
 pub use create::{create, RunOptions};
-pub use exec::{exec, ExecError, ExecOptions};
+pub use exec::{exec, exec_probe, ExecError, ExecOptions, ExecProbeError, ProbeOutput};
 pub use inspect::{inspect, port_map};
 pub use lifecycle::{kill, remove, restart, start, stop, wait_exit};
 pub use logs::{LogEntry, LogReader, Stream};

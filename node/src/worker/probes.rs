@@ -1,10 +1,9 @@
 //! Wiring the containers' probes: a container seen running for the first time gets its
 //! liveness and readiness workers ([`start_probes`]); each round every due probe runs at
 //! once and a liveness probe that fails its threshold kills its container (the restart
-//! policy then decides). `exec` probes run with [`ProcessExec`].
+//! policy then decides). `exec` probes run with [`MonitorExec`].
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -48,14 +47,8 @@ impl Node {
         if due.is_empty() {
             return;
         }
-        let exe = Arc::new(self.ctx.berth_exe.clone());
-        let root = Arc::new(self.ctx.containers.root().to_path_buf());
         let outcomes = futures::future::join_all(due.iter().map(|(_, _, _, id, p)| {
-            let exec = ProcessExec {
-                exe: exe.clone(),
-                root: root.clone(),
-                id: id.clone(),
-            };
+            let exec = MonitorExec { id: id.clone() };
             let p = p.clone();
             async move { probe::run_once(&p.action, p.timeout, &exec).await }
         }))
@@ -95,47 +88,41 @@ impl Node {
     }
 }
 
-/// An `exec` probe's command could not be run.
+/// An `exec` probe's command gave no exit code.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot run {exe}: {source}")]
-pub(super) struct ExecError {
-    exe: PathBuf,
-    source: std::io::Error,
+pub(super) enum ExecError {
+    /// The monitor could not run it, or it timed out.
+    #[error(transparent)]
+    Probe(#[from] container::ExecProbeError),
+    /// The blocking task asking the monitor failed.
+    #[error("exec probe task: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
-/// Runs `exec` probes as `berth exec` in the container, in a process of their own.
+/// Runs `exec` probes through the container's monitor ([`container::exec_probe`]), which
+/// starts the command, captures its output and kills it at the probe's timeout.
 ///
 /// Not in this process: the runtime's exec clones the calling process and waits for the
 /// child with `sigwait`, which is sound only in a single-threaded caller (see
-/// `berth_runtime::process::spawn`), and the daemon is not one. The probe's timeout ends
-/// the process (`kill_on_drop`).
-pub(super) struct ProcessExec {
-    exe: Arc<PathBuf>,
-    root: Arc<PathBuf>,
+/// `berth_runtime::process::spawn`), and the daemon is not one; the monitor is.
+pub(super) struct MonitorExec {
     id: String,
 }
 
-impl ExecInContainer for ProcessExec {
+impl ExecInContainer for MonitorExec {
     type Error = ExecError;
 
-    async fn exec(&self, command: &[String]) -> Result<i32, ExecError> {
-        let status = tokio::process::Command::new(self.exe.as_ref())
-            .arg("--root")
-            .arg(self.root.as_ref())
-            .arg("exec")
-            .arg(&self.id)
-            .args(command)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status()
-            .await
-            .map_err(|source| ExecError {
-                exe: self.exe.to_path_buf(),
-                source,
-            })?;
-        Ok(status.code().unwrap_or(128))
+    async fn exec(
+        &self,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<container::ProbeOutput, ExecError> {
+        let id = self.id.clone();
+        let command = command.to_vec();
+        let output =
+            tokio::task::spawn_blocking(move || container::exec_probe(&id, &command, timeout))
+                .await??;
+        Ok(output)
     }
 }
 
@@ -171,16 +158,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_executable_is_an_exec_error() {
-        let exec = ProcessExec {
-            exe: Arc::new(PathBuf::from("/nonexistent/berth")),
-            root: Arc::new(PathBuf::from("/nonexistent")),
-            id: "x".into(),
+    async fn a_container_without_a_monitor_is_an_exec_error() {
+        let exec = MonitorExec {
+            id: "no-such-container-here".into(),
         };
-        let e = exec.exec(&["true".into()]).await.unwrap_err();
+        let e = exec
+            .exec(&["true".into()], Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(
-            e.to_string().starts_with("cannot run /nonexistent/berth"),
+            matches!(
+                &e,
+                ExecError::Probe(container::ExecProbeError::Control(
+                    container::control::ControlError::Unreachable { .. }
+                ))
+            ),
             "{e}"
         );
+        assert!(e.to_string().contains("no monitor answers"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! Short-lived helpers of the monitor: creating and starting the container's process, and
-//! starting a health check in it, run in a child process (the monitor's own binary, run
+//! starting a health check or an `exec` request's command in it, run in a child process (the monitor's own binary, run
 //! again from its protected view in a helper mode) that exits once the process runs. The
 //! process it started is then re-parented to the monitor, a child subreaper, which reaps it.
 //!
@@ -8,13 +8,14 @@
 //! them to runc. The helper is the process that enters the container: it runs from the
 //! same read-only view of the binary as the monitor (CVE-2019-5736).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
 
-use super::super::health::HealthConfig;
 use super::super::{io_err, ContainerError, Containers};
+use super::output::{pipe, set_nonblocking};
 
 /// A helper that failed: what it recorded (the runtime's error, as the monitor would have
 /// reported it itself), or how it ended when it recorded nothing.
@@ -29,6 +30,9 @@ pub enum Task {
     Create,
     /// Start the health check in the container (its output is the helper's stdout).
     Probe,
+    /// Start the command of an `exec` request (recorded by [`start_exec`]) in the
+    /// container, its output the helper's stdout.
+    Exec,
 }
 
 impl Task {
@@ -37,12 +41,13 @@ impl Task {
         match self {
             Task::Create => "--create",
             Task::Probe => "--probe",
+            Task::Exec => "--exec",
         }
     }
 
     /// The task a command-line flag selects.
     pub fn from_flag(flag: &str) -> Option<Self> {
-        [Task::Create, Task::Probe]
+        [Task::Create, Task::Probe, Task::Exec]
             .into_iter()
             .find(|t| t.flag() == flag)
     }
@@ -51,8 +56,14 @@ impl Task {
         match self {
             Task::Create => "create",
             Task::Probe => "health",
+            Task::Exec => "exec",
         }
     }
+}
+
+/// Where the monitor records an `exec` request's argv for its helper (JSON).
+fn argv_file(dir: &Path) -> PathBuf {
+    dir.join("exec.argv")
 }
 
 /// Where a helper writes the pid of the process it started.
@@ -130,6 +141,42 @@ pub fn run(
     pid
 }
 
+/// Runs the helper for `task` (`Probe` or `Exec`) with its stdout and stderr on a pipe;
+/// returns the started process's pid and the pipe's read end (non-blocking).
+pub fn start_with_output(
+    c: &Containers,
+    exe: &Path,
+    id: &str,
+    task: Task,
+) -> Result<(Pid, File), ContainerError> {
+    let (r, w) = pipe()?;
+    let w2 = w.try_clone().map_err(io_err(Path::new("pipe")))?;
+    let stdio = HelperStdio {
+        stdout: Stdio::from(w),
+        stderr: Stdio::from(w2),
+        ..HelperStdio::null()
+    };
+    let pid = run(c, exe, id, task, stdio)?;
+    set_nonblocking(&r)?;
+    Ok((pid, r))
+}
+
+/// Starts `argv` in container `id` (through a helper, as a health check); returns its pid
+/// and its output pipe.
+pub fn start_exec(
+    c: &Containers,
+    exe: &Path,
+    id: &str,
+    argv: &[String],
+) -> Result<(Pid, File), ContainerError> {
+    let path = argv_file(&c.dir(id));
+    let json = serde_json::to_vec(argv).map_err(|e| io_err(&path)(e.into()))?;
+    std::fs::write(&path, json).map_err(io_err(&path))?;
+    let started = start_with_output(c, exe, id, Task::Exec);
+    let _ = std::fs::remove_file(&path);
+    started
+}
+
 fn read_pid(path: &Path) -> Result<Pid, ContainerError> {
     std::fs::read_to_string(path)
         .map_err(io_err(path))?
@@ -145,7 +192,12 @@ pub fn serve(c: &Containers, id: &str, task: Task) -> Result<(), ContainerError>
     let dir = c.dir(id);
     let result = match task {
         Task::Create => create(c, id, &pid_file(&dir, task)),
-        Task::Probe => probe(c, id, &pid_file(&dir, task)),
+        Task::Probe => match &c.config(id)?.monitor.healthcheck {
+            Some(check) => exec_detached(c, id, check.argv(), &pid_file(&dir, task)),
+            None => Err(ContainerError::Monitor("no health check configured".into())),
+        },
+        Task::Exec => read_argv(&argv_file(&dir))
+            .and_then(|argv| exec_detached(c, id, argv, &pid_file(&dir, task))),
     };
     if let Err(e) = &result {
         let path = error_file(&dir, task);
@@ -172,12 +224,23 @@ fn create(c: &Containers, id: &str, pid_file: &Path) -> Result<(), ContainerErro
     Ok(())
 }
 
-/// Starts the container's health check, detached, its output our stdout and stderr.
-fn probe(c: &Containers, id: &str, pid_file: &Path) -> Result<(), ContainerError> {
-    let config = c.config(id)?;
-    let Some(check) = &config.monitor.healthcheck else {
-        return Err(ContainerError::Monitor("no health check configured".into()));
-    };
+/// The argv the monitor recorded for an `exec` helper.
+fn read_argv(path: &Path) -> Result<Vec<String>, ContainerError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    serde_json::from_slice(&bytes).map_err(|source| ContainerError::Corrupt {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Starts `argv` in the container (a health check or an exec), detached, its output our
+/// stdout and stderr.
+fn exec_detached(
+    c: &Containers,
+    id: &str,
+    argv: Vec<String>,
+    pid_file: &Path,
+) -> Result<(), ContainerError> {
     let spec_path = c.dir(id).join("bundle/config.json");
     let bytes = std::fs::read(&spec_path).map_err(io_err(&spec_path))?;
     let spec: oci_spec::runtime::Spec =
@@ -188,7 +251,7 @@ fn probe(c: &Containers, id: &str, pid_file: &Path) -> Result<(), ContainerError
     c.runtime()
         .exec(&berth_runtime::container::ExecOptions {
             id: id.to_string(),
-            process: probe_process(&spec, check),
+            process: probe_process(&spec, argv),
             console_socket: None,
             pid_file: Some(pid_file.to_path_buf()),
             detach: true,
@@ -198,13 +261,11 @@ fn probe(c: &Containers, id: &str, pid_file: &Path) -> Result<(), ContainerError
         .map_err(Into::into)
 }
 
-/// The container's process settings with the health check's argv, without a terminal.
-fn probe_process(
-    spec: &oci_spec::runtime::Spec,
-    check: &HealthConfig,
-) -> oci_spec::runtime::Process {
+/// The container's process settings with `argv` (a health check's, an exec's), without a
+/// terminal.
+fn probe_process(spec: &oci_spec::runtime::Spec, argv: Vec<String>) -> oci_spec::runtime::Process {
     let mut process = spec.process().clone().unwrap_or_default();
-    process.set_args(Some(check.argv()));
+    process.set_args(Some(argv));
     process.set_terminal(Some(false));
     process.set_console_size(None);
     process
@@ -212,11 +273,12 @@ fn probe_process(
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::health::HealthConfig;
     use super::*;
 
     #[test]
     fn tasks_round_trip_through_their_flags() {
-        for task in [Task::Create, Task::Probe] {
+        for task in [Task::Create, Task::Probe, Task::Exec] {
             assert_eq!(Task::from_flag(task.flag()), Some(task));
         }
         assert_eq!(Task::from_flag("--wait-attach"), None);
@@ -276,6 +338,35 @@ mod tests {
     }
 
     #[test]
+    fn an_exec_helper_gets_the_argv_and_its_output_is_piped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = Containers::new(tmp.path().to_path_buf());
+        let dir = c.dir("abc");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A stand-in helper: shows the argv it was given, on stdout and stderr.
+        let script = tmp.path().join("helper");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n[ \"$3\" = --exec ] || exit 1\ncat {argv}\necho >&2 err\necho 77 > {pid}\n",
+                argv = argv_file(&dir).display(),
+                pid = pid_file(&dir, Task::Exec).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let argv = vec!["cat".to_string(), "/tmp/ready".to_string()];
+        let (pid, mut out) = start_exec(&c, &script, "abc", &argv).unwrap();
+        assert_eq!(pid, Pid::from_raw(77));
+        assert!(!argv_file(&dir).exists(), "the argv file is removed");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut out, &mut text).unwrap();
+        assert_eq!(text, "[\"cat\",\"/tmp/ready\"]err\n");
+        assert!(read_argv(&argv_file(&dir)).is_err());
+    }
+
+    #[test]
     fn the_probe_runs_the_check_without_a_terminal() {
         let mut spec = oci_spec::runtime::Spec::default();
         let mut process = oci_spec::runtime::Process::default();
@@ -286,7 +377,7 @@ mod tests {
             test: vec!["CMD-SHELL".into(), "true".into()],
             ..Default::default()
         };
-        let p = probe_process(&spec, &check);
+        let p = probe_process(&spec, check.argv());
         assert_eq!(p.args().clone().unwrap(), vec!["/bin/sh", "-c", "true"]);
         assert_eq!(p.terminal(), Some(false));
         assert_eq!(p.cwd(), Path::new("/srv"));

@@ -2,7 +2,7 @@
 //! and outliving it. It leaves the caller's session, becomes a child subreaper, has a short-lived
 //! [`helper`] create and start the container (whose init is then re-parented to it), copies the container's output (pipes, or the pty master when it has a terminal) into the
 //! json-file log and to attached clients, serves the [`control`](super::control) socket
-//! (attach, resize, stop, kill), runs the health check on its schedule, reaps the init and
+//! (attach, resize, stop, kill, exec), runs the health check on its schedule, reaps the init and
 //! records its exit status (128+n when killed by signal n), restarts it as its restart policy
 //! says (keeping its network attachment and rootfs), and at the end releases what the
 //! container held and, for `--rm`, removes it.
@@ -25,16 +25,17 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use super::control::{self, Reply, Request};
 use super::health::{Health, HealthConfig, HealthResult};
-use super::logs::{LogOptions, LogWriter, Stream};
-use super::restart::{Backoff, RestartPolicy};
+use super::logs::{LogWriter, Stream};
+use super::restart::Backoff;
 use super::state::{now_rfc3339, State, Status};
 use super::{io_err, lifecycle, ContainerConfig, ContainerError, Containers};
 use crate::daemon::{self, DaemonError};
 use attach::{Client, Input};
+pub use config::MonitorConfig;
+use execs::Execs;
 pub use handle::{exe_beside, spawn, MonitorHandle};
 use helper::{HelperStdio, Task};
 use output::{pipe, set_nonblocking, Chunk};
@@ -42,6 +43,8 @@ use probe::Probe;
 use requests::{Action, Facts, RequestError};
 
 mod attach;
+mod config;
+mod execs;
 mod handle;
 pub mod helper;
 mod output;
@@ -55,39 +58,6 @@ const START_FAILED: i32 = 125;
 const DRAIN: Duration = Duration::from_secs(2);
 /// How long a monitor asked to wait for an attach waits before starting anyway.
 const ATTACH_WAIT: Duration = Duration::from_secs(30);
-
-/// How the monitor runs a container, fixed at create (part of [`ContainerConfig`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MonitorConfig {
-    /// `-t`: the process gets a pty whose master the monitor holds.
-    #[serde(default)]
-    pub tty: bool,
-    /// `-i`: its stdin stays open for attached clients.
-    #[serde(default)]
-    pub open_stdin: bool,
-    /// `--restart`.
-    #[serde(default)]
-    pub restart: RestartPolicy,
-    /// The health check (the image's, with `--health-*` over it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<HealthConfig>,
-    /// `--log-opt max-size/max-file`.
-    #[serde(default)]
-    pub log: LogOptions,
-    /// The image's StopSignal (`stop` sends it first; SIGTERM when unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
-}
-
-impl MonitorConfig {
-    /// The signal `stop` sends first.
-    pub fn stop_signal(&self) -> Signal {
-        self.stop_signal
-            .as_deref()
-            .and_then(|s| berth_runtime::container::parse_signal(&s.to_ascii_uppercase()).ok())
-            .unwrap_or(Signal::SIGTERM)
-    }
-}
 
 /// The monitor's body (the `berth-monitor` binary): runs container `id` to its end. `helper`
 /// is the monitor's own binary, run again to start the container's process and its health
@@ -141,6 +111,17 @@ enum Ready {
     Output(usize),
     Client(usize),
     Probe,
+    Exec(usize),
+}
+
+/// What a request leads to besides its reply.
+enum Answer {
+    /// Nothing more: reply.
+    Done,
+    /// Reply, then attach the client (passing its input on with `true`).
+    Attach(bool),
+    /// Reply once this `exec` command ended.
+    Exec(Probe),
 }
 
 struct Monitor<'a> {
@@ -158,6 +139,8 @@ struct Monitor<'a> {
     process: Option<Process>,
     /// When `stop`'s grace period ends and SIGKILL goes out.
     kill_at: Option<Instant>,
+    /// The commands of `exec` requests under way.
+    execs: Execs,
 }
 
 impl<'a> Monitor<'a> {
@@ -204,6 +187,7 @@ impl<'a> Monitor<'a> {
             clients: Vec::new(),
             process: None,
             kill_at: None,
+            execs: Execs::default(),
         })
     }
 
@@ -403,6 +387,7 @@ impl Monitor<'_> {
                         }
                     }
                     self.kill_at = None;
+                    self.execs.abandon();
                     tracing::info!(code, "exited");
                     return Ok((code, ran));
                 }
@@ -424,6 +409,7 @@ impl Monitor<'_> {
                 tracing::debug!(error = %e, "SIGKILL");
             }
         }
+        self.execs.enforce_deadlines(now);
         let Some(p) = &mut self.process else { return };
         if !p.running() {
             return;
@@ -437,7 +423,7 @@ impl Monitor<'_> {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut times = vec![self.kill_at];
+        let mut times = vec![self.kill_at, self.execs.next_deadline()];
         if let Some(p) = &self.process {
             times.push(p.exit.map(|(_, at)| at + DRAIN));
             if p.running() {
@@ -477,6 +463,10 @@ impl Monitor<'_> {
                     what.push(Ready::Probe);
                 }
             }
+            for (i, output) in self.execs.outputs() {
+                fds.push(PollFd::new(output.as_fd(), PollFlags::POLLIN));
+                what.push(Ready::Exec(i));
+            }
             for (i, client) in self.clients.iter().enumerate() {
                 if client.input_open {
                     fds.push(PollFd::new(client.conn.as_fd(), PollFlags::POLLIN));
@@ -511,6 +501,7 @@ impl Monitor<'_> {
                     }
                 }
                 Ready::Probe => self.read_probe(),
+                Ready::Exec(i) => self.execs.read_output(i),
             }
         }
         if let Some(p) = &mut self.process {
@@ -522,6 +513,7 @@ impl Monitor<'_> {
             self.clients.remove(i);
         }
         self.finish_probe();
+        self.execs.answer_finished();
         Ok(())
     }
 
@@ -530,6 +522,9 @@ impl Monitor<'_> {
     fn reap(&mut self) {
         while let Ok(Some(_)) = self.sigchld.read_signal() {}
         for (pid, code) in reap::reap_exited() {
+            if self.execs.reaped(pid, code) {
+                continue;
+            }
             let Some(p) = &mut self.process else { continue };
             if pid == p.pid {
                 p.exit = Some((code, Instant::now()));
@@ -606,19 +601,25 @@ impl Monitor<'_> {
                 Some(r) => self.handle(&r),
             };
             let (line, attach) = match reply {
-                Ok(attach) => (
+                Ok(Answer::Exec(probe)) => {
+                    self.execs.push(probe, conn);
+                    continue;
+                }
+                Ok(answer) => (
                     Reply {
                         error: None,
                         tty: self.config.monitor.tty,
+                        exec: None,
                     },
-                    attach,
+                    answer,
                 ),
                 Err(e) => (
                     Reply {
                         error: Some(e.to_string()),
                         tty: false,
+                        exec: None,
                     },
-                    None,
+                    Answer::Done,
                 ),
             };
             let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
@@ -627,29 +628,30 @@ impl Monitor<'_> {
             if conn.write_all(&bytes).is_err() {
                 continue;
             }
-            if let Some(stdin) = attach {
+            if let Answer::Attach(stdin) = attach {
                 self.clients.push(Client::new(conn, stdin));
             }
         }
     }
 
-    /// Does what `request` asks; `Ok(Some(stdin))` means: attach this client.
-    fn handle(&mut self, request: &Request) -> Result<Option<bool>, RequestError> {
+    /// Does what `request` asks.
+    fn handle(&mut self, request: &Request) -> Result<Answer, RequestError> {
         let monitor = &self.config.monitor;
         let facts = Facts {
             running: self.process.as_ref().is_some_and(Process::running),
             tty: monitor.tty,
             open_stdin: monitor.open_stdin,
             stop_signal: monitor.stop_signal.as_ref().map(|_| monitor.stop_signal()),
+            execs: self.execs.len(),
         };
         match requests::plan(request, facts)? {
-            Action::Attach { stdin } => Ok(Some(stdin)),
+            Action::Attach { stdin } => Ok(Answer::Attach(stdin)),
             Action::Resize { rows, cols } => {
                 let Some(master) = self.process.as_ref().and_then(|p| p.master.as_ref()) else {
                     return Err(RequestError::NoTerminal);
                 };
                 berth_runtime::tty::set_window_size(master.as_fd(), rows, cols)
-                    .map(|()| None)
+                    .map(|()| Answer::Done)
                     .map_err(RequestError::Resize)
             }
             Action::Stop { signal, grace } => {
@@ -661,7 +663,7 @@ impl Monitor<'_> {
                     }
                     self.kill_at = Some(Instant::now() + grace);
                 }
-                Ok(None)
+                Ok(Answer::Done)
             }
             Action::Kill { signal, manual } => {
                 if manual {
@@ -671,8 +673,18 @@ impl Monitor<'_> {
                 self.c
                     .runtime()
                     .kill(self.id(), signal, false)
-                    .map(|()| None)
+                    .map(|()| Answer::Done)
                     .map_err(RequestError::Kill)
+            }
+            Action::Exec { argv, timeout } => {
+                let (pid, output) = helper::start_exec(self.c, &self.helper, self.id(), &argv)
+                    .map_err(RequestError::ExecFailed)?;
+                Ok(Answer::Exec(Probe::new(
+                    pid,
+                    now_rfc3339(),
+                    timeout,
+                    output,
+                )))
             }
         }
     }
@@ -683,7 +695,7 @@ impl Monitor<'_> {
             return;
         };
         let start = now_rfc3339();
-        match self.exec_probe() {
+        match helper::start_with_output(self.c, &self.helper, self.id(), Task::Probe) {
             Ok((pid, output)) => {
                 if let Some(p) = &mut self.process {
                     p.probe = Some(Probe::new(pid, start, check.timeout(), output));
@@ -699,19 +711,6 @@ impl Monitor<'_> {
                 });
             }
         }
-    }
-
-    fn exec_probe(&mut self) -> Result<(Pid, File), ContainerError> {
-        let (r, w) = pipe()?;
-        let w2 = w.try_clone().map_err(io_err(Path::new("pipe")))?;
-        let stdio = HelperStdio {
-            stdout: Stdio::from(w),
-            stderr: Stdio::from(w2),
-            ..HelperStdio::null()
-        };
-        let pid = helper::run(self.c, &self.helper, self.id(), Task::Probe, stdio)?;
-        set_nonblocking(&r)?;
-        Ok((pid, r))
     }
 
     fn read_probe(&mut self) {

@@ -1,6 +1,6 @@
-//! A health check under way: its process (started by a [`helper`](super::helper)), its
-//! deadline, the output it wrote (kept up to [`MAX_OUTPUT`]) and, once reaped or timed
-//! out, the [`HealthResult`] it makes.
+//! A health check (or an `exec` request's command) under way: its process (started by a
+//! [`helper`](super::helper)), its deadline, the output it wrote (kept up to [`MAX_OUTPUT`])
+//! and, once reaped or timed out, the [`HealthResult`] (or [`ExecOutcome`]) it makes.
 
 use std::fs::File;
 use std::io::Read;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use super::super::control::ExecOutcome;
 use super::super::health::{HealthResult, MAX_OUTPUT};
 use super::super::state::now_rfc3339;
 
@@ -23,6 +24,8 @@ pub struct Probe {
     /// Its exit code, once reaped.
     pub exit: Option<i32>,
     timed_out: bool,
+    /// Its output pipe reached its end (every writer closed it).
+    closed: bool,
 }
 
 impl Probe {
@@ -37,12 +40,18 @@ impl Probe {
             buf: Vec::new(),
             exit: None,
             timed_out: false,
+            closed: false,
         }
     }
 
     /// Its output pipe, for polling.
     pub fn output(&self) -> &File {
         &self.output
+    }
+
+    /// Whether everything it wrote has been read (its pipe is at its end).
+    pub fn output_closed(&self) -> bool {
+        self.closed
     }
 
     /// When it times out, while that may still happen.
@@ -63,6 +72,7 @@ impl Probe {
         let mut buf = [0u8; 4096];
         while let Ok(n) = self.output.read(&mut buf) {
             if n == 0 {
+                self.closed = true;
                 break;
             }
             let room = MAX_OUTPUT.saturating_sub(self.buf.len());
@@ -94,6 +104,20 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// How it ended, once reaped, for an `exec` request.
+    pub fn exec_outcome(mut self) -> ExecOutcome {
+        self.read_output();
+        match self.timed_out {
+            true => ExecOutcome::TimedOut,
+            false => ExecOutcome::Exited {
+                code: self.exit.unwrap_or(-1),
+                output: String::from_utf8_lossy(&self.buf).into_owned(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +135,9 @@ mod tests {
         let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
         w.write_all(&vec![b'x'; MAX_OUTPUT + 100]).unwrap();
         drop(w);
+        assert!(!probe.output_closed());
         probe.read_output();
+        assert!(probe.output_closed(), "at the end of the pipe");
         probe.exit = Some(1);
         let r = probe.result(Duration::from_secs(30));
         assert_eq!((r.exit_code, r.output.len()), (1, MAX_OUTPUT));
@@ -140,5 +166,24 @@ mod tests {
         probe.read_output();
         let r = probe.result(Duration::from_secs(30));
         assert_eq!((r.exit_code, r.output.as_str()), (-1, "ok\n"));
+    }
+
+    #[test]
+    fn an_exec_ends_with_its_code_and_bounded_output_or_times_out() {
+        let (mut probe, mut w) = probe_over_pipe(Duration::from_secs(30));
+        w.write_all(b"not ready\n").unwrap();
+        w.write_all(&vec![b'x'; MAX_OUTPUT]).unwrap();
+        drop(w);
+        probe.exit = Some(1);
+        let ExecOutcome::Exited { code, output } = probe.exec_outcome() else {
+            panic!("not an exit");
+        };
+        assert_eq!((code, output.len()), (1, MAX_OUTPUT));
+        assert!(output.starts_with("not ready\n"));
+
+        let (mut probe, _w) = probe_over_pipe(Duration::from_millis(10));
+        probe.enforce_deadline(Instant::now() + Duration::from_secs(1));
+        probe.exit = Some(137);
+        assert_eq!(probe.exec_outcome(), ExecOutcome::TimedOut);
     }
 }

@@ -29,7 +29,20 @@ pub enum RequestError {
     /// The runtime could not deliver the signal.
     #[error("{0}")]
     Kill(berth_runtime::ContainerError),
+    /// An exec without a command.
+    #[error("exec: no command given")]
+    NoCommand,
+    /// An exec while [`MAX_EXECS`] commands run already.
+    #[error("exec: {MAX_EXECS} commands are running already")]
+    TooManyExecs,
+    /// The exec's command could not be started.
+    #[error("exec: {0}")]
+    ExecFailed(super::super::ContainerError),
 }
+
+/// How many `exec` requests' commands may run at once (a pod's liveness and readiness
+/// probes, with room to spare).
+pub const MAX_EXECS: usize = 4;
 
 /// What the monitor knows when a request comes in.
 #[derive(Debug, Clone, Copy)]
@@ -42,10 +55,12 @@ pub struct Facts {
     pub open_stdin: bool,
     /// The image's stop signal, when it set one.
     pub stop_signal: Option<Signal>,
+    /// How many `exec` commands run.
+    pub execs: usize,
 }
 
 /// What to do for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Attach the client; with `stdin`, its bytes go to the container.
     Attach {
@@ -75,17 +90,24 @@ pub enum Action {
         /// Whether this counts as the user stopping the container.
         manual: bool,
     },
+    /// Start `argv` in the container, kill it after `timeout`, answer when it ended.
+    Exec {
+        /// The command.
+        argv: Vec<String>,
+        /// How long it may run.
+        timeout: Duration,
+    },
 }
 
 /// Decides what `request` makes the monitor do.
 pub fn plan(request: &Request, facts: Facts) -> Result<Action, RequestError> {
-    match *request {
-        Request::Attach { stdin } => Ok(Action::Attach {
+    match request {
+        &Request::Attach { stdin } => Ok(Action::Attach {
             stdin: stdin && facts.open_stdin,
         }),
-        Request::Resize { rows, cols } if facts.tty => Ok(Action::Resize { rows, cols }),
+        &Request::Resize { rows, cols } if facts.tty => Ok(Action::Resize { rows, cols }),
         Request::Resize { .. } => Err(RequestError::NoTerminal),
-        Request::Stop {
+        &Request::Stop {
             signal,
             timeout_secs,
         } => Ok(Action::Stop {
@@ -95,7 +117,7 @@ pub fn plan(request: &Request, facts: Facts) -> Result<Action, RequestError> {
             },
             grace: Duration::from_secs(timeout_secs),
         }),
-        Request::Kill { signal } => {
+        &Request::Kill { signal } => {
             let signal = Signal::try_from(signal).map_err(RequestError::BadSignal)?;
             if !facts.running {
                 return Err(RequestError::NotRunning);
@@ -104,6 +126,21 @@ pub fn plan(request: &Request, facts: Facts) -> Result<Action, RequestError> {
             Ok(Action::Kill {
                 signal,
                 manual: signal == Signal::SIGKILL || stop_signal,
+            })
+        }
+        Request::Exec { argv, timeout_ms } => {
+            if !facts.running {
+                return Err(RequestError::NotRunning);
+            }
+            if argv.is_empty() {
+                return Err(RequestError::NoCommand);
+            }
+            if facts.execs >= MAX_EXECS {
+                return Err(RequestError::TooManyExecs);
+            }
+            Ok(Action::Exec {
+                argv: argv.clone(),
+                timeout: Duration::from_millis(*timeout_ms),
             })
         }
     }
@@ -118,6 +155,7 @@ mod tests {
         tty: false,
         open_stdin: false,
         stop_signal: None,
+        execs: 0,
     };
 
     #[test]
@@ -215,5 +253,45 @@ mod tests {
             plan(&kill(4242), RUNNING),
             Err(RequestError::BadSignal(_))
         ));
+    }
+
+    #[test]
+    fn exec_needs_a_running_container_a_command_and_a_free_slot() {
+        let exec = |argv: &[&str]| Request::Exec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            timeout_ms: 2500,
+        };
+        assert_eq!(
+            plan(&exec(&["cat", "/tmp/ready"]), RUNNING).unwrap(),
+            Action::Exec {
+                argv: vec!["cat".into(), "/tmp/ready".into()],
+                timeout: Duration::from_millis(2500),
+            }
+        );
+        let exited = Facts {
+            running: false,
+            ..RUNNING
+        };
+        assert_eq!(
+            plan(&exec(&["true"]), exited).unwrap_err().to_string(),
+            "container is not running"
+        );
+        assert_eq!(
+            plan(&exec(&[]), RUNNING).unwrap_err().to_string(),
+            "exec: no command given"
+        );
+        let busy = Facts {
+            execs: MAX_EXECS,
+            ..RUNNING
+        };
+        assert_eq!(
+            plan(&exec(&["true"]), busy).unwrap_err().to_string(),
+            "exec: 4 commands are running already"
+        );
+        let one_free = Facts {
+            execs: MAX_EXECS - 1,
+            ..RUNNING
+        };
+        assert!(plan(&exec(&["true"]), one_free).is_ok());
     }
 }
