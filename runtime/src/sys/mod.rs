@@ -5,6 +5,7 @@
 pub mod heap;
 mod linux;
 pub mod protected_exe;
+pub mod resident;
 pub mod seccomp;
 
 use std::path::{Path, PathBuf};

@@ -226,6 +226,10 @@ impl<'a> Monitor<'a> {
                 let _ = writeln!(self.reports, "started");
                 first = false;
             }
+            // Start-up's code goes from memory; the loop faults back in what it runs.
+            if let Err(e) = berth_runtime::sys::resident::release_image_pages() {
+                tracing::debug!(error = %e, "releasing start-up pages");
+            }
             let (code, ran) = self.run_to_exit()?;
             self.state.exit_code = Some(code);
             self.state.finished_at = Some(now_rfc3339());
