@@ -10,8 +10,9 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::super::control::ExecOutcome;
-use super::super::health::{HealthResult, MAX_OUTPUT};
+use super::super::health::{Health, HealthConfig, HealthResult, MAX_OUTPUT};
 use super::super::state::now_rfc3339;
+use super::helper::{self, Task};
 
 /// A health check process.
 pub struct Probe {
@@ -114,6 +115,76 @@ impl Probe {
                 code: self.exit.unwrap_or(-1),
                 output: String::from_utf8_lossy(&self.buf).into_owned(),
             },
+        }
+    }
+}
+
+/// The health check as the monitor runs it: started in a helper on its schedule, its
+/// output read as it comes, its result recorded once reaped.
+impl super::Monitor<'_> {
+    /// Starts the health check in the container (in a helper), its output to a pipe.
+    pub(super) fn start_probe(&mut self) {
+        let Some(check) = self.config.monitor.healthcheck.clone() else {
+            return;
+        };
+        let start = now_rfc3339();
+        match helper::start_with_output(self.c, &self.helper, self.id(), Task::Probe) {
+            Ok((pid, output)) => {
+                if let Some(p) = &mut self.process {
+                    p.probe = Some(Probe::new(pid, start, check.timeout(), output));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "health check");
+                self.record_health(HealthResult {
+                    start,
+                    end: now_rfc3339(),
+                    exit_code: -1,
+                    output: e.to_string(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn read_probe(&mut self) {
+        if let Some(probe) = self.process.as_mut().and_then(|p| p.probe.as_mut()) {
+            probe.read_output();
+        }
+    }
+
+    /// Records the health check's result once it was reaped.
+    pub(super) fn finish_probe(&mut self) {
+        let Some(p) = &mut self.process else { return };
+        if p.probe.as_ref().is_none_or(|probe| probe.exit.is_none()) {
+            return;
+        }
+        let Some(probe) = p.probe.take() else { return };
+        let timeout = self
+            .config
+            .monitor
+            .healthcheck
+            .as_ref()
+            .map(HealthConfig::timeout)
+            .unwrap_or_default();
+        self.record_health(probe.result(timeout));
+    }
+
+    fn record_health(&mut self, result: HealthResult) {
+        let Some(check) = &self.config.monitor.healthcheck else {
+            return;
+        };
+        let in_start_period = self
+            .process
+            .as_ref()
+            .is_some_and(|p| p.started.elapsed() < check.start_period());
+        let health = self.state.health.get_or_insert_with(Health::starting);
+        health.record(result, check.retries(), in_start_period);
+        tracing::debug!(status = ?health.status, streak = health.failing_streak, "health");
+        if let Some(p) = &mut self.process {
+            p.next_check = Some(Instant::now() + check.interval());
+        }
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "recording health");
         }
     }
 }
