@@ -291,6 +291,13 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
     let config = container::create(&c, &opts)?;
     let exe = monitor_exe()?;
     let attach = !a.detach && (a.tty || a.interactive);
+    // The foreground's output is read from the log, opened before the container can start: a
+    // fast `--rm` container's log may be gone by the time the monitor says it started.
+    let reader = if a.detach || attach {
+        None
+    } else {
+        Some(LogReader::open_created(&c.log_path(&config.id))?)
+    };
     let mut handle = match monitor::spawn(&c, &exe, &config.id, attach) {
         Ok(h) => h,
         Err(e) => {
@@ -338,8 +345,12 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     forward_signals(&c, &config)?;
-    let mut reader = LogReader::new(&c.log_path(&config.id));
-    // Opened now, so output stays readable after --rm removes the file.
+    let Some(mut reader) = reader else {
+        bail!(
+            "container {}: no log reader for the foreground",
+            config.short_id()
+        )
+    };
     print_entries(&mut reader)?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

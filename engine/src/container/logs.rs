@@ -259,6 +259,27 @@ impl LogReader {
         }
     }
 
+    /// A reader holding the log at `path` open from now on, creating it (empty, owner-only)
+    /// if it does not exist yet: what it reads stays readable when the log is removed (a
+    /// `--rm` container's, as soon as it exits), however late the first read comes.
+    pub fn open_created(path: &Path) -> Result<Self, LogError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(LogReader {
+            file: Some(file),
+            path: path.to_path_buf(),
+            partial: Vec::new(),
+        })
+    }
+
     /// The entries written since the last call (all of them, rotated files included, on the
     /// first call). Lines that are not valid entries are skipped.
     pub fn read_new(&mut self) -> Result<Vec<LogEntry>, LogError> {
@@ -357,6 +378,20 @@ fn parse_lines(buf: &mut Vec<u8>, out: &mut Vec<LogEntry>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_reader_opened_before_the_writer_reads_what_is_written_after_the_log_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut reader = LogReader::open_created(&path).unwrap();
+        let mut writer = LogWriter::open(&path, LogOptions::default()).unwrap();
+        writer.write(Stream::Stdout, b"hello\n").unwrap();
+        writer.flush().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let entries = reader.read_new().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].log, "hello\n");
+    }
+
     use super::*;
 
     #[test]
