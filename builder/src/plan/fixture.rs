@@ -19,3 +19,19 @@ pub(super) fn opts(target: Option<&str>, args: &[(&str, &str)]) -> PlanOptions {
         platform: "linux/amd64".into(),
     }
 }
+
+/// A multi-stage Dockerfile: stages used by COPY --from and RUN --mount=from, one unused,
+/// and an image reference as a source.
+pub(super) const MULTI: &str = "\
+FROM alpine AS deps
+RUN echo deps
+FROM alpine AS unused
+RUN echo unused
+FROM deps AS build
+COPY --from=deps /a /b
+FROM scratch AS tool
+FROM alpine
+RUN --mount=from=tool,target=/t true
+COPY --from=build /out /out
+COPY --from=busybox:latest /bin/busybox /bin/
+";

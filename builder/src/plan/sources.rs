@@ -200,24 +200,10 @@ impl Plan {
 mod tests {
     use berth_image::reference::Reference;
 
-    use super::super::fixture::{opts, plan};
+    use super::super::fixture::{opts, plan, MULTI};
     use super::*;
     use crate::dockerfile::Instruction;
     use crate::plan::StageBase;
-
-    const MULTI: &str = "\
-FROM alpine AS deps
-RUN echo deps
-FROM alpine AS unused
-RUN echo unused
-FROM deps AS build
-COPY --from=deps /a /b
-FROM scratch AS tool
-FROM alpine
-RUN --mount=from=tool,target=/t true
-COPY --from=build /out /out
-COPY --from=busybox:latest /bin/busybox /bin/
-";
 
     #[test]
     fn copy_from_image_and_stage_refs() {

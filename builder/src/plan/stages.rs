@@ -177,22 +177,8 @@ impl Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixture::{opts, plan};
+    use super::super::fixture::{opts, plan, MULTI};
     use super::*;
-
-    const MULTI: &str = "\
-FROM alpine AS deps
-RUN echo deps
-FROM alpine AS unused
-RUN echo unused
-FROM deps AS build
-COPY --from=deps /a /b
-FROM scratch AS tool
-FROM alpine
-RUN --mount=from=tool,target=/t true
-COPY --from=build /out /out
-COPY --from=busybox:latest /bin/busybox /bin/
-";
 
     #[test]
     fn graph_and_pruning() {

@@ -340,17 +340,12 @@ pub fn run(g: &Globals, a: RunArgs) -> Result<ExitCode> {
         let code = handle.wait()?;
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
-    if a.detach {
+    // Not attached: detached exactly when no log reader was opened for the foreground.
+    let Some(mut reader) = reader else {
         println!("{}", config.id);
         return Ok(ExitCode::SUCCESS);
-    }
-    forward_signals(&c, &config)?;
-    let Some(mut reader) = reader else {
-        bail!(
-            "container {}: no log reader for the foreground",
-            config.short_id()
-        )
     };
+    forward_signals(&c, &config)?;
     print_entries(&mut reader)?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
